@@ -1,0 +1,113 @@
+//! roster's vendor sandbox: stateful fakes of the vendors' user APIs, faithful to
+//! `shared/vendors/` (auth, validation, error bodies, rate limits), served from one
+//! HTTP server with one path prefix per vendor.
+//!
+//! Used two ways: by roster's tests (in process, `Sandbox::start`, with direct access to
+//! each fake's state and fault injection) and by people trying roster
+//! (`roster-sandbox` binary). It deliberately shares no code with roster, so a connector
+//! that passes against it has not simply agreed with itself.
+
+pub mod control;
+pub mod drivekit;
+pub mod motive;
+pub mod rocketchat;
+pub mod telematics;
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+pub use control::{Call, Control, Fault};
+
+/// The credentials each fake accepts.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub motive_api_key: String,
+    pub motive_token: String,
+    pub drivekit_api_key: String,
+    pub telematics_email: String,
+    pub telematics_password: String,
+    pub telematics_instance_id: String,
+    pub telematics_instance_key: String,
+    pub rocketchat_user_id: String,
+    pub rocketchat_auth_token: String,
+}
+
+impl Default for Credentials {
+    /// The well-known sandbox credentials (also in `examples/roster.toml`).
+    fn default() -> Self {
+        Self {
+            motive_api_key: "sandbox-motive-key".into(),
+            motive_token: "sandbox-motive-oauth-token".into(),
+            drivekit_api_key: "sandbox-drivekit-key".into(),
+            telematics_email: "admin@sandbox.test".into(),
+            telematics_password: "sandbox-telematics-password".into(),
+            telematics_instance_id: "5a3c1e2f-0000-4000-8000-000000000001".into(),
+            telematics_instance_key: "5a3c1e2f-0000-4000-8000-0000000000ff".into(),
+            rocketchat_user_id: "SandboxAdmin0001".into(),
+            rocketchat_auth_token: "sandbox-rocketchat-pat".into(),
+        }
+    }
+}
+
+/// A running sandbox. Dropping it stops the server.
+pub struct Sandbox {
+    pub addr: SocketAddr,
+    pub motive: motive::Motive,
+    pub drivekit: drivekit::DriveKit,
+    pub telematics: telematics::Telematics,
+    pub rocketchat: rocketchat::RocketChat,
+    task: JoinHandle<()>,
+}
+
+impl Sandbox {
+    /// Starts on a free loopback port.
+    ///
+    /// # Errors
+    /// If no port can be bound.
+    pub async fn start(creds: Credentials) -> std::io::Result<Self> {
+        Self::start_on("127.0.0.1:0".parse().expect("literal address"), creds).await
+    }
+
+    /// Starts on the given address.
+    ///
+    /// # Errors
+    /// If the address cannot be bound.
+    pub async fn start_on(addr: SocketAddr, creds: Credentials) -> std::io::Result<Self> {
+        let motive = motive::Motive::new(&creds.motive_api_key, &creds.motive_token);
+        let drivekit = drivekit::DriveKit::new(&creds);
+        let telematics = telematics::Telematics::new(&creds);
+        let rocketchat = rocketchat::RocketChat::new(&creds);
+        let app = Router::new()
+            .nest("/motive", motive.router())
+            .nest("/drivekit", drivekit.router())
+            .nest("/telematics", telematics.router())
+            .nest("/rocketchat", rocketchat.router());
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self {
+            addr,
+            motive,
+            drivekit,
+            telematics,
+            rocketchat,
+            task,
+        })
+    }
+
+    /// The `base_url` to give roster for a vendor (`motive`, …).
+    pub fn url(&self, vendor: &str) -> String {
+        format!("http://{}/{vendor}", self.addr)
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

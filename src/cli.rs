@@ -1,0 +1,302 @@
+//! The command line: parsing (clap) and one function per command, each returning the
+//! process exit code of `spec/interface.md`.
+//!
+//! Output discipline: results go to stdout (the table, or one JSON object with
+//! `--json`); logs and errors go to stderr.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+
+use crate::config::{self, ConfigError, Settings};
+use crate::report::{Report, exit};
+use crate::shutdown::Shutdown;
+use crate::store::{RecordState, Store};
+use crate::sync::{Context, PassOptions, run_once};
+
+#[derive(Debug, Parser)]
+#[command(name = "roster", version, about = "Keeps vendor user lists in step with one source of truth.")]
+pub struct Cli {
+    /// Config file (else $ROSTER_CONFIG, else ./roster.toml).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// One full pass now: read the source, diff, push, record.
+    Reconcile(ReconcileArgs),
+    /// Every operation a pass would make; pushes nothing, writes nothing.
+    Plan(PlanArgs),
+    /// What the store knows: per vendor, linked people and the last pass.
+    Status(JsonArg),
+    /// Validates the config and the source, and checks each vendor's credentials.
+    Check,
+}
+
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    /// Compute and print the plan without pushing or writing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Only this vendor (repeatable).
+    #[arg(long = "vendor", value_name = "NAME")]
+    pub vendors: Vec<String>,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Go ahead even when a safety limit trips.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[arg(long = "vendor", value_name = "NAME")]
+    pub vendors: Vec<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct JsonArg {
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Loads and validates the config named on the command line.
+///
+/// # Errors
+/// Any config error; the caller exits 2.
+pub fn load_settings(cli: &Cli) -> Result<Settings, ConfigError> {
+    config::load(&config::config_path(cli.config.clone()))
+}
+
+/// Runs the command; returns the exit code.
+pub async fn run(cli: Cli, settings: Settings) -> i32 {
+    match cli.command {
+        Command::Reconcile(a) => {
+            let opts = PassOptions {
+                dry_run: a.dry_run,
+                force: a.force,
+                only: a.vendors,
+            };
+            pass(settings, opts, a.json).await
+        }
+        Command::Plan(a) => {
+            let opts = PassOptions {
+                dry_run: true,
+                force: false,
+                only: a.vendors,
+            };
+            pass(settings, opts, a.json).await
+        }
+        Command::Status(a) => status(&settings, a.json),
+        Command::Check => check(settings).await,
+    }
+}
+
+fn config_error(e: &ConfigError) -> i32 {
+    eprintln!("roster: {e}");
+    exit::CONFIG
+}
+
+/// Opens the store; a dry run of a state dir that does not exist yet uses an empty one
+/// in memory rather than creating the directory.
+fn open_store(settings: &Settings, dry_run: bool) -> Result<Store, i32> {
+    let result = if dry_run && !settings.state_dir.exists() {
+        Store::temporary()
+    } else {
+        Store::open(&settings.state_dir)
+    };
+    result.map_err(|e| {
+        eprintln!("roster: {e}");
+        exit::CONFIG
+    })
+}
+
+async fn pass(settings: Settings, opts: PassOptions, json_out: bool) -> i32 {
+    if let Some(unknown) = opts
+        .only
+        .iter()
+        .find(|v| !settings.vendors.contains_key(*v))
+    {
+        return config_error(&ConfigError::invalid(
+            "--vendor",
+            format!(
+                "no vendor named `{unknown}` in the config (have: {})",
+                settings.vendors.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        ));
+    }
+    let store = match open_store(&settings, opts.dry_run) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let ctx = match Context::build(settings) {
+        Ok(c) => c,
+        Err(e) => return config_error(&e),
+    };
+    let report = match run_once(&ctx, &store, &opts, &Shutdown::never()).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("roster: {e}");
+            return exit::FAILED_OPS;
+        }
+    };
+    print_report(&report, json_out);
+    report.exit_code()
+}
+
+fn print_report(report: &Report, json_out: bool) {
+    if json_out {
+        match serde_json::to_string_pretty(report) {
+            Ok(s) => println!("{s}"),
+            Err(e) => eprintln!("roster: cannot encode the report: {e}"),
+        }
+    } else {
+        print!("{}", report.table());
+    }
+}
+
+fn status(settings: &Settings, json_out: bool) -> i32 {
+    if !settings.state_dir.exists() {
+        if json_out {
+            println!("{}", json!({ "state_dir": settings.state_dir, "vendors": {}, "last_run": null }));
+        } else {
+            println!("no state yet at {} (no pass has run)", settings.state_dir.display());
+        }
+        return exit::OK;
+    }
+    let store = match Store::open(&settings.state_dir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("roster: {e}");
+            return exit::CONFIG;
+        }
+    };
+    let mut names: Vec<String> = settings.vendors.keys().cloned().collect();
+    for n in store.vendors() {
+        if !names.contains(&n) {
+            names.push(n);
+        }
+    }
+    let mut vendors = serde_json::Map::new();
+    for name in names {
+        let records = match store.load(&name) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("roster: {e}");
+                return exit::FAILED_OPS;
+            }
+        };
+        let count = |s: RecordState| records.values().filter(|r| r.state == s).count();
+        vendors.insert(
+            name.clone(),
+            json!({
+                "linked": records.len(),
+                "active": count(RecordState::Active),
+                "deactivated": count(RecordState::Deactivated),
+                "pending_create": count(RecordState::Creating),
+                "configured": settings.vendors.contains_key(&name),
+            }),
+        );
+    }
+    let last: Option<Report> = store.last_report().unwrap_or_else(|e| {
+        eprintln!("roster: {e}");
+        None
+    });
+    let last_run = last.as_ref().map(|r| {
+        json!({
+            "started_at": r.started_at,
+            "finished_at": r.finished_at,
+            "outcome": match r.exit_code() { 0 => "ok", 1 => "failed_operations", _ => "refused" },
+            "refused": r.refused,
+            "failed": r.vendors.values().map(|v| v.failed).sum::<usize>(),
+        })
+    });
+    if json_out {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "state_dir": settings.state_dir,
+                "vendors": vendors,
+                "last_run": last_run,
+            }))
+            .unwrap_or_default()
+        );
+    } else {
+        println!("state: {}", settings.state_dir.display());
+        println!("{:<14} {:>8} {:>8} {:>12} {:>15}", "vendor", "linked", "active", "deactivated", "pending_create");
+        for (name, v) in &vendors {
+            let n = |k: &str| v[k].as_u64().unwrap_or(0);
+            println!(
+                "{:<14} {:>8} {:>8} {:>12} {:>15}",
+                name,
+                n("linked"),
+                n("active"),
+                n("deactivated"),
+                n("pending_create")
+            );
+        }
+        match &last {
+            None => println!("last run: none"),
+            Some(r) => {
+                let when = r.finished_at.map(|t| t.to_rfc3339()).unwrap_or_default();
+                match &r.refused {
+                    Some(why) => println!("last run: {when} refused: {why}"),
+                    None => println!(
+                        "last run: {when} ({} failed operations)",
+                        r.vendors.values().map(|v| v.failed).sum::<usize>()
+                    ),
+                }
+            }
+        }
+    }
+    exit::OK
+}
+
+async fn check(settings: Settings) -> i32 {
+    let ctx = match Context::build(settings) {
+        Ok(c) => c,
+        Err(e) => return config_error(&e),
+    };
+    println!("config: ok");
+    let mut code = exit::OK;
+    match ctx.source.fetch().await {
+        Ok(snapshot) => {
+            println!(
+                "source: ok ({}): {} people, {} invalid records",
+                ctx.source.describe(),
+                snapshot.people.len(),
+                snapshot.invalid.len()
+            );
+            for r in &snapshot.invalid {
+                println!("  invalid {r}");
+            }
+            if snapshot.people.is_empty() {
+                println!("source: FAILED: no valid records; a pass would be refused");
+                code = exit::REFUSED;
+            }
+        }
+        Err(e) => {
+            println!("source: FAILED: {e}");
+            code = exit::REFUSED;
+        }
+    }
+    for (settings, vendor) in &ctx.vendors {
+        match vendor.check().await {
+            Ok(()) => println!("vendor {}: ok", settings.name),
+            Err(e) => {
+                println!("vendor {}: FAILED: {e}", settings.name);
+                if code == exit::OK {
+                    code = exit::FAILED_OPS;
+                }
+            }
+        }
+    }
+    code
+}

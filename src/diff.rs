@@ -1,0 +1,408 @@
+//! The plan: which call each person needs at one vendor. PURE: no I/O, no clock, no
+//! async. Deterministic: operations come out ordered by person id.
+//!
+//! | wanted \ stored      | none        | creating          | active               | deactivated          |
+//! |----------------------|-------------|-------------------|----------------------|----------------------|
+//! | active, fields F     | create F    | create F (resume) | update Δ, or nothing | reactivate (+ Δ)     |
+//! | inactive / out of scope | nothing  | deactivate (look up first) | deactivate  | nothing              |
+//! | removed from source  | nothing     | deactivate (look up first) | deactivate or delete | nothing or delete |
+//! | skipped / held       | nothing     | nothing           | nothing              | nothing              |
+//!
+//! "Held" people have an invalid source record: they keep whatever state they have until
+//! the record is fixed, so a typo in the source never deactivates anyone.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::config::OnRemove;
+use crate::model::{Changes, Fields, PersonId, changes};
+use crate::store::{RecordState, VendorRecord};
+
+/// What the source says one vendor should hold for one person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Desired {
+    /// Active and in scope: the account should exist, active, with these fields.
+    Active(Fields),
+    /// In the source but not wanted at this vendor.
+    Inactive(Why),
+    /// Cannot be sent to this vendor as the source has it (the message says why).
+    Skip(String),
+    /// The source record is invalid: change nothing for this person.
+    Hold,
+}
+
+/// Why a person should not be active at a vendor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Why {
+    /// `active = false` in the source.
+    Inactive,
+    /// Not in any of the vendor's scope groups.
+    OutOfScope,
+    /// No longer in the source at all.
+    Removed,
+}
+
+impl Why {
+    /// The machine-readable form used in reports.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Inactive => "inactive",
+            Self::OutOfScope => "out_of_scope",
+            Self::Removed => "removed",
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Inactive => "inactive in the source",
+            Self::OutOfScope => "out of the vendor's scope",
+            Self::Removed => "removed from the source",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpKind {
+    /// `resume`: an earlier create may have reached the vendor; look up before creating.
+    Create { fields: Fields, resume: bool },
+    Update { remote: String, changes: Changes, fields: Fields },
+    /// `remote` is `None` when only a create intent was stored: look the account up.
+    Deactivate { remote: Option<String>, why: Why },
+    Reactivate { remote: String, changes: Changes, fields: Fields },
+    Delete { remote: Option<String> },
+}
+
+impl OpKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Create { .. } => "create",
+            Self::Update { .. } => "update",
+            Self::Deactivate { .. } => "deactivate",
+            Self::Reactivate { .. } => "reactivate",
+            Self::Delete { .. } => "delete",
+        }
+    }
+
+    /// Names of the fields this operation sends.
+    pub fn field_names(&self) -> Vec<String> {
+        match self {
+            Self::Create { fields, .. } => fields.keys().cloned().collect(),
+            Self::Update { changes, .. } | Self::Reactivate { changes, .. } => {
+                changes.keys().cloned().collect()
+            }
+            Self::Deactivate { .. } | Self::Delete { .. } => Vec::new(),
+        }
+    }
+
+    pub fn is_removal(&self) -> bool {
+        matches!(self, Self::Deactivate { .. } | Self::Delete { .. })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operation {
+    pub person: PersonId,
+    pub kind: OpKind,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub ops: Vec<Operation>,
+    /// Linked people whose account already matches the source.
+    pub unchanged: usize,
+    /// People that cannot be sent as they are: who, the operation they would have
+    /// needed, and the reason.
+    pub skipped: Vec<(PersonId, &'static str, String)>,
+}
+
+impl Plan {
+    pub fn removals(&self) -> usize {
+        self.ops.iter().filter(|o| o.kind.is_removal()).count()
+    }
+}
+
+/// Computes the operations that bring one vendor in line with the source.
+pub fn plan(
+    desired: &BTreeMap<PersonId, Desired>,
+    known: &BTreeMap<PersonId, VendorRecord>,
+    on_remove: OnRemove,
+) -> Plan {
+    let mut out = Plan::default();
+    let ids: std::collections::BTreeSet<&PersonId> = desired.keys().chain(known.keys()).collect();
+    for id in ids {
+        let wanted = desired.get(id);
+        let record = known.get(id);
+        let kind = match (wanted, record) {
+            (Some(Desired::Hold), _) => None,
+            (Some(Desired::Skip(msg)), r) => {
+                let op = if r.is_some() { "update" } else { "create" };
+                out.skipped.push((id.clone(), op, msg.clone()));
+                None
+            }
+            (Some(Desired::Active(fields)), None) => Some(OpKind::Create {
+                fields: fields.clone(),
+                resume: false,
+            }),
+            (Some(Desired::Active(fields)), Some(r)) => active_op(fields, r),
+            (Some(Desired::Inactive(why)), Some(r)) => removal_op(r, *why, OnRemove::Deactivate),
+            (None, Some(r)) => removal_op(r, Why::Removed, on_remove),
+            (Some(Desired::Inactive(_)), None) | (None, None) => continue,
+        };
+        match kind {
+            Some(kind) => out.ops.push(Operation {
+                person: id.clone(),
+                kind,
+            }),
+            None if record.is_some() && !matches!(wanted, Some(Desired::Skip(_))) => {
+                out.unchanged += 1;
+            }
+            None => {}
+        }
+    }
+    out
+}
+
+fn active_op(fields: &Fields, record: &VendorRecord) -> Option<OpKind> {
+    match (&record.state, &record.remote_id) {
+        (RecordState::Creating, _) | (_, None) => Some(OpKind::Create {
+            fields: fields.clone(),
+            resume: true,
+        }),
+        (RecordState::Active, Some(remote)) => {
+            let changes = changes(&record.fields, fields);
+            (!changes.is_empty()).then(|| OpKind::Update {
+                remote: remote.clone(),
+                changes,
+                fields: fields.clone(),
+            })
+        }
+        (RecordState::Deactivated, Some(remote)) => Some(OpKind::Reactivate {
+            remote: remote.clone(),
+            changes: changes(&record.fields, fields),
+            fields: fields.clone(),
+        }),
+    }
+}
+
+fn removal_op(record: &VendorRecord, why: Why, on_remove: OnRemove) -> Option<OpKind> {
+    let delete = on_remove == OnRemove::Delete && why == Why::Removed;
+    match (record.state, delete) {
+        (_, true) => Some(OpKind::Delete {
+            remote: record.remote_id.clone(),
+        }),
+        (RecordState::Deactivated, false) => None,
+        (RecordState::Active | RecordState::Creating, false) => Some(OpKind::Deactivate {
+            remote: record.remote_id.clone(),
+            why,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+
+    fn fields(pairs: &[(&str, &str)]) -> Fields {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn rec(state: RecordState, remote: Option<&str>, f: &[(&str, &str)]) -> VendorRecord {
+        let t = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().expect("date");
+        VendorRecord {
+            remote_id: remote.map(String::from),
+            state,
+            fields: fields(f),
+            linked_at: t,
+            updated_at: t,
+        }
+    }
+
+    /// One row: what the source wants and what the store knows, for person `p`.
+    struct Case {
+        name: &'static str,
+        wanted: Option<Desired>,
+        known: Option<VendorRecord>,
+        on_remove: OnRemove,
+        expect: Option<OpKind>,
+        unchanged: usize,
+        skipped: usize,
+    }
+
+    fn check(c: Case) {
+        let id = PersonId::from("p");
+        let desired: BTreeMap<_, _> = c.wanted.into_iter().map(|d| (id.clone(), d)).collect();
+        let known: BTreeMap<_, _> = c.known.into_iter().map(|r| (id.clone(), r)).collect();
+        let p = plan(&desired, &known, c.on_remove);
+        let got = p.ops.first().map(|o| o.kind.clone());
+        assert_eq!(got, c.expect, "case `{}`", c.name);
+        assert_eq!(p.unchanged, c.unchanged, "case `{}` unchanged", c.name);
+        assert_eq!(p.skipped.len(), c.skipped, "case `{}` skipped", c.name);
+    }
+
+    const A: &[(&str, &str)] = &[("email", "a@x.io"), ("first_name", "Ann")];
+    const B: &[(&str, &str)] = &[("email", "b@x.io"), ("first_name", "Ann")];
+
+    #[test]
+    fn table() {
+        use RecordState::*;
+        let d = OnRemove::Deactivate;
+        let cases = vec![
+            Case {
+                name: "new person is created",
+                wanted: Some(Desired::Active(fields(A))),
+                known: None,
+                on_remove: d,
+                expect: Some(OpKind::Create { fields: fields(A), resume: false }),
+                unchanged: 0,
+                skipped: 0,
+            },
+            Case {
+                name: "unchanged person needs nothing",
+                wanted: Some(Desired::Active(fields(A))),
+                known: Some(rec(Active, Some("7"), A)),
+                on_remove: d,
+                expect: None,
+                unchanged: 1,
+                skipped: 0,
+            },
+            Case {
+                name: "changed field is an update of that field only",
+                wanted: Some(Desired::Active(fields(B))),
+                known: Some(rec(Active, Some("7"), A)),
+                on_remove: d,
+                expect: Some(OpKind::Update {
+                    remote: "7".into(),
+                    changes: [("email".to_string(), Some("b@x.io".to_string()))].into(),
+                    fields: fields(B),
+                }),
+                unchanged: 0,
+                skipped: 0,
+            },
+            Case {
+                name: "removed person is deactivated, not deleted",
+                wanted: None,
+                known: Some(rec(Active, Some("7"), A)),
+                on_remove: d,
+                expect: Some(OpKind::Deactivate { remote: Some("7".into()), why: Why::Removed }),
+                unchanged: 0,
+                skipped: 0,
+            },
+            Case {
+                name: "removed person is deleted when the vendor says so",
+                wanted: None,
+                known: Some(rec(Deactivated, Some("7"), A)),
+                on_remove: OnRemove::Delete,
+                expect: Some(OpKind::Delete { remote: Some("7".into()) }),
+                unchanged: 0,
+                skipped: 0,
+            },
+            Case {
+                name: "inactive person is deactivated even with on_remove=delete",
+                wanted: Some(Desired::Inactive(Why::Inactive)),
+                known: Some(rec(Active, Some("7"), A)),
+                on_remove: OnRemove::Delete,
+                expect: Some(OpKind::Deactivate { remote: Some("7".into()), why: Why::Inactive }),
+                unchanged: 0,
+                skipped: 0,
+            },
+            Case {
+                name: "out of scope is deactivated",
+                wanted: Some(Desired::Inactive(Why::OutOfScope)),
+                known: Some(rec(Active, Some("7"), A)),
+                on_remove: d,
+                expect: Some(OpKind::Deactivate { remote: Some("7".into()), why: Why::OutOfScope }),
+                unchanged: 0,
+                skipped: 0,
+            },
+            Case {
+                name: "already deactivated and still inactive needs nothing",
+                wanted: Some(Desired::Inactive(Why::Inactive)),
+                known: Some(rec(Deactivated, Some("7"), A)),
+                on_remove: d,
+                expect: None,
+                unchanged: 1,
+                skipped: 0,
+            },
+            Case {
+                name: "inactive and never linked needs nothing",
+                wanted: Some(Desired::Inactive(Why::Inactive)),
+                known: None,
+                on_remove: d,
+                expect: None,
+                unchanged: 0,
+                skipped: 0,
+            },
+            Case {
+                name: "back again is reactivated with the same account and fresh fields",
+                wanted: Some(Desired::Active(fields(B))),
+                known: Some(rec(Deactivated, Some("7"), A)),
+                on_remove: d,
+                expect: Some(OpKind::Reactivate {
+                    remote: "7".into(),
+                    changes: [("email".to_string(), Some("b@x.io".to_string()))].into(),
+                    fields: fields(B),
+                }),
+                unchanged: 0,
+                skipped: 0,
+            },
+            Case {
+                name: "a create intent resumes with a lookup",
+                wanted: Some(Desired::Active(fields(A))),
+                known: Some(rec(Creating, None, A)),
+                on_remove: d,
+                expect: Some(OpKind::Create { fields: fields(A), resume: true }),
+                unchanged: 0,
+                skipped: 0,
+            },
+            Case {
+                name: "removed while a create intent was pending is looked up and deactivated",
+                wanted: None,
+                known: Some(rec(Creating, None, A)),
+                on_remove: d,
+                expect: Some(OpKind::Deactivate { remote: None, why: Why::Removed }),
+                unchanged: 0,
+                skipped: 0,
+            },
+            Case {
+                name: "held (invalid record) keeps an active account as it is",
+                wanted: Some(Desired::Hold),
+                known: Some(rec(Active, Some("7"), A)),
+                on_remove: d,
+                expect: None,
+                unchanged: 1,
+                skipped: 0,
+            },
+            Case {
+                name: "skipped person is reported, not touched",
+                wanted: Some(Desired::Skip("bad pair".into())),
+                known: Some(rec(Active, Some("7"), A)),
+                on_remove: d,
+                expect: None,
+                unchanged: 0,
+                skipped: 1,
+            },
+        ];
+        for c in cases {
+            check(c);
+        }
+    }
+
+    #[test]
+    fn operations_are_ordered_by_person_id() {
+        let desired: BTreeMap<PersonId, Desired> = ["c", "a", "b"]
+            .iter()
+            .map(|id| (PersonId::from(*id), Desired::Active(fields(A))))
+            .collect();
+        let known = [(PersonId::from("0"), rec(RecordState::Active, Some("1"), A))].into();
+        let p = plan(&desired, &known, OnRemove::Deactivate);
+        let order: Vec<&str> = p.ops.iter().map(|o| o.person.as_str()).collect();
+        assert_eq!(order, ["0", "a", "b", "c"]);
+        assert_eq!(p.removals(), 1);
+    }
+}

@@ -1,0 +1,31 @@
+//! roster keeps the user lists of fleet and collaboration vendors in step with one
+//! source of truth.
+//!
+//! Layout (data flows top to bottom; see ARCHITECTURE.md):
+//!
+//! - `config`   — TOML + `ROSTER__…` environment → validated `Settings`.
+//! - `source`   — the `Source` trait and its kinds: people in.
+//! - `model`    — `Person`, `PersonId`, `Fields`: what sources produce and vendors consume.
+//! - `diff`     — PURE: desired fields vs stored records → `Plan`.
+//! - `store`    — the only sled user: per-vendor records and the last report.
+//! - `vendor`   — the `Vendor` trait and one file per vendor: calls out.
+//! - `retry`    — the only `backoff` user: the retry policy for vendor calls.
+//! - `push`     — runs one vendor's plan: concurrency, retries, store write per ack.
+//! - `sync`     — one pass: read, plan, safety gate, push, report.
+//! - `report`   — the JSON report, summary table and exit codes.
+//! - `shutdown` — one trigger, many listeners.
+//! - `cli`      — the command line (used by the thin `main.rs`).
+
+pub mod cli;
+pub mod config;
+pub mod diff;
+pub mod model;
+pub mod push;
+pub mod report;
+pub mod retry;
+pub mod secret;
+pub mod shutdown;
+pub mod source;
+pub mod store;
+pub mod sync;
+pub mod vendor;

@@ -1,0 +1,41 @@
+//! The `roster` binary: parse the command line, load the config, set up logging, run
+//! the command, exit with its code.
+
+use std::io::IsTerminal;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use roster::cli::{self, Cli};
+use roster::config::LogFormat;
+use roster::report::exit;
+
+fn main() {
+    let cli = Cli::parse();
+    let settings = match cli::load_settings(&cli) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("roster: {e}");
+            std::process::exit(exit::CONFIG);
+        }
+    };
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{},reqwest=warn,sled=warn", settings.log.level)));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    match settings.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("roster: cannot start the async runtime: {e}");
+            std::process::exit(exit::CONFIG);
+        }
+    };
+    let code = runtime.block_on(cli::run(cli, settings));
+    std::process::exit(code);
+}

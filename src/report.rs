@@ -1,0 +1,195 @@
+//! The pass report: the `--json` contract of `spec/interface.md`, the summary table, and
+//! the exit code.
+//!
+//! Must not: hold secrets or whole person records (only ids, op names, field names and
+//! messages).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub dry_run: bool,
+    /// Set when the whole pass was refused (exit 3); nothing was pushed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
+    pub source: SourceCounts,
+    pub vendors: BTreeMap<String, VendorReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SourceCounts {
+    pub records: usize,
+    pub invalid: usize,
+    /// Each invalid record's place and what is wrong with it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<SourceRecordError>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceRecordError {
+    pub location: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VendorReport {
+    pub created: usize,
+    pub updated: usize,
+    pub deactivated: usize,
+    pub reactivated: usize,
+    /// Accounts found at the vendor by matching key and linked instead of created.
+    pub adopted: usize,
+    pub deleted: usize,
+    pub unchanged: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    pub errors: Vec<OpError>,
+    /// Only in a dry run / plan: every operation the pass would make.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operations: Option<Vec<PlannedOp>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpError {
+    pub person: String,
+    pub op: String,
+    pub message: String,
+    /// `failed` (retried next pass) or `skipped` (cannot be sent as the source has it,
+    /// or — DriveKit — not possible yet).
+    pub outcome: Outcome,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Failed,
+    Skipped,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedOp {
+    pub person: String,
+    pub op: String,
+    pub fields: Vec<String>,
+    /// Why, for removals (`removed`, `inactive`, `out_of_scope`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Exit codes of the interface.
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const FAILED_OPS: i32 = 1;
+    pub const CONFIG: i32 = 2;
+    pub const REFUSED: i32 = 3;
+}
+
+impl Report {
+    pub fn exit_code(&self) -> i32 {
+        if self.refused.is_some() {
+            exit::REFUSED
+        } else if self.vendors.values().any(|v| v.failed > 0) {
+            exit::FAILED_OPS
+        } else {
+            exit::OK
+        }
+    }
+
+    /// The human summary: one row per vendor, then every error.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let mode = if self.dry_run { " (dry run: nothing pushed)" } else { "" };
+        let _ = writeln!(
+            out,
+            "source: {} records, {} invalid{mode}",
+            self.source.records, self.source.invalid
+        );
+        for e in &self.source.errors {
+            let _ = writeln!(out, "  invalid {}: {}", e.location, e.message);
+        }
+        if let Some(why) = &self.refused {
+            let _ = writeln!(out, "PASS REFUSED, nothing pushed: {why}");
+        }
+        let _ = writeln!(
+            out,
+            "{:<14} {:>8} {:>8} {:>12} {:>12} {:>8} {:>8} {:>10} {:>7} {:>8}",
+            "vendor",
+            "created",
+            "updated",
+            "deactivated",
+            "reactivated",
+            "adopted",
+            "deleted",
+            "unchanged",
+            "failed",
+            "skipped"
+        );
+        for (name, v) in &self.vendors {
+            let _ = writeln!(
+                out,
+                "{:<14} {:>8} {:>8} {:>12} {:>12} {:>8} {:>8} {:>10} {:>7} {:>8}",
+                name,
+                v.created,
+                v.updated,
+                v.deactivated,
+                v.reactivated,
+                v.adopted,
+                v.deleted,
+                v.unchanged,
+                v.failed,
+                v.skipped
+            );
+        }
+        for (name, v) in &self.vendors {
+            for op in v.operations.iter().flatten() {
+                let fields = if op.fields.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [{}]", op.fields.join(", "))
+                };
+                let reason = op.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
+                let _ = writeln!(out, "  {name}: {} {}{fields}{reason}", op.op, op.person);
+            }
+            for e in &v.errors {
+                let what = match e.outcome {
+                    Outcome::Failed => "failed",
+                    Outcome::Skipped => "skipped",
+                };
+                let _ = writeln!(out, "  {name}: {} {} {what}: {}", e.op, e.person, e.message);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_has_the_interface_keys_and_exit_codes_follow() {
+        let mut r = Report::default();
+        r.vendors.insert("motive".into(), VendorReport::default());
+        let v = serde_json::to_value(&r).expect("json");
+        for k in ["created", "updated", "deactivated", "reactivated", "unchanged", "failed", "skipped", "errors"] {
+            assert!(v["vendors"]["motive"].get(k).is_some(), "{k}");
+        }
+        assert!(v["vendors"]["motive"].get("operations").is_none());
+        assert_eq!(v["source"]["records"], 0);
+        assert_eq!(r.exit_code(), 0);
+        r.vendors.get_mut("motive").expect("m").failed = 1;
+        assert_eq!(r.exit_code(), 1);
+        r.refused = Some("x".into());
+        assert_eq!(r.exit_code(), 3);
+    }
+}

@@ -1,0 +1,262 @@
+//! The file source: a JSON array, JSON lines, or CSV, chosen by the file's extension.
+//!
+//! A file that cannot be opened or whose overall structure is broken (not an array, a
+//! CSV header with an unknown column) fails the whole read. A single bad record is
+//! reported with its place and left out.
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+
+use super::{
+    InvalidRecord, RecordError, Snapshot, Source, SourceError, parse_record, reject_duplicates,
+};
+
+pub struct FileSource {
+    path: PathBuf,
+}
+
+impl FileSource {
+    pub fn new(path: PathBuf) -> Self {
+        Self { path }
+    }
+}
+
+#[async_trait]
+impl Source for FileSource {
+    async fn fetch(&self) -> Result<Snapshot, SourceError> {
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || read_file(&path))
+            .await
+            .map_err(|error| SourceError::Unreadable {
+                path: self.path.display().to_string(),
+                message: error.to_string(),
+            })?
+    }
+
+    fn describe(&self) -> String {
+        format!("file {}", self.path.display())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    JsonArray,
+    JsonLines,
+    Csv,
+}
+
+fn format_of(path: &Path) -> Option<Format> {
+    match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+        "json" => Some(Format::JsonArray),
+        "jsonl" | "ndjson" => Some(Format::JsonLines),
+        "csv" => Some(Format::Csv),
+        _ => None,
+    }
+}
+
+/// Reads and parses a whole source file.
+///
+/// # Errors
+/// The file cannot be read, has an unknown extension, or is structurally broken.
+pub fn read_file(path: &Path) -> Result<Snapshot, SourceError> {
+    let shown = path.display().to_string();
+    let format = format_of(path).ok_or_else(|| SourceError::Unreadable {
+        path: shown.clone(),
+        message: "unknown extension (expected .json, .jsonl or .csv)".into(),
+    })?;
+    let text = std::fs::read_to_string(path).map_err(|error| SourceError::Unreadable {
+        path: shown.clone(),
+        message: error.to_string(),
+    })?;
+    parse(&text, format).map_err(|message| SourceError::Malformed {
+        path: shown,
+        message,
+    })
+}
+
+fn parse(text: &str, format: Format) -> Result<Snapshot, String> {
+    let records: Vec<(String, Result<Value, String>)> = match format {
+        Format::JsonArray => {
+            let all: Value =
+                serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
+            let Value::Array(items) = all else {
+                return Err("expected a JSON array of people".into());
+            };
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| (format!("record {} (index {i})", i + 1), Ok(v)))
+                .collect()
+        }
+        Format::JsonLines => text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+            .map(|(i, l)| {
+                (
+                    format!("line {}", i + 1),
+                    serde_json::from_str(l).map_err(|e| format!("not valid JSON: {e}")),
+                )
+            })
+            .collect(),
+        Format::Csv => csv_records(text)?,
+    };
+
+    let mut snapshot = Snapshot::default();
+    let mut locations = Vec::new();
+    for (location, value) in records {
+        let parsed = value
+            .map_err(|message| RecordError {
+                id: None,
+                email: None,
+                message,
+            })
+            .and_then(|v| parse_record(&v));
+        match parsed {
+            Ok(person) => {
+                snapshot.people.push(person);
+                locations.push(location);
+            }
+            Err(e) => snapshot.invalid.push(InvalidRecord {
+                location,
+                id: e.id,
+                email: e.email,
+                message: e.message,
+            }),
+        }
+    }
+    reject_duplicates(&mut snapshot, &locations);
+    Ok(snapshot)
+}
+
+const CSV_COLUMNS: &[&str] = &[
+    "id",
+    "email",
+    "username",
+    "first_name",
+    "last_name",
+    "phone",
+    "active",
+    "groups",
+];
+
+fn csv_records(text: &str) -> Result<Vec<(String, Result<Value, String>)>, String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let headers = reader
+        .headers()
+        .map_err(|e| format!("cannot read the CSV header: {e}"))?
+        .clone();
+    for h in &headers {
+        if !CSV_COLUMNS.contains(&h) && !h.starts_with("attributes.") {
+            return Err(format!(
+                "unknown CSV column `{h}` (expected {} or attributes.NAME)",
+                CSV_COLUMNS.join(", ")
+            ));
+        }
+    }
+    let mut out = Vec::new();
+    for row in reader.records() {
+        match row {
+            Err(e) => {
+                let line = e.position().map_or(0, |p| p.line());
+                out.push((format!("line {line}"), Err(format!("malformed CSV row: {e}"))));
+            }
+            Ok(row) => {
+                let line = row.position().map_or(0, |p| p.line());
+                let mut obj = Map::new();
+                let mut attrs = Map::new();
+                for (h, cell) in headers.iter().zip(row.iter()) {
+                    if cell.is_empty() {
+                        continue;
+                    }
+                    match h.strip_prefix("attributes.") {
+                        Some(name) => {
+                            attrs.insert(name.to_string(), Value::String(cell.to_string()));
+                        }
+                        None => {
+                            obj.insert(h.to_string(), Value::String(cell.to_string()));
+                        }
+                    }
+                }
+                if !attrs.is_empty() {
+                    obj.insert("attributes".into(), Value::Object(attrs));
+                }
+                out.push((format!("line {line}"), Ok(Value::Object(obj))));
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(s: &Snapshot) -> Vec<&str> {
+        s.people.iter().map(|p| p.id.as_str()).collect()
+    }
+
+    #[test]
+    fn json_array_with_bad_and_duplicate_records() {
+        let s = parse(
+            r#"[{"id":"1","email":"a@b.io"},{"email":"x@y.io"},{"id":"2"},{"id":"2","first_name":"B"}]"#,
+            Format::JsonArray,
+        )
+        .expect("parses");
+        assert_eq!(ids(&s), ["1"]);
+        assert_eq!(s.invalid.len(), 3);
+        assert!(s.invalid.iter().any(|r| r.location == "record 2 (index 1)"
+            && r.message.contains("missing `id`")
+            && r.email.as_deref() == Some("x@y.io")));
+        assert!(s.invalid.iter().any(|r| r.message.contains("duplicate id `2`")));
+    }
+
+    #[test]
+    fn json_syntax_error_fails_whole_source() {
+        assert!(parse(r#"[{"id":"1"},"#, Format::JsonArray).is_err());
+        assert!(parse(r#"{"id":"1"}"#, Format::JsonArray).is_err());
+    }
+
+    #[test]
+    fn jsonl_reports_line_numbers() {
+        let s = parse("{\"id\":\"1\"}\n\n{oops\n{\"id\":\"3\",\"active\":\"x\"}\n", Format::JsonLines)
+            .expect("parses");
+        assert_eq!(ids(&s), ["1"]);
+        let locs: Vec<&str> = s.invalid.iter().map(|r| r.location.as_str()).collect();
+        assert_eq!(locs, ["line 3", "line 4"]);
+        assert_eq!(s.invalid[1].id.as_deref(), Some("3"));
+    }
+
+    #[test]
+    fn csv_maps_groups_and_attributes() {
+        let s = parse(
+            "id,email,active,groups,attributes.motive.eld_mode\n\
+             1,a@b.io,true,drivers;ops,logs\n\
+             2,bad-email,,,\n",
+            Format::Csv,
+        )
+        .expect("parses");
+        assert_eq!(ids(&s), ["1"]);
+        let p = &s.people[0];
+        assert!(p.groups.contains("ops"));
+        assert_eq!(p.attributes["motive.eld_mode"], "logs");
+        assert_eq!(s.invalid[0].location, "line 3");
+        assert!(s.invalid[0].message.contains("malformed email"));
+    }
+
+    #[test]
+    fn csv_unknown_column_fails_whole_source() {
+        let e = parse("id,frist_name\n1,x\n", Format::Csv).expect_err("refused");
+        assert!(e.contains("frist_name"));
+    }
+
+    #[test]
+    fn missing_file_is_unreadable() {
+        let e = read_file(Path::new("/nonexistent/people.json")).expect_err("missing");
+        assert!(matches!(e, SourceError::Unreadable { .. }));
+    }
+}

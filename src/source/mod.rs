@@ -1,0 +1,117 @@
+//! Sources of truth: where people come from.
+//!
+//! Owns: the `Source` trait, the `Snapshot` it returns, and building a source from
+//! config. Must not: know about vendors or the store. A source either returns every
+//! record it was asked for (valid ones as `Person`, broken ones as `InvalidRecord`) or
+//! fails as a whole; it never returns a partial list, because a missing person is read
+//! as "this person left".
+
+pub mod file;
+mod record;
+
+use std::fmt;
+
+use async_trait::async_trait;
+
+use crate::config::SourceSettings;
+use crate::model::Person;
+
+pub use record::{RecordError, parse_record};
+
+/// One full read of the source.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub people: Vec<Person>,
+    pub invalid: Vec<InvalidRecord>,
+}
+
+/// A record that was left out of the pass, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidRecord {
+    /// Where it is, e.g. `line 7` or `record 3`.
+    pub location: String,
+    /// The id, when the record has a usable one: that person keeps their current state.
+    pub id: Option<String>,
+    /// The email, when present: used to protect an already-linked person whose record
+    /// lost its id.
+    pub email: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for InvalidRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.id {
+            Some(id) => write!(f, "{} (id {id}): {}", self.location, self.message),
+            None => write!(f, "{}: {}", self.location, self.message),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("cannot read source {path}: {message}")]
+    Unreadable { path: String, message: String },
+    #[error("source {path} is malformed: {message}")]
+    Malformed { path: String, message: String },
+}
+
+#[async_trait]
+pub trait Source: Send + Sync {
+    /// Reads every record.
+    ///
+    /// # Errors
+    /// Any failure to read the whole source; never a partial snapshot.
+    async fn fetch(&self) -> Result<Snapshot, SourceError>;
+
+    /// A short description for `roster check` and logs (no secrets).
+    fn describe(&self) -> String;
+}
+
+pub fn build(settings: &SourceSettings) -> Box<dyn Source> {
+    match settings {
+        SourceSettings::File { path } => Box::new(file::FileSource::new(path.clone())),
+    }
+}
+
+/// Marks every record whose id repeats an earlier one as invalid, keeping neither: which
+/// of the two is right cannot be known.
+pub(crate) fn reject_duplicates(snapshot: &mut Snapshot, locations: &[String]) {
+    use std::collections::BTreeMap;
+    let mut seen: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, p) in snapshot.people.iter().enumerate() {
+        seen.entry(p.id.as_str()).or_default().push(i);
+    }
+    let dup_idx: Vec<usize> = seen
+        .values()
+        .filter(|v| v.len() > 1)
+        .flat_map(|v| v.iter().copied())
+        .collect();
+    if dup_idx.is_empty() {
+        return;
+    }
+    let mut dups = Vec::new();
+    for &i in &dup_idx {
+        let p = &snapshot.people[i];
+        let others: Vec<&str> = seen[p.id.as_str()]
+            .iter()
+            .filter(|&&j| j != i)
+            .map(|&j| locations[j].as_str())
+            .collect();
+        dups.push(InvalidRecord {
+            location: locations[i].clone(),
+            id: Some(p.id.0.clone()),
+            email: p.email.clone(),
+            message: format!("duplicate id `{}` (also at {})", p.id, others.join(", ")),
+        });
+    }
+    let drop: std::collections::BTreeSet<usize> = dup_idx.into_iter().collect();
+    let people = std::mem::take(&mut snapshot.people);
+    snapshot.people = people
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| !drop.contains(i))
+        .map(|(_, p)| p)
+        .collect();
+    snapshot.invalid.extend(dups);
+    snapshot.invalid.sort_by(|a, b| a.location.cmp(&b.location));
+}

@@ -1,0 +1,340 @@
+//! The embedded state: what roster last pushed to each vendor, per person.
+//!
+//! Owns: every use of sled. One tree per vendor (`vendor/NAME`, key = person id, value =
+//! JSON `VendorRecord`) and a `meta` tree (schema version, last report). Must not: know
+//! how records are computed. Every write is flushed before it returns, because the
+//! record is what stops a second account from being created after a crash.
+//!
+//! Secrets are never stored: records hold only the mapped fields a vendor was sent.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Fields, PersonId};
+
+/// Bumped when the stored shapes change incompatibly.
+pub const SCHEMA_VERSION: u32 = 1;
+
+const META: &str = "meta";
+const KEY_SCHEMA: &[u8] = b"schema_version";
+const KEY_LAST_REPORT: &[u8] = b"last_report";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "the state directory {path} is in use by another roster process (only one may run \
+         on a state directory at a time)"
+    )]
+    Locked { path: PathBuf },
+    #[error("cannot open the state directory {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: sled::Error,
+    },
+    #[error("state store error: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("state store record {key} is unreadable: {message}")]
+    Corrupt { key: String, message: String },
+    #[error(
+        "the state directory was written by a newer roster (schema {found}, this one knows \
+         {supported}); refusing to touch it"
+    )]
+    Schema { found: u32, supported: u32 },
+}
+
+/// Where a person stands at one vendor, as far as roster has pushed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordState {
+    /// A create was about to be sent; whether the vendor made the account is unknown.
+    /// The next pass looks the person up by matching key before creating again.
+    Creating,
+    Active,
+    Deactivated,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VendorRecord {
+    /// The vendor's id for the account; `None` only while `Creating`.
+    pub remote_id: Option<String>,
+    pub state: RecordState,
+    /// The mapped fields last acknowledged by the vendor (or, while `Creating`, about to
+    /// be sent). Only differences against these are pushed.
+    pub fields: Fields,
+    /// When roster first linked this person at this vendor.
+    pub linked_at: DateTime<Utc>,
+    /// When the vendor last acknowledged a write for this person.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The sled database. Cheap to clone; all clones share one database.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `dir`.
+    ///
+    /// # Errors
+    /// `Locked` when another process holds the directory; `Schema` for a newer layout.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new().path(dir).open().map_err(|source| {
+            if source.to_string().contains("could not acquire lock") {
+                StoreError::Locked {
+                    path: dir.to_path_buf(),
+                }
+            } else {
+                StoreError::Open {
+                    path: dir.to_path_buf(),
+                    source,
+                }
+            }
+        })?;
+        Self::init(db)
+    }
+
+    /// An in-memory store that vanishes on drop (tests, and `plan` without a state dir).
+    ///
+    /// # Errors
+    /// Only if sled cannot create its temporary files.
+    pub fn temporary() -> Result<Self, StoreError> {
+        Self::init(sled::Config::new().temporary(true).open()?)
+    }
+
+    fn init(db: sled::Db) -> Result<Self, StoreError> {
+        let meta = db.open_tree(META)?;
+        match meta.get(KEY_SCHEMA)? {
+            None => {
+                meta.insert(KEY_SCHEMA, SCHEMA_VERSION.to_string().as_bytes())?;
+                meta.flush()?;
+            }
+            Some(v) => {
+                let found = std::str::from_utf8(&v)
+                    .ok()
+                    .and_then(|s| s.parse::<u32>().ok())
+                    .ok_or_else(|| StoreError::Corrupt {
+                        key: "meta/schema_version".into(),
+                        message: "not a number".into(),
+                    })?;
+                if found > SCHEMA_VERSION {
+                    return Err(StoreError::Schema {
+                        found,
+                        supported: SCHEMA_VERSION,
+                    });
+                }
+            }
+        }
+        Ok(Self { db })
+    }
+
+    pub fn schema_version(&self) -> Result<u32, StoreError> {
+        let meta = self.db.open_tree(META)?;
+        Ok(meta
+            .get(KEY_SCHEMA)?
+            .and_then(|v| std::str::from_utf8(&v).ok()?.parse().ok())
+            .unwrap_or(0))
+    }
+
+    fn tree(&self, vendor: &str) -> Result<sled::Tree, StoreError> {
+        Ok(self.db.open_tree(format!("vendor/{vendor}"))?)
+    }
+
+    /// Every record of one vendor, ordered by person id.
+    ///
+    /// # Errors
+    /// sled errors, or a record that does not decode.
+    pub fn load(&self, vendor: &str) -> Result<BTreeMap<PersonId, VendorRecord>, StoreError> {
+        let mut out = BTreeMap::new();
+        for item in self.tree(vendor)?.iter() {
+            let (k, v) = item?;
+            let id = String::from_utf8_lossy(&k).into_owned();
+            let record = decode(&v, || format!("vendor/{vendor}/{id}"))?;
+            out.insert(PersonId(id), record);
+        }
+        Ok(out)
+    }
+
+    /// One record.
+    ///
+    /// # Errors
+    /// sled errors, or a record that does not decode.
+    pub fn get(&self, vendor: &str, id: &PersonId) -> Result<Option<VendorRecord>, StoreError> {
+        self.tree(vendor)?
+            .get(id.as_str())?
+            .map(|v| decode(&v, || format!("vendor/{vendor}/{id}")))
+            .transpose()
+    }
+
+    /// Writes one record and waits until it is on disk.
+    ///
+    /// # Errors
+    /// sled errors.
+    pub async fn put(
+        &self,
+        vendor: &str,
+        id: &PersonId,
+        record: &VendorRecord,
+    ) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(record).map_err(|e| StoreError::Corrupt {
+            key: format!("vendor/{vendor}/{id}"),
+            message: e.to_string(),
+        })?;
+        let tree = self.tree(vendor)?;
+        tree.insert(id.as_str(), bytes)?;
+        tree.flush_async().await?;
+        Ok(())
+    }
+
+    /// Forgets one person at one vendor and waits until that is on disk.
+    ///
+    /// # Errors
+    /// sled errors.
+    pub async fn remove(&self, vendor: &str, id: &PersonId) -> Result<(), StoreError> {
+        let tree = self.tree(vendor)?;
+        tree.remove(id.as_str())?;
+        tree.flush_async().await?;
+        Ok(())
+    }
+
+    /// Names of every vendor the store has records for.
+    pub fn vendors(&self) -> Vec<String> {
+        self.db
+            .tree_names()
+            .into_iter()
+            .filter_map(|n| {
+                std::str::from_utf8(&n)
+                    .ok()?
+                    .strip_prefix("vendor/")
+                    .map(String::from)
+            })
+            .collect()
+    }
+
+    /// Keeps the last pass's report (any serializable shape; the store does not care).
+    ///
+    /// # Errors
+    /// sled or encoding errors.
+    pub async fn save_report<T: Serialize>(&self, report: &T) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(report).map_err(|e| StoreError::Corrupt {
+            key: "meta/last_report".into(),
+            message: e.to_string(),
+        })?;
+        let meta = self.db.open_tree(META)?;
+        meta.insert(KEY_LAST_REPORT, bytes)?;
+        meta.flush_async().await?;
+        Ok(())
+    }
+
+    /// The last pass's report, if any.
+    ///
+    /// # Errors
+    /// sled or decoding errors.
+    pub fn last_report<T: for<'de> Deserialize<'de>>(&self) -> Result<Option<T>, StoreError> {
+        let meta = self.db.open_tree(META)?;
+        meta.get(KEY_LAST_REPORT)?
+            .map(|v| decode(&v, || "meta/last_report".into()))
+            .transpose()
+    }
+
+    /// Waits until everything written is on disk (shutdown).
+    ///
+    /// # Errors
+    /// sled errors.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(
+    bytes: &[u8],
+    key: impl FnOnce() -> String,
+) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        key: key(),
+        message: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(remote: &str, state: RecordState) -> VendorRecord {
+        let now = Utc::now();
+        VendorRecord {
+            remote_id: Some(remote.into()),
+            state,
+            fields: [("email".to_string(), "a@b.io".to_string())].into(),
+            linked_at: now,
+            updated_at: now,
+        }
+    }
+
+    #[tokio::test]
+    async fn round_trip_and_reopen_keeps_everything() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = PersonId::from("A");
+        let b = PersonId::from("B");
+        {
+            let store = Store::open(dir.path()).expect("open");
+            store.put("motive", &a, &record("1", RecordState::Active)).await.expect("put");
+            store.put("motive", &b, &record("2", RecordState::Deactivated)).await.expect("put");
+            store.put("rc", &a, &record("x", RecordState::Active)).await.expect("put");
+            store.remove("rc", &a).await.expect("remove");
+            store
+                .save_report(&serde_json::json!({"dry_run": false}))
+                .await
+                .expect("report");
+        }
+        let store = Store::open(dir.path()).expect("reopen");
+        let m = store.load("motive").expect("load");
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[&a], record("1", RecordState::Active).with_times(&m[&a]));
+        assert_eq!(m[&b].state, RecordState::Deactivated);
+        assert!(store.load("rc").expect("load").is_empty());
+        let report: serde_json::Value = store.last_report().expect("read").expect("some");
+        assert_eq!(report["dry_run"], false);
+        assert_eq!(store.schema_version().expect("v"), SCHEMA_VERSION);
+        let mut vendors = store.vendors();
+        vendors.sort();
+        assert_eq!(vendors, ["motive", "rc"]);
+    }
+
+    #[tokio::test]
+    async fn second_open_of_the_same_dir_is_a_clear_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let _first = Store::open(dir.path()).expect("open");
+        let err = Store::open(dir.path()).err().expect("locked");
+        assert!(matches!(err, StoreError::Locked { .. }), "{err}");
+        assert!(err.to_string().contains("in use by another roster process"));
+    }
+
+    #[tokio::test]
+    async fn newer_schema_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let db = sled::open(dir.path()).expect("sled");
+            db.open_tree(META)
+                .expect("tree")
+                .insert(KEY_SCHEMA, b"99")
+                .expect("insert");
+            db.flush().expect("flush");
+        }
+        let err = Store::open(dir.path()).err().expect("refused");
+        assert!(matches!(err, StoreError::Schema { found: 99, .. }));
+    }
+
+    impl VendorRecord {
+        fn with_times(mut self, other: &VendorRecord) -> Self {
+            self.linked_at = other.linked_at;
+            self.updated_at = other.updated_at;
+            self
+        }
+    }
+}

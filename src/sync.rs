@@ -1,0 +1,340 @@
+//! One reconcile pass: read the source, plan each vendor, check the safety limits, push,
+//! record the report.
+//!
+//! Architecture invariants: a failed, partial or empty source read pushes nothing; a
+//! tripped safety limit at any vendor pushes nothing anywhere (unless forced); a dry run
+//! writes nothing to the store and calls no vendor.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use chrono::Utc;
+use tracing::{error, info, warn};
+
+use crate::config::{Safety, Settings, VendorSettings};
+use crate::diff::{self, Desired, OpKind, Plan, Why};
+use crate::model::{Person, PersonId};
+use crate::push::Pusher;
+use crate::report::{PlannedOp, Report, SourceCounts, SourceRecordError, VendorReport};
+use crate::retry::Retry;
+use crate::shutdown::Shutdown;
+use crate::source::{Snapshot, Source};
+use crate::store::{RecordState, Store, StoreError, VendorRecord};
+use crate::vendor::Vendor;
+
+/// Everything a pass needs, built once from the config.
+pub struct Context {
+    pub settings: Settings,
+    pub source: Box<dyn Source>,
+    /// Each vendor with its settings, in name order.
+    pub vendors: Vec<(VendorSettings, Arc<dyn Vendor>)>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PassOptions {
+    pub dry_run: bool,
+    pub force: bool,
+    /// Only these vendors (all when empty).
+    pub only: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Context {
+    /// # Errors
+    /// Any connector whose keys are invalid.
+    pub fn build(settings: Settings) -> Result<Self, crate::config::ConfigError> {
+        let source = crate::source::build(&settings.source);
+        let vendors = settings
+            .vendors
+            .values()
+            .map(|v| Ok((v.clone(), crate::vendor::build(v, &settings.retry)?)))
+            .collect::<Result<_, crate::config::ConfigError>>()?;
+        Ok(Self {
+            settings,
+            source,
+            vendors,
+        })
+    }
+
+    /// The vendors a pass covers.
+    fn selected(&self, only: &[String]) -> Vec<&(VendorSettings, Arc<dyn Vendor>)> {
+        self.vendors
+            .iter()
+            .filter(|(s, _)| only.is_empty() || only.contains(&s.name))
+            .collect()
+    }
+}
+
+/// What a vendor should hold for each person the source knows.
+pub fn desired_for(
+    settings: &VendorSettings,
+    vendor: &dyn Vendor,
+    people: &[Person],
+    held: &BTreeSet<PersonId>,
+) -> BTreeMap<PersonId, Desired> {
+    let mut out = BTreeMap::new();
+    for p in people {
+        out.insert(p.id.clone(), desire(settings, vendor, p));
+    }
+    for id in held {
+        out.insert(id.clone(), Desired::Hold);
+    }
+    out
+}
+
+fn desire(settings: &VendorSettings, vendor: &dyn Vendor, p: &Person) -> Desired {
+    if !p.active {
+        return Desired::Inactive(Why::Inactive);
+    }
+    if let Some(groups) = &settings.scope_groups {
+        if p.groups.is_disjoint(groups) {
+            return Desired::Inactive(Why::OutOfScope);
+        }
+    }
+    match vendor.map(p) {
+        Ok(fields) => Desired::Active(fields),
+        Err(message) => Desired::Skip(message),
+    }
+}
+
+/// People whose invalid source record must not change anything: those with an id, and
+/// linked people whose last pushed email matches an id-less invalid record.
+fn held_ids(snapshot: &Snapshot, known: &BTreeMap<PersonId, VendorRecord>) -> BTreeSet<PersonId> {
+    let mut held: BTreeSet<PersonId> = snapshot
+        .invalid
+        .iter()
+        .filter_map(|r| r.id.clone().map(PersonId))
+        .collect();
+    let emails: BTreeSet<String> = snapshot
+        .invalid
+        .iter()
+        .filter(|r| r.id.is_none())
+        .filter_map(|r| r.email.as_ref().map(|e| e.to_ascii_lowercase()))
+        .collect();
+    if !emails.is_empty() {
+        for (id, r) in known {
+            if r.fields
+                .get("email")
+                .is_some_and(|e| emails.contains(&e.to_ascii_lowercase()))
+            {
+                held.insert(id.clone());
+            }
+        }
+    }
+    held
+}
+
+/// Why the safety gate refuses this plan, if it does.
+pub fn safety_refusal(
+    vendor: &str,
+    plan: &Plan,
+    known: &BTreeMap<PersonId, VendorRecord>,
+    safety: &Safety,
+) -> Option<String> {
+    let removals = plan.removals();
+    if removals == 0 {
+        return None;
+    }
+    if removals as u64 > safety.max_deactivations {
+        return Some(format!(
+            "{vendor}: {removals} deactivations exceed safety.max_deactivations = {}",
+            safety.max_deactivations
+        ));
+    }
+    let linked = known
+        .values()
+        .filter(|r| r.state != RecordState::Deactivated)
+        .count();
+    let ratio = removals as f64 / linked.max(1) as f64;
+    if ratio > safety.max_deactivation_ratio {
+        return Some(format!(
+            "{vendor}: {removals} deactivations of {linked} active people ({:.0}%) exceed \
+             safety.max_deactivation_ratio = {}",
+            ratio * 100.0,
+            safety.max_deactivation_ratio
+        ));
+    }
+    None
+}
+
+fn source_counts(snapshot: &Snapshot) -> SourceCounts {
+    SourceCounts {
+        records: snapshot.people.len() + snapshot.invalid.len(),
+        invalid: snapshot.invalid.len(),
+        errors: snapshot
+            .invalid
+            .iter()
+            .map(|r| SourceRecordError {
+                location: r.location.clone(),
+                id: r.id.clone(),
+                message: r.message.clone(),
+            })
+            .collect(),
+    }
+}
+
+fn planned_report(plan: &Plan) -> VendorReport {
+    let mut v = VendorReport {
+        unchanged: plan.unchanged,
+        skipped: plan.skipped.len(),
+        operations: Some(Vec::new()),
+        ..VendorReport::default()
+    };
+    for (person, op, message) in &plan.skipped {
+        v.errors.push(crate::report::OpError {
+            person: person.to_string(),
+            op: (*op).to_string(),
+            message: message.clone(),
+            outcome: crate::report::Outcome::Skipped,
+        });
+    }
+    for op in &plan.ops {
+        let why = match &op.kind {
+            OpKind::Create { .. } => {
+                v.created += 1;
+                None
+            }
+            OpKind::Update { .. } => {
+                v.updated += 1;
+                None
+            }
+            OpKind::Reactivate { .. } => {
+                v.reactivated += 1;
+                None
+            }
+            OpKind::Deactivate { why, .. } => {
+                v.deactivated += 1;
+                Some(why.code().to_string())
+            }
+            OpKind::Delete { .. } => {
+                v.deleted += 1;
+                Some(Why::Removed.code().to_string())
+            }
+        };
+        if let Some(ops) = v.operations.as_mut() {
+            ops.push(PlannedOp {
+                person: op.person.to_string(),
+                op: op.kind.name().to_string(),
+                fields: op.kind.field_names(),
+                reason: why,
+            });
+        }
+    }
+    v
+}
+
+/// Runs one pass. A refused pass is a report with `refused` set, not an error: the
+/// caller prints it and exits 3.
+///
+/// # Errors
+/// Only store failures that make the pass impossible.
+pub async fn run_once(
+    ctx: &Context,
+    store: &Store,
+    opts: &PassOptions,
+    shutdown: &Shutdown,
+) -> Result<Report, SyncError> {
+    let started = Utc::now();
+    let mut report = Report {
+        dry_run: opts.dry_run,
+        started_at: Some(started),
+        ..Report::default()
+    };
+    let vendors = ctx.selected(&opts.only);
+
+    let snapshot = match ctx.source.fetch().await {
+        Ok(s) => s,
+        Err(e) => {
+            error!(error = %e, "Source read failed; nothing will be pushed.");
+            report.refused = Some(format!("the source could not be read: {e}"));
+            return finish(report, store, opts).await;
+        }
+    };
+    report.source = source_counts(&snapshot);
+    for r in &snapshot.invalid {
+        warn!(record = %r.location, error = %r.message, "Invalid source record left out; its person keeps their current state.");
+    }
+    if snapshot.people.is_empty() {
+        report.refused = Some(format!(
+            "the source has no valid records ({} invalid); refusing to treat that as everyone leaving",
+            snapshot.invalid.len()
+        ));
+        error!("Source is empty; nothing will be pushed.");
+        return finish(report, store, opts).await;
+    }
+
+    let mut plans = Vec::new();
+    for (settings, vendor) in &vendors {
+        let known = store.load(&settings.name)?;
+        let held = held_ids(&snapshot, &known);
+        let desired = desired_for(settings, vendor.as_ref(), &snapshot.people, &held);
+        let plan = diff::plan(&desired, &known, settings.on_remove);
+        info!(
+            vendor = %settings.name,
+            ops = plan.ops.len(),
+            removals = plan.removals(),
+            unchanged = plan.unchanged,
+            skipped = plan.skipped.len(),
+            "Planned."
+        );
+        if let Some(why) = safety_refusal(&settings.name, &plan, &known, &ctx.settings.safety) {
+            if opts.force {
+                warn!(reason = %why, "Safety limit exceeded; going ahead because of --force.");
+            } else {
+                report.refused.get_or_insert(format!("safety limit: {why} (use --force to override)"));
+            }
+        }
+        plans.push((settings, vendor, plan));
+    }
+
+    if report.refused.is_some() || opts.dry_run {
+        for (settings, _, plan) in &plans {
+            report
+                .vendors
+                .insert(settings.name.clone(), planned_report(plan));
+        }
+        if let Some(why) = &report.refused {
+            error!(reason = %why, "Pass refused; nothing was pushed.");
+        }
+        return finish(report, store, opts).await;
+    }
+
+    let retry = Retry::for_pass(ctx.settings.retry);
+    let pushes = plans.iter().map(|(settings, vendor, plan)| {
+        let mut pusher = Pusher::new(Arc::clone(vendor), store.clone(), retry, settings.concurrency);
+        pusher.shutdown = shutdown.clone();
+        async move { (settings.name.clone(), pusher.push(plan).await) }
+    });
+    for (name, vendor_report) in futures::future::join_all(pushes).await {
+        report.vendors.insert(name, vendor_report);
+    }
+    finish(report, store, opts).await
+}
+
+async fn finish(mut report: Report, store: &Store, opts: &PassOptions) -> Result<Report, SyncError> {
+    report.finished_at = Some(Utc::now());
+    for (name, v) in &report.vendors {
+        info!(
+            vendor = %name,
+            created = v.created,
+            updated = v.updated,
+            deactivated = v.deactivated,
+            reactivated = v.reactivated,
+            adopted = v.adopted,
+            deleted = v.deleted,
+            unchanged = v.unchanged,
+            failed = v.failed,
+            skipped = v.skipped,
+            "Pass finished for vendor."
+        );
+    }
+    if !opts.dry_run {
+        store.save_report(&report).await?;
+    }
+    Ok(report)
+}

@@ -1,0 +1,395 @@
+//! DriveQuant DriveKit drivers, via the admin API (`/v3/drivekit/admin/drivers/…`).
+//!
+//! DriveKit's admin API cannot create drivers: a driver exists once the mobile app has
+//! signed in with its user id. So "create" here *links*: it sets the driver's identity
+//! and enables them; a 404 ("Driver Not Found") means the driver has not signed in yet,
+//! which is `VendorError::Waiting` — the person is reported as skipped with that message
+//! and linked on a later pass, never a failure.
+//!
+//! Matching key: the DriveKit user id, which is the person's id unless the person has
+//! an attribute `NAME.user_id` (kept in the mapped fields as `user_id`, so a change of it
+//! is noticed and relinks the person to the new driver).
+//!
+//! Lookup pages through the driver listing (`account/page`) and finds the user id, so
+//! that a link that reached DriveKit just before a crash, or a driver who signed in,
+//! is adopted, and a person removed while only a `Creating` intent was stored is still
+//! disabled. The listing is cached for `LISTING_TTL` (single-flight) so that a pass with
+//! many drivers still waiting does not page through every driver once per person; a
+//! stale "absent" is harmless because linking is an idempotent PUT. ENABLE/DISABLE
+//! cannot be read back from DriveKit at all, so a found driver is reported inactive:
+//! adopting it always sends `ENABLE` explicitly, and afterwards the store is the record
+//! of what was set.
+//!
+//! Whether the identity PUT clears omitted fields is undocumented, so all three identity
+//! fields are always sent together, a missing one as `""`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use reqwest::{Method, RequestBuilder};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+use url::Url;
+
+use super::http::{self, Reply};
+use super::{Remote, Vendor, VendorError};
+use crate::config::{ConfigError, VendorSettings};
+use crate::model::{Changes, Fields, Person, PersonId};
+use crate::secret::Secret;
+
+pub const DEFAULT_BASE_URL: &str = "https://service.drivequant.com";
+
+const DRIVERS: &str = "/v3/drivekit/admin/drivers";
+
+/// The identity fields, under DriveKit's own names (which roster uses too).
+const IDENTITY: &[&str] = &["firstname", "lastname", "pseudo"];
+
+/// The mapped field carrying the driver's user id.
+const USER_ID: &str = "user_id";
+
+/// DriveKit's smallest page, and its default.
+const PAGE_SIZE: u32 = 1000;
+
+/// How long one read of the driver listing serves lookups.
+const LISTING_TTL: Duration = Duration::from_secs(30);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Options {
+    api_key: Option<Secret>,
+    api_key_file: Option<std::path::PathBuf>,
+}
+
+/// Every driver's identity by user id, as last read.
+type Listing = Arc<BTreeMap<String, Fields>>;
+
+pub struct DriveKit {
+    settings: VendorSettings,
+    base: Url,
+    api_key: Secret,
+    client: reqwest::Client,
+    listing: tokio::sync::Mutex<Option<(Instant, Listing)>>,
+}
+
+impl DriveKit {
+    /// # Errors
+    /// A missing or doubled `api_key`, unknown keys, or a `[defaults]` other than `pseudo`.
+    pub fn new(settings: &VendorSettings, client: reqwest::Client) -> Result<Self, ConfigError> {
+        let o: Options = settings.parse_options()?;
+        let api_key = settings
+            .secret("api_key", o.api_key, o.api_key_file, true)?
+            .ok_or_else(|| ConfigError::invalid(settings.key("api_key"), "is required"))?;
+        // A default user id would give everyone the same driver.
+        super::check_defaults(settings, &BTreeSet::from(["pseudo"]))?;
+        let base = match &settings.base_url {
+            Some(u) => u.clone(),
+            None => Url::parse(DEFAULT_BASE_URL).expect("constant URL parses"),
+        };
+        Ok(Self {
+            settings: settings.clone(),
+            base,
+            api_key,
+            client,
+            listing: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    /// `…/drivers/{user_id}/{what}`, the user id encoded as one path segment.
+    fn driver_url(&self, user_id: &str, what: &str) -> Result<Url, VendorError> {
+        let mut url = http::endpoint(&self.base, DRIVERS);
+        url.path_segments_mut()
+            .map_err(|()| VendorError::Protocol("base_url cannot take a path".into()))?
+            .pop_if_empty()
+            .push(user_id)
+            .push(what);
+        Ok(url)
+    }
+
+    fn request(&self, method: Method, url: Url) -> RequestBuilder {
+        self.client
+            .request(method, url)
+            .header("DriveKit-Admin-API-Key", self.api_key.expose())
+    }
+
+    /// Sends and classifies by status only (DriveKit's error bodies are undocumented).
+    async fn call(&self, req: RequestBuilder) -> Result<Reply, VendorError> {
+        let reply = http::send(req).await?;
+        if reply.status.is_success() {
+            Ok(reply)
+        } else {
+            Err(http::classify(&reply, |_| None))
+        }
+    }
+
+    async fn page(&self, number: u32) -> Result<Value, VendorError> {
+        let url = http::endpoint(&self.base, &format!("{DRIVERS}/account/page"));
+        let req = self.request(Method::GET, url).query(&[
+            ("pageSize", PAGE_SIZE.to_string()),
+            ("pageNumber", number.to_string()),
+        ]);
+        self.call(req).await?.json()
+    }
+
+    /// Every driver, from the cache when it is fresh.
+    async fn listing(&self) -> Result<Listing, VendorError> {
+        let mut cache = self.listing.lock().await;
+        if let Some((at, listing)) = cache.as_ref() {
+            if at.elapsed() < LISTING_TTL {
+                return Ok(Arc::clone(listing));
+            }
+        }
+        let mut drivers = BTreeMap::new();
+        let mut number = 0;
+        loop {
+            let page = self.page(number).await?;
+            let data = page
+                .get("data")
+                .and_then(Value::as_array)
+                .ok_or_else(|| VendorError::Protocol("driver listing without `data`".into()))?;
+            for d in data {
+                if let Some(id) = d.get("userId").and_then(Value::as_str) {
+                    drivers.insert(id.to_string(), identity_of(d, id));
+                }
+            }
+            let more = page.get("hasNext").and_then(Value::as_bool).unwrap_or(false);
+            if !more || data.is_empty() {
+                break;
+            }
+            number += 1;
+        }
+        let listing = Arc::new(drivers);
+        *cache = Some((Instant::now(), Arc::clone(&listing)));
+        Ok(listing)
+    }
+
+    /// Sets all three identity fields at once.
+    async fn put_identity(&self, user_id: &str, fields: &Fields) -> Result<(), VendorError> {
+        let body: serde_json::Map<String, Value> = IDENTITY
+            .iter()
+            .map(|k| ((*k).to_string(), json!(fields.get(*k).map_or("", String::as_str))))
+            .collect();
+        let req = self
+            .request(Method::PUT, self.driver_url(user_id, "identity")?)
+            .json(&Value::Object(body));
+        self.call(req).await.map(|_| ())
+    }
+
+    async fn put_status(&self, user_id: &str, active: bool) -> Result<(), VendorError> {
+        let status = if active { "ENABLE" } else { "DISABLE" };
+        let req = self
+            .request(Method::PUT, self.driver_url(user_id, "status")?)
+            .json(&json!({ "status": status }));
+        self.call(req).await.map(|_| ())
+    }
+}
+
+/// The driver's id for `person`: the `user_id` field, else the person's id.
+fn user_id<'a>(person: &'a PersonId, fields: &'a Fields) -> &'a str {
+    fields.get(USER_ID).map_or(person.as_str(), String::as_str)
+}
+
+/// A listed driver's identity, under roster's field names (empty values left out).
+fn identity_of(driver: &Value, id: &str) -> Fields {
+    let mut out = Fields::new();
+    for k in IDENTITY {
+        if let Some(v) = driver.get(*k).and_then(Value::as_str).filter(|s| !s.is_empty()) {
+            out.insert((*k).to_string(), v.to_string());
+        }
+    }
+    out.insert(USER_ID.into(), id.to_string());
+    out
+}
+
+fn waiting(user_id: &str) -> VendorError {
+    VendorError::Waiting(format!(
+        "driver `{user_id}` has not signed in to the DriveKit app yet; will retry next pass"
+    ))
+}
+
+#[async_trait]
+impl Vendor for DriveKit {
+    fn name(&self) -> &str {
+        &self.settings.name
+    }
+
+    fn map(&self, person: &Person) -> Result<Fields, String> {
+        let allowed = BTreeSet::from(["pseudo", USER_ID]);
+        let mut fields = super::vendor_fields(&self.settings, person, &allowed)?;
+        let own_pseudo = person
+            .attributes
+            .contains_key(&format!("{}.pseudo", self.settings.name));
+        if !own_pseudo {
+            if let Some(u) = person.username.as_ref().filter(|u| !u.is_empty()) {
+                fields.insert("pseudo".into(), u.clone());
+            }
+        }
+        if let Some(v) = &person.first_name {
+            fields.insert("firstname".into(), v.clone());
+        }
+        if let Some(v) = &person.last_name {
+            fields.insert("lastname".into(), v.clone());
+        }
+        fields.retain(|_, v| !v.is_empty());
+        let id = fields
+            .get(USER_ID)
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|| person.id.as_str().to_string());
+        if id.is_empty() {
+            return Err(format!("attribute `{}.user_id` is empty", self.settings.name));
+        }
+        fields.insert(USER_ID.into(), id);
+        Ok(fields)
+    }
+
+    async fn check(&self) -> Result<(), VendorError> {
+        self.page(0).await.map(|_| ())
+    }
+
+    async fn lookup(
+        &self,
+        person: &PersonId,
+        fields: &Fields,
+    ) -> Result<Option<Remote>, VendorError> {
+        let id = user_id(person, fields);
+        let listing = self.listing().await?;
+        Ok(listing.get(id).map(|identity| Remote {
+            id: id.to_string(),
+            // ENABLE/DISABLE cannot be read: say inactive so adoption enables explicitly.
+            active: false,
+            fields: identity.clone(),
+        }))
+    }
+
+    async fn create(&self, person: &PersonId, fields: &Fields) -> Result<String, VendorError> {
+        let id = user_id(person, fields);
+        for result in [
+            self.put_identity(id, fields).await,
+            self.put_status(id, true).await,
+        ] {
+            match result {
+                Ok(()) => {}
+                Err(VendorError::NotFound(_)) => return Err(waiting(id)),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(id.to_string())
+    }
+
+    async fn update(
+        &self,
+        remote: &str,
+        changes: &Changes,
+        fields: &Fields,
+    ) -> Result<(), VendorError> {
+        if let Some(new) = fields.get(USER_ID).filter(|new| new.as_str() != remote) {
+            // A different driver now: the executor relinks on NotFound. The previous
+            // driver is left as it is (a swap of two ids must not disable either).
+            return Err(VendorError::NotFound(format!(
+                "the DriveKit user id changed from `{remote}` to `{new}`"
+            )));
+        }
+        if IDENTITY.iter().any(|k| changes.contains_key(*k)) {
+            self.put_identity(remote, fields).await?;
+        }
+        Ok(())
+    }
+
+    async fn set_active(&self, remote: &str, active: bool) -> Result<(), VendorError> {
+        self.put_status(remote, active).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    const BASE: &str = "[source]\ntype = \"file\"\npath = \"p.json\"\n[vendors.dk]\ntype = \"drivekit\"\n";
+
+    fn build(extra: &str) -> Result<DriveKit, ConfigError> {
+        let s = crate::config::load_str(&format!("{BASE}{extra}"), Path::new("/"), Vec::new())
+            .expect("config");
+        DriveKit::new(&s.vendors["dk"], reqwest::Client::new())
+    }
+
+    fn person() -> Person {
+        let mut p = Person::new("E1");
+        p.first_name = Some("Ann".into());
+        p.last_name = Some("Lee".into());
+        p.email = Some("ann@x.io".into());
+        p
+    }
+
+    #[test]
+    fn map_uses_person_id_names_and_username_as_pseudo() {
+        let d = build("api_key = \"k\"\n").expect("builds");
+        let f = d.map(&person()).expect("maps");
+        assert_eq!(
+            f,
+            Fields::from([
+                ("firstname".into(), "Ann".into()),
+                ("lastname".into(), "Lee".into()),
+                (USER_ID.into(), "E1".into()),
+            ])
+        );
+        let mut p = person();
+        p.username = Some("annl".into());
+        assert_eq!(d.map(&p).expect("maps")["pseudo"], "annl");
+    }
+
+    #[test]
+    fn attributes_override_user_id_and_pseudo_default_is_last() {
+        let d = build("api_key = \"k\"\n[vendors.dk.defaults]\npseudo = \"driver\"\n")
+            .expect("builds");
+        let mut p = person();
+        assert_eq!(d.map(&p).expect("maps")["pseudo"], "driver");
+        p.username = Some("annl".into());
+        assert_eq!(d.map(&p).expect("maps")["pseudo"], "annl");
+        p.attributes.insert("dk.pseudo".into(), "Speedy".into());
+        p.attributes.insert("dk.user_id".into(), "guid-1".into());
+        let f = d.map(&p).expect("maps");
+        assert_eq!(f["pseudo"], "Speedy");
+        assert_eq!(f[USER_ID], "guid-1");
+        p.attributes.insert("dk.user_id".into(), " ".into());
+        assert!(d.map(&p).expect_err("empty id").contains("dk.user_id"));
+        p.attributes.remove("dk.user_id");
+        p.attributes.insert("dk.colour".into(), "red".into());
+        assert!(d.map(&p).expect_err("unknown").contains("dk.colour"));
+    }
+
+    #[test]
+    fn config_errors_name_the_key() {
+        let e = build("").err().expect("no key");
+        assert!(e.to_string().contains("vendors.dk.api_key"), "{e}");
+        let e = build("api_key = \"k\"\napi_key_file = \"f\"\n").err().expect("both");
+        assert!(e.to_string().contains("vendors.dk.api_key"), "{e}");
+        let e = build("api_key = \"k\"\n[vendors.dk.defaults]\nuser_id = \"x\"\n")
+            .err()
+            .expect("default id");
+        assert!(e.to_string().contains("vendors.dk.defaults.user_id"), "{e}");
+        let e = build("api_key = \"k\"\ntoken = \"t\"\n").err().expect("unknown key");
+        assert!(e.to_string().contains("token"), "{e}");
+    }
+
+    #[test]
+    fn user_ids_are_one_path_segment() {
+        let d = build("api_key = \"k\"\nbase_url = \"http://h:1/drivekit\"\n").expect("builds");
+        let u = d.driver_url("a/b c?", "identity").expect("url");
+        assert_eq!(
+            u.as_str(),
+            "http://h:1/drivekit/v3/drivekit/admin/drivers/a%2Fb%20c%3F/identity"
+        );
+    }
+
+    #[test]
+    fn listed_identity_skips_empty_values() {
+        let d = json!({ "userId": "E1", "firstname": "Ann", "lastname": "", "pseudo": null });
+        let f = identity_of(&d, "E1");
+        assert_eq!(f.len(), 2);
+        assert_eq!(f["firstname"], "Ann");
+        assert_eq!(f[USER_ID], "E1");
+    }
+}

@@ -1,0 +1,487 @@
+//! Motive (fleet / ELD) users, via `/v1/users`.
+//!
+//! Matching key: the person's id as an external id under `integration_name` (default
+//! `roster`), attached at create with `external_ids_attributes`; Motive keeps that pair
+//! unique, and `lookup_by_external_id` finds the account again after a crash.
+//!
+//! Deactivation is `PUT /v1/users/{id}` with `status: deactivated` (`active` to bring the
+//! user back): Motive documents the `status` values but no dedicated endpoint, so this is
+//! inferred from the user resource (see `shared/vendors/motive.md`). Motive has no
+//! delete-user endpoint.
+//!
+//! Motive validates `time_tracking_mode` against `eld_mode`; an invalid pair is caught in
+//! `map` so that person is skipped with a clear message and nobody else is held up.
+
+use std::collections::BTreeSet;
+
+use async_trait::async_trait;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use url::Url;
+
+use super::http::{self, Reply};
+use super::{PersonField, Remote, Vendor, VendorError};
+use crate::config::{ConfigError, VendorSettings};
+use crate::model::{Changes, Fields, Person, PersonId};
+use crate::secret::Secret;
+
+pub const DEFAULT_BASE_URL: &str = "https://api.gomotive.com";
+
+const PERSON_FIELDS: &[(&str, PersonField)] = &[
+    ("first_name", PersonField::FirstName),
+    ("last_name", PersonField::LastName),
+    ("email", PersonField::Email),
+    ("username", PersonField::Username),
+    ("phone", PersonField::Phone),
+];
+
+/// Motive user attributes roster may set from `[defaults]` or `motive.FIELD` attributes.
+const VENDOR_FIELDS: &[&str] = &[
+    "role",
+    "eld_mode",
+    "time_tracking_mode",
+    "time_zone",
+    "duty_status",
+    "cycle",
+    "violation_alerts",
+    "driver_company_id",
+    "dot_id",
+    "phone_ext",
+    "carrier_name",
+    "carrier_street",
+    "carrier_city",
+    "carrier_state",
+    "carrier_zip",
+    "terminal_street",
+    "terminal_city",
+    "terminal_state",
+    "terminal_zip",
+    "drivers_license_number",
+    "drivers_license_state",
+    "exception_24_hour_restart",
+    "exception_8_hour_break",
+    "exception_wait_time",
+    "exception_short_haul",
+    "exception_ca_farm_school_bus",
+    "exception_adverse_driving",
+    "export_combined",
+    "export_recap",
+    "export_odometers",
+    "metric_units",
+    "minute_logs",
+    "yard_moves_enabled",
+    "personal_conveyance_enabled",
+    "manual_driving_enabled",
+    "group_ids",
+];
+
+const ROLES: &[&str] = &["driver", "fleet_user", "admin"];
+
+/// The valid (time_tracking_mode, eld_mode) pairs, from Motive's create/update pages.
+const MODE_PAIRS: &[(&str, &str)] = &[
+    ("logs", "logs"),
+    ("logs", "none"),
+    ("timecards", "exempt"),
+    ("not_required", "exempt"),
+];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Options {
+    api_key: Option<Secret>,
+    api_key_file: Option<std::path::PathBuf>,
+    token: Option<Secret>,
+    token_file: Option<std::path::PathBuf>,
+    /// The `integration_name` roster's external ids are filed under.
+    integration_name: Option<String>,
+}
+
+enum Auth {
+    ApiKey(Secret),
+    Bearer(Secret),
+}
+
+pub struct Motive {
+    settings: VendorSettings,
+    base: Url,
+    auth: Auth,
+    integration: String,
+    client: reqwest::Client,
+    allowed: BTreeSet<&'static str>,
+}
+
+impl Motive {
+    /// # Errors
+    /// Missing or doubled credentials, unknown keys or default fields.
+    pub fn new(settings: &VendorSettings, client: reqwest::Client) -> Result<Self, ConfigError> {
+        let o: Options = settings.parse_options()?;
+        let api_key = settings.secret("api_key", o.api_key, o.api_key_file, false)?;
+        let token = settings.secret("token", o.token, o.token_file, false)?;
+        let auth = match (api_key, token) {
+            (Some(k), None) => Auth::ApiKey(k),
+            (None, Some(t)) => Auth::Bearer(t),
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::invalid(
+                    settings.key("token"),
+                    "give either `api_key` or `token`, not both",
+                ));
+            }
+            (None, None) => {
+                return Err(ConfigError::invalid(
+                    settings.key("api_key"),
+                    "a motive vendor needs `api_key` (or `token` for OAuth), or their `_file` forms",
+                ));
+            }
+        };
+        let allowed: BTreeSet<&'static str> = VENDOR_FIELDS.iter().copied().collect();
+        super::check_defaults(settings, &allowed)?;
+        let integration = o.integration_name.unwrap_or_else(|| "roster".into());
+        if integration.trim().is_empty() {
+            return Err(ConfigError::invalid(
+                settings.key("integration_name"),
+                "must not be empty",
+            ));
+        }
+        let base = match &settings.base_url {
+            Some(u) => u.clone(),
+            None => Url::parse(DEFAULT_BASE_URL).expect("constant URL parses"),
+        };
+        Ok(Self {
+            settings: settings.clone(),
+            base,
+            auth,
+            integration,
+            client,
+            allowed,
+        })
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let req = self.client.request(method, http::endpoint(&self.base, path));
+        match &self.auth {
+            Auth::ApiKey(k) => req.header("X-Api-Key", k.expose()),
+            Auth::Bearer(t) => req.bearer_auth(t.expose()),
+        }
+    }
+
+    async fn call(&self, req: reqwest::RequestBuilder) -> Result<Reply, VendorError> {
+        let reply = http::send(req).await?;
+        if reply.status.is_success() {
+            Ok(reply)
+        } else {
+            Err(http::classify(&reply, error_message))
+        }
+    }
+}
+
+/// Motive's error body: `{"error_message": "..."}` (also seen as `errors: [..]`).
+fn error_message(body: &str) -> Option<String> {
+    let v: Value = serde_json::from_str(body).ok()?;
+    if let Some(m) = v.get("error_message").and_then(Value::as_str) {
+        return Some(m.to_string());
+    }
+    v.get("errors").map(|e| match e {
+        Value::Array(items) => items
+            .iter()
+            .map(|i| i.as_str().map_or_else(|| i.to_string(), String::from))
+            .collect::<Vec<_>>()
+            .join("; "),
+        other => other.to_string(),
+    })
+}
+
+/// Converts roster's string fields to Motive's JSON types.
+fn wire_value(field: &str, value: &str) -> Value {
+    let boolean = field.starts_with("exception_")
+        || field.starts_with("export_")
+        || matches!(
+            field,
+            "metric_units"
+                | "minute_logs"
+                | "yard_moves_enabled"
+                | "personal_conveyance_enabled"
+                | "manual_driving_enabled"
+        );
+    if boolean {
+        if let Ok(b) = value.parse::<bool>() {
+            return Value::Bool(b);
+        }
+    }
+    if field == "group_ids" {
+        let ids: Option<Vec<i64>> = value
+            .split([';', ','])
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse().ok())
+            .collect();
+        if let Some(ids) = ids {
+            return json!(ids);
+        }
+    }
+    Value::String(value.to_string())
+}
+
+/// The reverse of `wire_value`, for adopting an existing account.
+fn field_value(v: &Value) -> Option<String> {
+    match v {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        Value::Array(items) => Some(
+            items
+                .iter()
+                .map(|i| i.as_str().map_or_else(|| i.to_string(), String::from))
+                .collect::<Vec<_>>()
+                .join(";"),
+        ),
+        other => Some(other.to_string()),
+    }
+}
+
+/// The user object from any of the envelopes Motive uses.
+fn user_object(v: &Value) -> Option<&Map<String, Value>> {
+    if let Some(u) = v.get("user").and_then(Value::as_object) {
+        return Some(u);
+    }
+    if let Some(first) = v.get("users").and_then(Value::as_array).and_then(|a| a.first()) {
+        return first.get("user").unwrap_or(first).as_object();
+    }
+    v.as_object().filter(|o| o.contains_key("id"))
+}
+
+fn user_id(user: &Map<String, Value>) -> Result<String, VendorError> {
+    match user.get("id") {
+        Some(Value::Number(n)) => Ok(n.to_string()),
+        Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+        _ => Err(VendorError::Protocol("user object without an id".into())),
+    }
+}
+
+#[async_trait]
+impl Vendor for Motive {
+    fn name(&self) -> &str {
+        &self.settings.name
+    }
+
+    fn map(&self, person: &Person) -> Result<Fields, String> {
+        let mut fields = super::vendor_fields(&self.settings, person, &self.allowed)?;
+        super::put_person_fields(person, &mut fields, PERSON_FIELDS);
+        for required in ["first_name", "last_name"] {
+            if !fields.contains_key(required) {
+                return Err(format!("Motive needs a {}", required.replace('_', " ")));
+            }
+        }
+        for (k, v) in fields.iter_mut() {
+            if matches!(k.as_str(), "role" | "eld_mode" | "time_tracking_mode") {
+                *v = v.to_ascii_lowercase();
+            }
+        }
+        if let Some(role) = fields.get("role") {
+            if !ROLES.contains(&role.as_str()) {
+                return Err(format!(
+                    "role `{role}` is not a Motive role (expected {})",
+                    ROLES.join(", ")
+                ));
+            }
+        }
+        if let (Some(t), Some(e)) = (fields.get("time_tracking_mode"), fields.get("eld_mode")) {
+            if !MODE_PAIRS.contains(&(t.as_str(), e.as_str())) {
+                return Err(format!(
+                    "time_tracking_mode `{t}` cannot go with eld_mode `{e}` (Motive allows \
+                     logs+logs, logs+none, timecards+exempt, not_required+exempt)"
+                ));
+            }
+        }
+        Ok(fields)
+    }
+
+    async fn check(&self) -> Result<(), VendorError> {
+        let req = self
+            .request(reqwest::Method::GET, "/v1/users")
+            .query(&[("per_page", "1"), ("page_no", "1")]);
+        self.call(req).await.map(|_| ())
+    }
+
+    async fn lookup(
+        &self,
+        person: &PersonId,
+        fields: &Fields,
+    ) -> Result<Option<Remote>, VendorError> {
+        let req = self
+            .request(reqwest::Method::GET, "/v1/users/lookup_by_external_id")
+            .query(&[
+                ("external_id", person.as_str()),
+                ("integration_name", self.integration.as_str()),
+            ]);
+        let reply = match self.call(req).await {
+            Ok(r) => r,
+            Err(VendorError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let body = reply.json()?;
+        let Some(user) = user_object(&body) else {
+            return Ok(None);
+        };
+        let id = user_id(user)?;
+        let mut current = Fields::new();
+        let names = PERSON_FIELDS.iter().map(|(n, _)| *n).chain(fields.keys().map(String::as_str));
+        for name in names {
+            if let Some(v) = user.get(name).and_then(field_value) {
+                current.insert(name.to_string(), v);
+            }
+        }
+        let active = user.get("status").and_then(Value::as_str) != Some("deactivated");
+        Ok(Some(Remote {
+            id,
+            active,
+            fields: current,
+        }))
+    }
+
+    async fn create(&self, person: &PersonId, fields: &Fields) -> Result<String, VendorError> {
+        let mut body: Map<String, Value> = fields
+            .iter()
+            .map(|(k, v)| (k.clone(), wire_value(k, v)))
+            .collect();
+        body.insert("status".into(), json!("active"));
+        body.insert(
+            "external_ids_attributes".into(),
+            json!([{ "external_id": person.as_str(), "integration_name": self.integration }]),
+        );
+        let req = self
+            .request(reqwest::Method::POST, "/v1/users")
+            .json(&Value::Object(body));
+        let reply = match self.call(req).await {
+            Ok(r) => r,
+            // The external-id pair is unique at Motive: a collision means the account
+            // exists (an earlier create reached Motive); adopt it.
+            Err(VendorError::Rejected { detail, .. })
+                if detail.to_ascii_lowercase().contains("external")
+                    && detail.to_ascii_lowercase().contains("taken") =>
+            {
+                return Err(VendorError::Exists(detail));
+            }
+            Err(e) => return Err(e),
+        };
+        let body = reply.json()?;
+        let user = user_object(&body)
+            .ok_or_else(|| VendorError::Protocol("create answered without a user".into()))?;
+        user_id(user)
+    }
+
+    async fn update(
+        &self,
+        remote: &str,
+        changes: &Changes,
+        fields: &Fields,
+    ) -> Result<(), VendorError> {
+        let mut body: Map<String, Value> = changes
+            .iter()
+            .map(|(k, v)| {
+                let value = v.as_deref().map_or(Value::Null, |s| wire_value(k, s));
+                (k.clone(), value)
+            })
+            .collect();
+        // Motive validates the mode pair on every update: send both halves together.
+        if changes.contains_key("eld_mode") || changes.contains_key("time_tracking_mode") {
+            for k in ["eld_mode", "time_tracking_mode"] {
+                if let Some(v) = fields.get(k) {
+                    body.insert(k.into(), wire_value(k, v));
+                }
+            }
+        }
+        let req = self
+            .request(reqwest::Method::PUT, &format!("/v1/users/{remote}"))
+            .json(&Value::Object(body));
+        self.call(req).await.map(|_| ())
+    }
+
+    async fn set_active(&self, remote: &str, active: bool) -> Result<(), VendorError> {
+        let status = if active { "active" } else { "deactivated" };
+        let req = self
+            .request(reqwest::Method::PUT, &format!("/v1/users/{remote}"))
+            .json(&json!({ "status": status }));
+        self.call(req).await.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn motive(extra: &str) -> Motive {
+        let text = format!(
+            "[source]\ntype = \"file\"\npath = \"p.json\"\n[vendors.motive]\ntype = \"motive\"\n\
+             api_key = \"k\"\n{extra}"
+        );
+        let s = crate::config::load_str(&text, Path::new("/"), Vec::new()).expect("config");
+        Motive::new(&s.vendors["motive"], reqwest::Client::new()).expect("motive")
+    }
+
+    fn person() -> Person {
+        let mut p = Person::new("E1");
+        p.first_name = Some("Ann".into());
+        p.last_name = Some("Lee".into());
+        p.email = Some("ann@x.io".into());
+        p
+    }
+
+    #[test]
+    fn map_combines_person_defaults_and_attributes() {
+        let m = motive("[vendors.motive.defaults]\nrole = \"driver\"\neld_mode = \"logs\"\ntime_tracking_mode = \"logs\"");
+        let mut p = person();
+        p.attributes.insert("motive.eld_mode".into(), "None".into());
+        p.attributes.insert("other.eld_mode".into(), "exempt".into());
+        let f = m.map(&p).expect("maps");
+        assert_eq!(f["eld_mode"], "none");
+        assert_eq!(f["role"], "driver");
+        assert_eq!(f["email"], "ann@x.io");
+        assert!(!f.contains_key("phone"));
+    }
+
+    #[test]
+    fn invalid_mode_pair_is_a_clear_skip() {
+        let m = motive("[vendors.motive.defaults]\neld_mode = \"exempt\"\ntime_tracking_mode = \"logs\"");
+        let e = m.map(&person()).expect_err("invalid pair");
+        assert!(e.contains("time_tracking_mode `logs` cannot go with eld_mode `exempt`"), "{e}");
+    }
+
+    #[test]
+    fn unknown_vendor_attribute_and_default_are_errors() {
+        let m = motive("");
+        let mut p = person();
+        p.attributes.insert("motive.colour".into(), "red".into());
+        assert!(m.map(&p).expect_err("unknown").contains("motive.colour"));
+        let text = "[source]\ntype = \"file\"\npath = \"p.json\"\n[vendors.motive]\ntype = \"motive\"\napi_key = \"k\"\n[vendors.motive.defaults]\ncolour = \"red\"";
+        let s = crate::config::load_str(text, Path::new("/"), Vec::new()).expect("config");
+        let e = Motive::new(&s.vendors["motive"], reqwest::Client::new()).err().expect("refused");
+        assert!(e.to_string().contains("vendors.motive.defaults.colour"));
+    }
+
+    #[test]
+    fn credentials_are_required_and_exclusive() {
+        let text = "[source]\ntype = \"file\"\npath = \"p.json\"\n[vendors.m]\ntype = \"motive\"\n";
+        let s = crate::config::load_str(text, Path::new("/"), Vec::new()).expect("config");
+        let e = Motive::new(&s.vendors["m"], reqwest::Client::new()).err().expect("refused");
+        assert!(e.to_string().contains("vendors.m.api_key"));
+        let s = crate::config::load_str(
+            &format!("{text}api_key = \"a\"\ntoken = \"b\"\n"),
+            Path::new("/"),
+            Vec::new(),
+        )
+        .expect("config");
+        assert!(Motive::new(&s.vendors["m"], reqwest::Client::new()).is_err());
+        let s = crate::config::load_str(&format!("{text}apikey = \"a\"\n"), Path::new("/"), Vec::new())
+            .expect("config");
+        let e = Motive::new(&s.vendors["m"], reqwest::Client::new()).err().expect("refused");
+        assert!(e.to_string().contains("apikey"), "{e}");
+    }
+
+    #[test]
+    fn wire_types_follow_motive() {
+        assert_eq!(wire_value("metric_units", "true"), json!(true));
+        assert_eq!(wire_value("group_ids", "1;2"), json!([1, 2]));
+        assert_eq!(wire_value("role", "driver"), json!("driver"));
+        assert_eq!(field_value(&json!([1, 2])).as_deref(), Some("1;2"));
+    }
+}

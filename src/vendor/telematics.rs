@@ -1,0 +1,835 @@
+//! Telematics SDK / Damoov users, via the User Service (`user.telematicssdk.com`).
+//!
+//! Matching key: the person's id as `UserFields.ClientId`, sent at create and found
+//! again with `GET /v1/Management/users/find?ClientId=…&ShowInactiveUsers=true` (the
+//! flag matters: without it a deactivated user is invisible and would be created
+//! twice). Damoov's create is not idempotent, so the executor's lookup-first and
+//! `Creating` intent are what prevent duplicates. The vendor id is the `DeviceToken`.
+//!
+//! Two credentials: the admin login (`email` + `password`) buys a JWT for the
+//! management endpoints; `instance_id` + `instance_key` are sent as headers on create.
+//! The JWT is cached here for its lifetime (24 h at Damoov), renewed single-flight (one
+//! task logs in or refreshes while the others wait for its result), refreshed with the
+//! refresh token before it expires or on a 401, and a new login is made only when the
+//! refresh is refused. Damoov allows 5 logins per minute per IP and blocks the IP for an
+//! hour past that, so logins are also limited process-wide per host (at most
+//! `LOGIN_LIMIT` in any `LOGIN_WINDOW`), and after a 429 on login no login is attempted
+//! again until the block is over: operations fail fast with `RateLimited` instead.
+//!
+//! Deactivation follows the vendor notes' conservative advice: Damoov has two levers
+//! (`Status` and `UserFields.Enabled`) and does not say how they interact, so both are
+//! set. `UserFields` may be replaced wholesale on write, so the current flags are read
+//! first and all of them are sent back, `ClientId` included.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use reqwest::header::CONTENT_TYPE;
+use reqwest::{Method, RequestBuilder, StatusCode};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use tokio::time::Instant;
+use tracing::{debug, warn};
+use url::Url;
+
+use super::http::{self, Reply};
+use super::{PersonField, Remote, Vendor, VendorError};
+use crate::config::{ConfigError, VendorSettings};
+use crate::model::{Changes, Fields, Person, PersonId};
+use crate::secret::Secret;
+
+pub const DEFAULT_BASE_URL: &str = "https://user.telematicssdk.com";
+
+/// roster's field name, the person's field, and Damoov's PascalCase name.
+const PERSON_FIELDS: &[(&str, PersonField, &str)] = &[
+    ("first_name", PersonField::FirstName, "FirstName"),
+    ("last_name", PersonField::LastName, "LastName"),
+    ("email", PersonField::Email, "Email"),
+    ("phone", PersonField::Phone, "Phone"),
+];
+
+/// The `UserFields` flags Damoov documents; only these are copied back on write.
+const USER_FLAGS: &[&str] = &[
+    "ClientId",
+    "Enabled",
+    "EnableTracking",
+    "EnableLogging",
+    "EnableRealTimeLocation",
+];
+
+/// Damoov's documented limit is 5 logins per minute per IP (then a 1 h block). roster
+/// keeps one in reserve for a `roster check` or an operator's script on the same host.
+const LOGIN_LIMIT: usize = 4;
+const LOGIN_WINDOW: Duration = Duration::from_secs(60);
+/// How long to stay away after a 429 on login when Damoov gives no `Retry-After`.
+const LOGIN_BLOCK: Duration = Duration::from_secs(3600);
+/// Renew this long before the JWT expires (at most a tenth of its lifetime).
+const RENEW_MARGIN: Duration = Duration::from_secs(300);
+
+/// A DeviceToken no user has, for `check`'s read-only probe.
+const PROBE_TOKEN: &str = "00000000-0000-0000-0000-000000000000";
+
+const JSON_PATCH: &str = "application/json-patch+json";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Options {
+    email: Option<Secret>,
+    email_file: Option<std::path::PathBuf>,
+    password: Option<Secret>,
+    password_file: Option<std::path::PathBuf>,
+    instance_id: Option<Secret>,
+    instance_id_file: Option<std::path::PathBuf>,
+    instance_key: Option<Secret>,
+    instance_key_file: Option<std::path::PathBuf>,
+}
+
+/// An admin JWT and what is needed to renew it.
+struct Session {
+    access: Secret,
+    refresh: Option<Secret>,
+    /// Renew proactively from here on.
+    renew_at: Instant,
+    expires_at: Instant,
+    /// Which session this is, so that a task that saw a 401 with an old token does not
+    /// renew again what another task has just renewed.
+    generation: u64,
+}
+
+#[derive(Default)]
+struct AuthState {
+    session: Option<Session>,
+    generations: u64,
+    /// A login Damoov refused, and when: not tried again within `LOGIN_WINDOW`, so that
+    /// tasks queued behind a failed login do not each spend a login attempt.
+    refused: Option<(Instant, VendorError)>,
+}
+
+/// Login attempts and block per Damoov host, shared by every connector in the process
+/// (two vendor tables on one host share one IP budget).
+#[derive(Default)]
+struct LoginLog {
+    attempts: VecDeque<Instant>,
+    blocked_until: Option<Instant>,
+}
+
+static LOGINS: std::sync::Mutex<BTreeMap<String, LoginLog>> =
+    std::sync::Mutex::new(BTreeMap::new());
+
+pub struct Telematics {
+    settings: VendorSettings,
+    base: Url,
+    email: Secret,
+    password: Secret,
+    instance_id: Secret,
+    instance_key: Secret,
+    client: reqwest::Client,
+    auth: tokio::sync::Mutex<AuthState>,
+}
+
+impl Telematics {
+    /// # Errors
+    /// Missing or doubled credentials, unknown keys, or any `[defaults]` (Damoov takes
+    /// no vendor-specific fields).
+    pub fn new(settings: &VendorSettings, client: reqwest::Client) -> Result<Self, ConfigError> {
+        let o: Options = settings.parse_options()?;
+        let required = |key: &str, inline, file| -> Result<Secret, ConfigError> {
+            settings
+                .secret(key, inline, file, true)?
+                .ok_or_else(|| ConfigError::invalid(settings.key(key), "is required"))
+        };
+        let email = required("email", o.email, o.email_file)?;
+        let password = required("password", o.password, o.password_file)?;
+        let instance_id = required("instance_id", o.instance_id, o.instance_id_file)?;
+        let instance_key = required("instance_key", o.instance_key, o.instance_key_file)?;
+        super::check_defaults(settings, &BTreeSet::new())?;
+        let base = match &settings.base_url {
+            Some(u) => u.clone(),
+            None => Url::parse(DEFAULT_BASE_URL).expect("constant URL parses"),
+        };
+        Ok(Self {
+            settings: settings.clone(),
+            base,
+            email,
+            password,
+            instance_id,
+            instance_key,
+            client,
+            auth: tokio::sync::Mutex::new(AuthState::default()),
+        })
+    }
+
+    fn url(&self, path: &str) -> Url {
+        http::endpoint(&self.base, path)
+    }
+
+    /// The key the process-wide login log is kept under: Damoov's host.
+    fn login_key(&self) -> String {
+        self.base.origin().ascii_serialization()
+    }
+
+    // ---- the admin JWT ----
+
+    /// A usable admin JWT and its generation, renewing it first when it is due.
+    async fn bearer(&self) -> Result<(Secret, u64), VendorError> {
+        let mut state = self.auth.lock().await;
+        if let Some(s) = &state.session {
+            if Instant::now() < s.renew_at {
+                return Ok((s.access.clone(), s.generation));
+            }
+        }
+        self.renew(&mut state).await
+    }
+
+    /// After a 401 with the token of `generation`: renew, unless another task already did.
+    async fn renew_after_401(&self, generation: u64) -> Result<(Secret, u64), VendorError> {
+        let mut state = self.auth.lock().await;
+        if let Some(s) = state.session.as_mut() {
+            if s.generation != generation {
+                return Ok((s.access.clone(), s.generation));
+            }
+            // This token was refused: never hand it out again, even if a refresh fails.
+            let now = Instant::now();
+            s.renew_at = now;
+            s.expires_at = now;
+        }
+        self.renew(&mut state).await
+    }
+
+    /// Refreshes the session (or logs in when there is none, or the refresh is refused).
+    /// Called with the lock held, so only one task renews at a time.
+    async fn renew(&self, state: &mut AuthState) -> Result<(Secret, u64), VendorError> {
+        if let Some(s) = &state.session {
+            if let Some(refresh) = s.refresh.clone() {
+                match self.refresh(&s.access, &refresh).await {
+                    Ok(session) => return Ok(Self::install(state, session)),
+                    // Refused: the refresh token is no good; log in afresh below.
+                    Err(
+                        VendorError::Auth { .. }
+                        | VendorError::Rejected { .. }
+                        | VendorError::NotFound(_)
+                        | VendorError::Protocol(_),
+                    ) => {
+                        debug!(vendor = %self.settings.name, "Token refresh refused; logging in again.");
+                    }
+                    // Damoov could not be asked: keep using the token while it lasts.
+                    Err(e) => {
+                        if Instant::now() < s.expires_at {
+                            return Ok((s.access.clone(), s.generation));
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        if let Some((at, e)) = &state.refused {
+            if at.elapsed() < LOGIN_WINDOW {
+                return Err(e.clone());
+            }
+        }
+        match self.login().await {
+            Ok(session) => {
+                state.refused = None;
+                Ok(Self::install(state, session))
+            }
+            Err(e @ VendorError::Auth { .. }) => {
+                state.refused = Some((Instant::now(), e.clone()));
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn install(state: &mut AuthState, mut session: Session) -> (Secret, u64) {
+        state.generations += 1;
+        session.generation = state.generations;
+        let out = (session.access.clone(), session.generation);
+        state.session = Some(session);
+        out
+    }
+
+    /// Reserves one login attempt in the process-wide log, or says how long to wait.
+    fn reserve_login(&self) -> Result<(), VendorError> {
+        let mut logins = LOGINS.lock().unwrap_or_else(|p| p.into_inner());
+        let log = logins.entry(self.login_key()).or_default();
+        let now = Instant::now();
+        if let Some(until) = log.blocked_until {
+            if now < until {
+                return Err(VendorError::RateLimited {
+                    retry_after: Some(until - now),
+                });
+            }
+            log.blocked_until = None;
+        }
+        while log
+            .attempts
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= LOGIN_WINDOW)
+        {
+            log.attempts.pop_front();
+        }
+        if log.attempts.len() >= LOGIN_LIMIT {
+            let oldest = log.attempts.front().copied().unwrap_or(now);
+            return Err(VendorError::RateLimited {
+                retry_after: Some((oldest + LOGIN_WINDOW).saturating_duration_since(now)),
+            });
+        }
+        log.attempts.push_back(now);
+        Ok(())
+    }
+
+    fn block_logins(&self, wait: Duration) {
+        let mut logins = LOGINS.lock().unwrap_or_else(|p| p.into_inner());
+        logins.entry(self.login_key()).or_default().blocked_until = Some(Instant::now() + wait);
+    }
+
+    async fn login(&self) -> Result<Session, VendorError> {
+        self.reserve_login()?;
+        debug!(vendor = %self.settings.name, "Logging in to Damoov.");
+        let login_fields = json!({ "email": self.email.expose() }).to_string();
+        let req = self
+            .client
+            .post(self.url("/v1/Auth/Login"))
+            .json(&json!({ "LoginFields": login_fields, "Password": self.password.expose() }));
+        let reply = http::send(req).await?;
+        if reply.status == StatusCode::TOO_MANY_REQUESTS {
+            let wait = http::retry_after(&reply.headers).unwrap_or(LOGIN_BLOCK);
+            self.block_logins(wait);
+            warn!(vendor = %self.settings.name, wait_secs = wait.as_secs(), "Damoov refused the admin login: login rate limit reached; no login will be tried until the block is over.");
+            return Err(VendorError::RateLimited {
+                retry_after: Some(wait),
+            });
+        }
+        self.session_from(&reply, "admin login")
+    }
+
+    async fn refresh(&self, access: &Secret, refresh: &Secret) -> Result<Session, VendorError> {
+        debug!(vendor = %self.settings.name, "Refreshing the Damoov token.");
+        let req = self
+            .client
+            .post(self.url("/v1/Auth/RefreshToken"))
+            .json(&json!({ "AccessToken": access.expose(), "RefreshToken": refresh.expose() }));
+        let reply = http::send(req).await?;
+        self.session_from(&reply, "token refresh")
+    }
+
+    /// Reads a login or refresh reply.
+    fn session_from(&self, reply: &Reply, what: &str) -> Result<Session, VendorError> {
+        if !reply.status.is_success() {
+            let status = reply.status.as_u16();
+            return Err(match reply.status {
+                s if s.is_server_error() => VendorError::Server {
+                    status,
+                    detail: envelope_message(&reply.body).unwrap_or_else(|| http::snippet(&reply.body)),
+                },
+                StatusCode::TOO_MANY_REQUESTS => VendorError::RateLimited {
+                    retry_after: http::retry_after(&reply.headers),
+                },
+                // Any refusal of a login is a credentials problem.
+                _ => VendorError::Auth {
+                    status,
+                    detail: format!(
+                        "{what} refused: {}",
+                        envelope_message(&reply.body).unwrap_or_else(|| http::snippet(&reply.body))
+                    ),
+                },
+            });
+        }
+        let body = reply.json()?;
+        let result = body.get("Result").unwrap_or(&Value::Null);
+        let token = result
+            .pointer("/AccessToken/Token")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| VendorError::Protocol(format!("{what} answered without a token")))?;
+        let lifetime = result
+            .pointer("/AccessToken/ExpiresIn")
+            .and_then(Value::as_u64)
+            .map_or(Duration::from_secs(86_400), Duration::from_secs);
+        let refresh = result
+            .get("RefreshToken")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+            .map(Secret::new);
+        let now = Instant::now();
+        Ok(Session {
+            access: Secret::new(token),
+            refresh,
+            renew_at: now + lifetime.saturating_sub(RENEW_MARGIN.min(lifetime / 10)),
+            expires_at: now + lifetime,
+            generation: 0,
+        })
+    }
+
+    /// Calls a management endpoint with the admin JWT; on a 401, renews once and retries.
+    async fn admin(
+        &self,
+        build: impl Fn(&Secret) -> RequestBuilder,
+    ) -> Result<Reply, VendorError> {
+        let (token, generation) = self.bearer().await?;
+        let reply = http::send(build(&token)).await?;
+        let reply = if reply.status == StatusCode::UNAUTHORIZED {
+            debug!(vendor = %self.settings.name, "Damoov refused the token; renewing it.");
+            let (token, _) = self.renew_after_401(generation).await?;
+            http::send(build(&token)).await?
+        } else {
+            reply
+        };
+        if reply.status.is_success() {
+            Ok(reply)
+        } else {
+            Err(http::classify(&reply, envelope_message))
+        }
+    }
+
+    // ---- users ----
+
+    /// Users matching the query (deactivated ones included), within this instance.
+    async fn find(&self, query: &[(&str, &str)]) -> Result<Vec<Value>, VendorError> {
+        let url = self.url("/v1/Management/users/find");
+        let mut params: Vec<(&str, &str)> = query.to_vec();
+        params.push(("ShowInactiveUsers", "true"));
+        // No match is an empty array; a 404 here means a wrong base_url, not "nobody".
+        let reply = self
+            .admin(|t| self.client.get(url.clone()).bearer_auth(t.expose()).query(&params))
+            .await?;
+        let body = reply.json()?;
+        let users = match body.get("Result") {
+            Some(Value::Array(items)) => items.clone(),
+            Some(Value::Null) | None => Vec::new(),
+            Some(Value::Object(_)) => vec![body["Result"].clone()],
+            Some(_) => return Err(VendorError::Protocol("find answered with an odd Result".into())),
+        };
+        let instance = self.instance_id.expose();
+        Ok(users
+            .into_iter()
+            .filter(|u| {
+                // A company-level admin sees every instance: keep this one's users only.
+                u.pointer("/AccountInfo/InstanceId")
+                    .and_then(Value::as_str)
+                    .is_none_or(|i| i.eq_ignore_ascii_case(instance))
+            })
+            .filter(|u| u.get("Status").and_then(Value::as_str) != Some("Deleted"))
+            .collect())
+    }
+
+    async fn find_by_token(&self, device_token: &str) -> Result<Option<Value>, VendorError> {
+        let users = self.find(&[("DeviceToken", device_token)]).await?;
+        Ok(users
+            .into_iter()
+            .find(|u| u.get("DeviceToken").and_then(Value::as_str) == Some(device_token)))
+    }
+
+    async fn put_user(&self, device_token: &str, body: &Value) -> Result<(), VendorError> {
+        let url = self.url("/v1/Management/users");
+        let bytes = serde_json::to_vec(body)
+            .map_err(|e| VendorError::Protocol(format!("cannot encode the request: {e}")))?;
+        self.admin(|t| {
+            self.client
+                .put(url.clone())
+                .bearer_auth(t.expose())
+                .header("UserDeviceToken", device_token)
+                .header(CONTENT_TYPE, JSON_PATCH)
+                .body(bytes.clone())
+        })
+        .await
+        .map(|_| ())
+    }
+}
+
+/// Damoov's envelope `{"Status", "Title", "Errors": [{"Key", "Message"}]}` as one line.
+fn envelope_message(body: &str) -> Option<String> {
+    let v: Value = serde_json::from_str(body).ok()?;
+    let title = v.get("Title").and_then(Value::as_str).unwrap_or_default();
+    let errors: Vec<String> = v
+        .get("Errors")
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .map(|e| {
+                    let key = e.get("Key").and_then(Value::as_str).unwrap_or_default();
+                    let msg = e.get("Message").and_then(Value::as_str).unwrap_or_default();
+                    if key.is_empty() {
+                        msg.to_string()
+                    } else {
+                        format!("{key}: {msg}")
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let text = match (title.is_empty(), errors.is_empty()) {
+        (true, true) => return None,
+        (false, true) => title.to_string(),
+        (true, false) => errors.join("; "),
+        (false, false) => format!("{title} ({})", errors.join("; ")),
+    };
+    Some(text)
+}
+
+/// `UserFields` as read: an array with one object (an object is accepted too).
+fn user_fields(user: &Value) -> Option<&Map<String, Value>> {
+    match user.get("UserFields")? {
+        Value::Array(items) => items.first()?.as_object(),
+        Value::Object(o) => Some(o),
+        _ => None,
+    }
+}
+
+fn client_id(user: &Value) -> Option<&str> {
+    user_fields(user)?.get("ClientId")?.as_str()
+}
+
+/// Whether the account is usable: `Status` reads `Active` and `Enabled` is not false.
+fn is_active(user: &Value) -> bool {
+    let status = user.get("Status").and_then(Value::as_str).unwrap_or_default();
+    let enabled = user_fields(user)
+        .and_then(|f| f.get("Enabled"))
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
+    status.eq_ignore_ascii_case("Active") && enabled
+}
+
+/// The account's profile under roster's field names.
+fn profile_fields(user: &Value) -> Fields {
+    let mut out = Fields::new();
+    for (name, _, wire) in PERSON_FIELDS {
+        if let Some(v) = user
+            .pointer(&format!("/UserProfile/{wire}"))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+        {
+            out.insert((*name).to_string(), v.to_string());
+        }
+    }
+    out
+}
+
+fn wire_name(field: &str) -> Option<&'static str> {
+    PERSON_FIELDS
+        .iter()
+        .find(|(name, _, _)| *name == field)
+        .map(|(_, _, wire)| *wire)
+}
+
+/// The update body for `changes`: Damoov's names; a cleared field is sent as `""`
+/// (`null` may mean "leave unchanged" to Damoov).
+fn update_body(changes: &Changes) -> Map<String, Value> {
+    changes
+        .iter()
+        .filter_map(|(k, v)| {
+            let wire = wire_name(k)?;
+            Some((wire.to_string(), json!(v.as_deref().unwrap_or(""))))
+        })
+        .collect()
+}
+
+/// The `UserFields` to write: every documented flag as read now, `Enabled` set.
+fn flags_with_enabled(user: &Value, enabled: bool) -> Map<String, Value> {
+    let mut flags: Map<String, Value> = user_fields(user)
+        .map(|f| {
+            f.iter()
+                .filter(|(k, v)| USER_FLAGS.contains(&k.as_str()) && !v.is_null())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    flags.insert("Enabled".into(), Value::Bool(enabled));
+    flags
+}
+
+fn date_created(user: &Value) -> &str {
+    user.get("DateCreated").and_then(Value::as_str).unwrap_or_default()
+}
+
+fn device_token(user: &Value) -> Result<String, VendorError> {
+    user.get("DeviceToken")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .ok_or_else(|| VendorError::Protocol("user without a DeviceToken".into()))
+}
+
+#[async_trait]
+impl Vendor for Telematics {
+    fn name(&self) -> &str {
+        &self.settings.name
+    }
+
+    fn map(&self, person: &Person) -> Result<Fields, String> {
+        // No vendor-specific fields: this only rejects stray `NAME.FIELD` attributes.
+        let mut fields = super::vendor_fields(&self.settings, person, &BTreeSet::new())?;
+        let names: Vec<(&str, PersonField)> =
+            PERSON_FIELDS.iter().map(|(n, f, _)| (*n, *f)).collect();
+        super::put_person_fields(person, &mut fields, &names);
+        fields.retain(|_, v| !v.is_empty());
+        Ok(fields)
+    }
+
+    async fn check(&self) -> Result<(), VendorError> {
+        // The login proves the admin credentials; a find proves the JWT may manage users.
+        // The instance credentials can only be proven by a create, which is a write.
+        self.find(&[("DeviceToken", PROBE_TOKEN)]).await.map(|_| ())
+    }
+
+    async fn lookup(
+        &self,
+        person: &PersonId,
+        _fields: &Fields,
+    ) -> Result<Option<Remote>, VendorError> {
+        let mut users: Vec<Value> = self
+            .find(&[("ClientId", person.as_str())])
+            .await?
+            .into_iter()
+            .filter(|u| client_id(u) == Some(person.as_str()))
+            .collect();
+        if users.len() > 1 {
+            warn!(vendor = %self.settings.name, user = %person, accounts = users.len(), "Several Damoov users carry this ClientId; adopting the active one created first.");
+        }
+        // Active first, then the oldest, then by token: the same pick every pass.
+        users.sort_by(|a, b| {
+            is_active(b)
+                .cmp(&is_active(a))
+                .then_with(|| date_created(a).cmp(date_created(b)))
+                .then_with(|| {
+                    let ta = a.get("DeviceToken").and_then(Value::as_str);
+                    ta.cmp(&b.get("DeviceToken").and_then(Value::as_str))
+                })
+        });
+        let Some(user) = users.first() else {
+            return Ok(None);
+        };
+        Ok(Some(Remote {
+            id: device_token(user)?,
+            active: is_active(user),
+            fields: profile_fields(user),
+        }))
+    }
+
+    async fn create(&self, person: &PersonId, fields: &Fields) -> Result<String, VendorError> {
+        let mut body: Map<String, Value> = fields
+            .iter()
+            .filter_map(|(k, v)| Some((wire_name(k)?.to_string(), json!(v))))
+            .collect();
+        body.insert("UserFields".into(), json!({ "ClientId": person.as_str() }));
+        body.insert("CreateAccessToken".into(), json!(false));
+        let req = self
+            .client
+            .post(self.url("/v1/Registration/create"))
+            .header("InstanceId", self.instance_id.expose())
+            .header("InstanceKey", self.instance_key.expose())
+            .json(&Value::Object(body));
+        let reply = http::send(req).await?;
+        if !reply.status.is_success() {
+            return Err(match http::classify(&reply, envelope_message) {
+                VendorError::Auth { status, detail } => VendorError::Auth {
+                    status,
+                    detail: format!("instance_id / instance_key refused: {detail}"),
+                },
+                other => other,
+            });
+        }
+        let body = reply.json()?;
+        body.pointer("/Result/DeviceToken")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .ok_or_else(|| VendorError::Protocol("create answered without a DeviceToken".into()))
+    }
+
+    async fn update(
+        &self,
+        remote: &str,
+        changes: &Changes,
+        _fields: &Fields,
+    ) -> Result<(), VendorError> {
+        let body = update_body(changes);
+        if body.is_empty() {
+            return Ok(());
+        }
+        self.put_user(remote, &Value::Object(body)).await
+    }
+
+    async fn set_active(&self, remote: &str, active: bool) -> Result<(), VendorError> {
+        let user = self
+            .find_by_token(remote)
+            .await?
+            .ok_or_else(|| VendorError::NotFound(format!("no Damoov user {remote}")))?;
+        let status = if active { "Active" } else { "Deactivated" };
+        let enabled_now = user_fields(&user)
+            .and_then(|f| f.get("Enabled"))
+            .and_then(Value::as_bool);
+        if is_active(&user) == active && enabled_now == Some(active) {
+            return Ok(());
+        }
+        let body = json!({
+            "Status": status,
+            "UserFields": Value::Object(flags_with_enabled(&user, active)),
+        });
+        self.put_user(remote, &body).await
+    }
+
+    async fn delete(&self, remote: &str) -> Result<(), VendorError> {
+        let mut url = self.url("/v1/Management/users");
+        url.path_segments_mut()
+            .map_err(|()| VendorError::Protocol("base_url cannot take a path".into()))?
+            .pop_if_empty()
+            .push(remote);
+        match self
+            .admin(|t| self.client.request(Method::DELETE, url.clone()).bearer_auth(t.expose()))
+            .await
+        {
+            Ok(_) => Ok(()),
+            // Damoov may answer 403 for a user that is already gone: check before
+            // calling it a credentials problem.
+            Err(e @ VendorError::Auth { status: 403, .. }) => {
+                match self.find_by_token(remote).await? {
+                    None => Ok(()),
+                    Some(_) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn supports_delete(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    const BASE: &str = "[source]\ntype = \"file\"\npath = \"p.json\"\n[vendors.tm]\ntype = \"telematics\"\n";
+    const CREDS: &str = "email = \"a@x.io\"\npassword = \"pw\"\ninstance_id = \"i\"\ninstance_key = \"k\"\n";
+
+    fn build(extra: &str) -> Result<Telematics, ConfigError> {
+        let s = crate::config::load_str(&format!("{BASE}{extra}"), Path::new("/"), Vec::new())
+            .expect("config");
+        Telematics::new(&s.vendors["tm"], reqwest::Client::new())
+    }
+
+    fn person() -> Person {
+        let mut p = Person::new("E1");
+        p.first_name = Some("Ann".into());
+        p.last_name = Some("Lee".into());
+        p.email = Some("ann@x.io".into());
+        p.username = Some("ann".into());
+        p
+    }
+
+    #[test]
+    fn map_takes_names_email_and_phone() {
+        let t = build(CREDS).expect("builds");
+        let mut p = person();
+        p.phone = Some("+1 555".into());
+        let f = t.map(&p).expect("maps");
+        let keys: Vec<&str> = f.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["email", "first_name", "last_name", "phone"]);
+        assert_eq!(f["phone"], "+1 555");
+        p.attributes.insert("tm.nickname".into(), "x".into());
+        assert!(t.map(&p).expect_err("no vendor fields").contains("tm.nickname"));
+    }
+
+    #[test]
+    fn every_credential_is_required_and_named() {
+        for key in ["email", "password", "instance_id", "instance_key"] {
+            let creds: String = CREDS
+                .lines()
+                .filter(|l| !l.starts_with(&format!("{key} ")))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            let e = build(&creds).err().expect("refused");
+            assert!(e.to_string().contains(&format!("vendors.tm.{key}")), "{e}");
+        }
+        let e = build(&format!("{CREDS}instance_key_file = \"k\"\n")).err().expect("both");
+        assert!(e.to_string().contains("vendors.tm.instance_key"), "{e}");
+        let e = build(&format!("{CREDS}token = \"x\"\n")).err().expect("unknown");
+        assert!(e.to_string().contains("token"), "{e}");
+        let e = build(&format!("{CREDS}[vendors.tm.defaults]\nrole = \"x\"\n"))
+            .err()
+            .expect("defaults");
+        assert!(e.to_string().contains("vendors.tm.defaults.role"), "{e}");
+    }
+
+    #[test]
+    fn reads_user_fields_as_array_and_status_with_enabled() {
+        let user = json!({
+            "DeviceToken": "d1", "Status": "Active",
+            "UserProfile": { "FirstName": "Ann", "LastName": null, "Email": "", "Phone": "1" },
+            "UserFields": [ { "ClientId": "E1", "Enabled": true, "EnableTracking": true,
+                              "EnableLogging": false, "EnableRealTimeLocation": false } ]
+        });
+        assert_eq!(client_id(&user), Some("E1"));
+        assert!(is_active(&user));
+        let f = profile_fields(&user);
+        assert_eq!(f.len(), 2);
+        assert_eq!(f["first_name"], "Ann");
+        let mut off = user.clone();
+        off["UserFields"][0]["Enabled"] = json!(false);
+        assert!(!is_active(&off));
+        let mut inactive = user.clone();
+        inactive["Status"] = json!("Inactive");
+        assert!(!is_active(&inactive));
+    }
+
+    #[test]
+    fn deactivation_keeps_every_flag_and_the_client_id() {
+        let user = json!({ "UserFields": [ { "ClientId": "E1", "Enabled": true,
+            "EnableTracking": false, "EnableLogging": true, "EnableRealTimeLocation": true,
+            "Unknown": 1 } ] });
+        let flags = flags_with_enabled(&user, false);
+        assert_eq!(
+            Value::Object(flags),
+            json!({ "ClientId": "E1", "Enabled": false, "EnableTracking": false,
+                    "EnableLogging": true, "EnableRealTimeLocation": true })
+        );
+    }
+
+    #[test]
+    fn update_sends_damoov_names_and_clears_with_empty_string() {
+        let changes: Changes = [
+            ("first_name".to_string(), Some("Bo".to_string())),
+            ("phone".to_string(), None),
+        ]
+        .into();
+        assert_eq!(
+            Value::Object(update_body(&changes)),
+            json!({ "FirstName": "Bo", "Phone": "" })
+        );
+    }
+
+    #[test]
+    fn envelope_errors_are_one_line() {
+        let body = r#"{"Status":422,"Title":"One or more validation errors occurred.","Errors":[{"Key":"Email","Message":"bad"}]}"#;
+        assert_eq!(
+            envelope_message(body).as_deref(),
+            Some("One or more validation errors occurred. (Email: bad)")
+        );
+        assert_eq!(envelope_message("not json"), None);
+    }
+
+    #[tokio::test]
+    async fn logins_are_limited_per_host() {
+        let t = build(&format!("{CREDS}base_url = \"http://login-limit.invalid:1\"\n"))
+            .expect("builds");
+        for _ in 0..LOGIN_LIMIT {
+            t.reserve_login().expect("within the limit");
+        }
+        match t.reserve_login() {
+            Err(VendorError::RateLimited { retry_after: Some(d) }) => {
+                assert!(d <= LOGIN_WINDOW);
+            }
+            other => panic!("expected RateLimited, got {other:?}"),
+        }
+        t.block_logins(Duration::from_secs(10));
+        assert!(matches!(
+            t.reserve_login(),
+            Err(VendorError::RateLimited { retry_after: Some(d) }) if d > LOGIN_WINDOW / 10
+        ));
+    }
+}

@@ -1,0 +1,136 @@
+//! The test harness: a temporary directory with a config and a people file, the vendor
+//! sandbox on a loopback port, and the real `roster` binary run against them.
+
+use std::path::PathBuf;
+use std::process::Output;
+
+use roster_sandbox::{Credentials, Sandbox};
+use serde_json::Value;
+use tempfile::TempDir;
+
+pub const MOTIVE_KEY: &str = "sandbox-motive-key";
+
+pub struct Env {
+    pub sandbox: Sandbox,
+    pub dir: TempDir,
+    pub config: PathBuf,
+}
+
+/// Settings that keep retries short so failure tests finish quickly.
+pub const FAST_RETRY: &str = "[retry]\ninitial_interval_ms = 10\nmax_interval_secs = 3\n\
+                              max_elapsed_secs = 8\npass_budget_secs = 30\nrequest_timeout_secs = 5\n";
+
+impl Env {
+    /// A sandbox plus a config with `safety` and `vendors` TOML, where `{url:NAME}` is
+    /// replaced by the sandbox URL of vendor NAME.
+    pub async fn new(safety: &str, vendors: &str) -> Self {
+        let sandbox = Sandbox::start(Credentials::default())
+            .await
+            .expect("sandbox starts");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut vendors = vendors.to_string();
+        for v in ["motive", "drivekit", "telematics", "rocketchat"] {
+            vendors = vendors.replace(&format!("{{url:{v}}}"), &sandbox.url(v));
+        }
+        let text = format!(
+            "state_dir = \"state\"\n{FAST_RETRY}\n[safety]\n{safety}\n\n[source]\ntype = \"file\"\n\
+             path = \"people.json\"\n\n{vendors}\n"
+        );
+        let config = dir.path().join("roster.toml");
+        std::fs::write(&config, text).expect("write config");
+        Self {
+            sandbox,
+            dir,
+            config,
+        }
+    }
+
+    /// The usual single-Motive setup with generous safety limits.
+    pub async fn motive() -> Self {
+        Self::new(
+            "max_deactivations = 50\nmax_deactivation_ratio = 1.0",
+            &motive_vendor("motive", MOTIVE_KEY),
+        )
+        .await
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn write_people(&self, people: &Value) {
+        std::fs::write(self.path("people.json"), people.to_string()).expect("write people");
+    }
+
+    /// Runs `roster --config … ARGS` to completion.
+    pub async fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().await.expect("roster runs")
+    }
+
+    pub fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_roster"));
+        c.arg("--config").arg(&self.config).args(args);
+        c.env_remove("RUST_LOG");
+        c.kill_on_drop(true);
+        c
+    }
+
+    /// Runs a command with `--json`; returns the exit code and the parsed report.
+    pub async fn json(&self, args: &[&str]) -> (i32, Value) {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let out = self.run(&all).await;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_no_secrets(&stdout);
+        assert_no_secrets(&stderr);
+        let report = serde_json::from_str(&stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{stdout}\nstderr:\n{stderr}"));
+        (out.status.code().expect("exit code"), report)
+    }
+
+    pub async fn reconcile(&self) -> (i32, Value) {
+        self.json(&["reconcile"]).await
+    }
+}
+
+pub fn motive_vendor(name: &str, key: &str) -> String {
+    format!(
+        "[vendors.{name}]\ntype = \"motive\"\nbase_url = \"{{url:motive}}\"\napi_key = \"{key}\"\n\
+         [vendors.{name}.defaults]\nrole = \"driver\"\neld_mode = \"logs\"\ntime_tracking_mode = \"logs\"\n"
+    )
+}
+
+/// No credential of the sandbox may show up in output.
+pub fn assert_no_secrets(text: &str) {
+    let c = Credentials::default();
+    for s in [
+        c.motive_api_key,
+        c.motive_token,
+        c.drivekit_api_key,
+        c.telematics_password,
+        c.telematics_instance_key,
+        c.rocketchat_auth_token,
+    ] {
+        assert!(!text.contains(&s), "a secret leaked into output:\n{text}");
+    }
+}
+
+pub fn person(id: &str, first: &str, last: &str, email: &str) -> Value {
+    serde_json::json!({ "id": id, "first_name": first, "last_name": last, "email": email })
+}
+
+/// The counts of one vendor in a report.
+pub fn counts(report: &Value, vendor: &str) -> [i64; 7] {
+    let v = &report["vendors"][vendor];
+    let n = |k: &str| v[k].as_i64().unwrap_or_else(|| panic!("no `{k}` in {v}"));
+    [
+        n("created"),
+        n("updated"),
+        n("deactivated"),
+        n("reactivated"),
+        n("unchanged"),
+        n("failed"),
+        n("skipped"),
+    ]
+}

@@ -1,0 +1,7 @@
+//! One integration test binary (faster to build than one per file).
+
+mod common;
+mod crash;
+mod lifecycle;
+mod motive_faults;
+mod safety;
