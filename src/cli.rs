@@ -35,6 +35,8 @@ pub enum Command {
     Status(JsonArg),
     /// Validates the config and the source, and checks each vendor's credentials.
     Check,
+    /// The daemon: passes on `schedule` until SIGTERM/SIGINT; serves health and metrics.
+    Run,
 }
 
 #[derive(Debug, Args)]
@@ -96,6 +98,7 @@ pub async fn run(cli: Cli, settings: Settings) -> i32 {
         }
         Command::Status(a) => status(&settings, a.json),
         Command::Check => check(settings).await,
+        Command::Run => crate::daemon::run(settings).await,
     }
 }
 

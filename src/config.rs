@@ -47,6 +47,11 @@ pub struct Settings {
     pub state_dir: PathBuf,
     /// The daemon's schedule, parsed at load so a bad expression never reaches the loop.
     pub schedule: Option<Schedule>,
+    /// A random delay of up to this many seconds before each scheduled pass, so a fleet
+    /// of daemons on the same schedule does not hit a vendor at the same instant.
+    pub schedule_jitter_secs: u64,
+    /// How long in-flight vendor calls may take to finish after SIGTERM/SIGINT.
+    pub shutdown_grace_secs: u64,
     pub server: ServerSettings,
     pub log: LogSettings,
     pub safety: Safety,
@@ -66,6 +71,8 @@ pub struct Schedule {
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
     pub listen: SocketAddr,
+    /// Bearer token for `POST /trigger`; `None` disables the endpoint.
+    pub trigger_token: Option<Secret>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -257,6 +264,8 @@ impl VendorSettings {
 struct RawConfig {
     state_dir: Option<PathBuf>,
     schedule: Option<String>,
+    schedule_jitter_secs: Option<u64>,
+    shutdown_grace_secs: Option<u64>,
     log_format: Option<LogFormat>,
     log_level: Option<String>,
     #[serde(default)]
@@ -274,6 +283,8 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawServer {
     listen: Option<String>,
+    trigger_token: Option<Secret>,
+    trigger_token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -365,6 +376,32 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Settings, ConfigError> {
         ConfigError::invalid("server.listen", format!("`{listen}` is not an ip:port address"))
     })?;
 
+    let trigger_token = match (raw.server.trigger_token, raw.server.trigger_token_file) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::invalid(
+                "server.trigger_token",
+                "give either `trigger_token` or `trigger_token_file`, not both",
+            ));
+        }
+        (Some(t), None) => Some(t),
+        (None, Some(path)) => {
+            let path = base_dir.join(path);
+            Some(Secret::from_file(&path).map_err(|error| {
+                ConfigError::invalid(
+                    "server.trigger_token_file",
+                    format!("cannot read {}: {error}", path.display()),
+                )
+            })?)
+        }
+        (None, None) => None,
+    };
+    if trigger_token.as_ref().is_some_and(|t| t.expose().len() < 16) {
+        return Err(ConfigError::invalid(
+            "server.trigger_token",
+            "must be at least 16 characters",
+        ));
+    }
+
     let level = raw.log_level.unwrap_or_else(|| "info".to_string());
     tracing_subscriber::EnvFilter::try_new(&level)
         .map_err(|error| ConfigError::invalid("log_level", error.to_string()))?;
@@ -394,7 +431,12 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Settings, ConfigError> {
     Ok(Settings {
         state_dir,
         schedule,
-        server: ServerSettings { listen },
+        schedule_jitter_secs: raw.schedule_jitter_secs.unwrap_or(0),
+        shutdown_grace_secs: raw.shutdown_grace_secs.unwrap_or(30),
+        server: ServerSettings {
+            listen,
+            trigger_token,
+        },
         log: LogSettings {
             format: raw.log_format.unwrap_or(LogFormat::Text),
             level,

@@ -15,15 +15,23 @@
 //! - `report`   — the JSON report, summary table and exit codes.
 //! - `shutdown` — one trigger, many listeners.
 //! - `cli`      — the command line (used by the thin `main.rs`).
+//! - `daemon`   — `roster run`: scheduler loop, signals, HTTP endpoints, shutdown.
+//! - `schedule` — PURE: the next cron tick.
+//! - `server`   — `/healthz`, `/readyz`, `/metrics`, `POST /trigger`.
+//! - `metrics`  — the Prometheus registry; one method per notable occurrence.
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod diff;
+pub mod metrics;
 pub mod model;
 pub mod push;
 pub mod report;
 pub mod retry;
+pub mod schedule;
 pub mod secret;
+pub mod server;
 pub mod shutdown;
 pub mod source;
 pub mod store;

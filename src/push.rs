@@ -96,8 +96,15 @@ impl Pusher {
                 outcome: Outcome::Skipped,
             });
         }
-        let results: Vec<(&Operation, Result<Done, Failure>)> = futures::stream::iter(&plan.ops)
+        // The futures are made up front rather than in a `map` closure on the stream:
+        // rustc cannot prove a closure-made future `Send` for every lifetime
+        // (rust-lang/rust#102211), and the daemon runs passes on spawned tasks.
+        let ops: Vec<_> = plan
+            .ops
+            .iter()
             .map(|op| async move { (op, self.run_op(op).await) })
+            .collect();
+        let results: Vec<(&Operation, Result<Done, Failure>)> = futures::stream::iter(ops)
             .buffer_unordered(self.concurrency)
             .collect()
             .await;

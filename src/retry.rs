@@ -13,12 +13,15 @@ use backoff::ExponentialBackoff;
 use tokio::time::Instant;
 
 use crate::config::RetrySettings;
+use crate::shutdown::Shutdown;
 use crate::vendor::VendorError;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Retry {
     settings: RetrySettings,
     deadline: Instant,
+    /// Once this fires (shutdown), failures are no longer retried.
+    stop: Option<Shutdown>,
 }
 
 impl Retry {
@@ -27,7 +30,14 @@ impl Retry {
         Self {
             settings,
             deadline: Instant::now() + Duration::from_secs(settings.pass_budget_secs),
+            stop: None,
         }
+    }
+
+    /// Stops retrying once `shutdown` fires; calls already sent still finish.
+    pub fn stop_on(mut self, shutdown: Shutdown) -> Self {
+        self.stop = Some(shutdown);
+        self
     }
 
     /// Runs `call` until it succeeds, fails permanently, or the time limits run out; the
@@ -54,12 +64,14 @@ impl Retry {
             max_elapsed_time: Some(limit.saturating_duration_since(started)),
             ..ExponentialBackoff::default()
         };
+        let stop = self.stop.clone();
         let op = || {
             let fut = call();
+            let stopping = stop.as_ref().is_some_and(Shutdown::is_triggered);
             async move {
                 match fut.await {
                     Ok(v) => Ok(v),
-                    Err(e) if !e.is_retryable() => Err(backoff::Error::permanent(e)),
+                    Err(e) if !e.is_retryable() || stopping => Err(backoff::Error::permanent(e)),
                     Err(e) => {
                         let hint = match &e {
                             VendorError::RateLimited { retry_after } => *retry_after,

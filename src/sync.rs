@@ -28,7 +28,11 @@ pub struct Context {
     pub source: Box<dyn Source>,
     /// Each vendor with its settings, in name order.
     pub vendors: Vec<(VendorSettings, Arc<dyn Vendor>)>,
+    /// Hears of every retried vendor call (vendor name, error): the daemon's metrics.
+    pub on_retry: Option<RetryHook>,
 }
+
+pub type RetryHook = Arc<dyn Fn(&str, &crate::vendor::VendorError) + Send + Sync>;
 
 #[derive(Debug, Clone, Default)]
 pub struct PassOptions {
@@ -58,6 +62,7 @@ impl Context {
             settings,
             source,
             vendors,
+            on_retry: None,
         })
     }
 
@@ -304,10 +309,13 @@ pub async fn run_once(
         return finish(report, store, opts).await;
     }
 
-    let retry = Retry::for_pass(ctx.settings.retry);
+    let retry = Retry::for_pass(ctx.settings.retry).stop_on(shutdown.clone());
     let pushes = plans.iter().map(|(settings, vendor, plan)| {
-        let mut pusher = Pusher::new(Arc::clone(vendor), store.clone(), retry, settings.concurrency);
+        let mut pusher = Pusher::new(Arc::clone(vendor), store.clone(), retry.clone(), settings.concurrency);
         pusher.shutdown = shutdown.clone();
+        if let Some(hook) = &ctx.on_retry {
+            pusher.on_retry = Arc::clone(hook);
+        }
         async move { (settings.name.clone(), pusher.push(plan).await) }
     });
     for (name, vendor_report) in futures::future::join_all(pushes).await {

@@ -136,10 +136,10 @@ impl DriveKit {
     /// Every driver, from the cache when it is fresh.
     async fn listing(&self) -> Result<Listing, VendorError> {
         let mut cache = self.listing.lock().await;
-        if let Some((at, listing)) = cache.as_ref() {
-            if at.elapsed() < LISTING_TTL {
-                return Ok(Arc::clone(listing));
-            }
+        if let Some((at, listing)) = cache.as_ref()
+            && at.elapsed() < LISTING_TTL
+        {
+            return Ok(Arc::clone(listing));
         }
         let mut drivers = BTreeMap::new();
         let mut number = 0;
@@ -154,7 +154,10 @@ impl DriveKit {
                     drivers.insert(id.to_string(), identity_of(d, id));
                 }
             }
-            let more = page.get("hasNext").and_then(Value::as_bool).unwrap_or(false);
+            let more = page
+                .get("hasNext")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
             if !more || data.is_empty() {
                 break;
             }
@@ -169,7 +172,12 @@ impl DriveKit {
     async fn put_identity(&self, user_id: &str, fields: &Fields) -> Result<(), VendorError> {
         let body: serde_json::Map<String, Value> = IDENTITY
             .iter()
-            .map(|k| ((*k).to_string(), json!(fields.get(*k).map_or("", String::as_str))))
+            .map(|k| {
+                (
+                    (*k).to_string(),
+                    json!(fields.get(*k).map_or("", String::as_str)),
+                )
+            })
             .collect();
         let req = self
             .request(Method::PUT, self.driver_url(user_id, "identity")?)
@@ -195,7 +203,11 @@ fn user_id<'a>(person: &'a PersonId, fields: &'a Fields) -> &'a str {
 fn identity_of(driver: &Value, id: &str) -> Fields {
     let mut out = Fields::new();
     for k in IDENTITY {
-        if let Some(v) = driver.get(*k).and_then(Value::as_str).filter(|s| !s.is_empty()) {
+        if let Some(v) = driver
+            .get(*k)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+        {
             out.insert((*k).to_string(), v.to_string());
         }
     }
@@ -221,10 +233,8 @@ impl Vendor for DriveKit {
         let own_pseudo = person
             .attributes
             .contains_key(&format!("{}.pseudo", self.settings.name));
-        if !own_pseudo {
-            if let Some(u) = person.username.as_ref().filter(|u| !u.is_empty()) {
-                fields.insert("pseudo".into(), u.clone());
-            }
+        if !own_pseudo && let Some(u) = person.username.as_ref().filter(|u| !u.is_empty()) {
+            fields.insert("pseudo".into(), u.clone());
         }
         if let Some(v) = &person.first_name {
             fields.insert("firstname".into(), v.clone());
@@ -238,7 +248,10 @@ impl Vendor for DriveKit {
             .map(|s| s.trim().to_string())
             .unwrap_or_else(|| person.id.as_str().to_string());
         if id.is_empty() {
-            return Err(format!("attribute `{}.user_id` is empty", self.settings.name));
+            return Err(format!(
+                "attribute `{}.user_id` is empty",
+                self.settings.name
+            ));
         }
         fields.insert(USER_ID.into(), id);
         Ok(fields)
@@ -307,7 +320,8 @@ mod tests {
     use super::*;
     use std::path::Path;
 
-    const BASE: &str = "[source]\ntype = \"file\"\npath = \"p.json\"\n[vendors.dk]\ntype = \"drivekit\"\n";
+    const BASE: &str =
+        "[source]\ntype = \"file\"\npath = \"p.json\"\n[vendors.dk]\ntype = \"drivekit\"\n";
 
     fn build(extra: &str) -> Result<DriveKit, ConfigError> {
         let s = crate::config::load_str(&format!("{BASE}{extra}"), Path::new("/"), Vec::new())
@@ -342,8 +356,8 @@ mod tests {
 
     #[test]
     fn attributes_override_user_id_and_pseudo_default_is_last() {
-        let d = build("api_key = \"k\"\n[vendors.dk.defaults]\npseudo = \"driver\"\n")
-            .expect("builds");
+        let d =
+            build("api_key = \"k\"\n[vendors.dk.defaults]\npseudo = \"driver\"\n").expect("builds");
         let mut p = person();
         assert_eq!(d.map(&p).expect("maps")["pseudo"], "driver");
         p.username = Some("annl".into());
@@ -364,13 +378,17 @@ mod tests {
     fn config_errors_name_the_key() {
         let e = build("").err().expect("no key");
         assert!(e.to_string().contains("vendors.dk.api_key"), "{e}");
-        let e = build("api_key = \"k\"\napi_key_file = \"f\"\n").err().expect("both");
+        let e = build("api_key = \"k\"\napi_key_file = \"f\"\n")
+            .err()
+            .expect("both");
         assert!(e.to_string().contains("vendors.dk.api_key"), "{e}");
         let e = build("api_key = \"k\"\n[vendors.dk.defaults]\nuser_id = \"x\"\n")
             .err()
             .expect("default id");
         assert!(e.to_string().contains("vendors.dk.defaults.user_id"), "{e}");
-        let e = build("api_key = \"k\"\ntoken = \"t\"\n").err().expect("unknown key");
+        let e = build("api_key = \"k\"\ntoken = \"t\"\n")
+            .err()
+            .expect("unknown key");
         assert!(e.to_string().contains("token"), "{e}");
     }
 

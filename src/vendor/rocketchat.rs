@@ -37,7 +37,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use reqwest::header::HeaderMap;
+use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -103,8 +103,9 @@ struct Options {
 pub struct RocketChat {
     settings: VendorSettings,
     base: Url,
-    user_id: Secret,
-    auth_token: Secret,
+    /// `X-User-Id` and `X-Auth-Token`, marked sensitive so no debug output shows them.
+    user_id: HeaderValue,
+    auth_token: HeaderValue,
     client: reqwest::Client,
     password_mode: PasswordMode,
     join_default_channels: bool,
@@ -134,6 +135,8 @@ impl RocketChat {
         let auth_token = settings
             .secret("auth_token", o.auth_token, o.auth_token_file, true)?
             .ok_or_else(|| ConfigError::invalid(settings.key("auth_token"), "is required"))?;
+        let user_id = header_value(settings, "user_id", &user_id)?;
+        let auth_token = header_value(settings, "auth_token", &auth_token)?;
         for k in settings.defaults.keys() {
             if !is_vendor_field(k) {
                 return Err(ConfigError::invalid(
@@ -171,8 +174,8 @@ impl RocketChat {
         let mut req = self
             .client
             .request(method, http::endpoint(&self.base, &format!("api/v1/{op}")))
-            .header("X-User-Id", self.user_id.expose())
-            .header("X-Auth-Token", self.auth_token.expose());
+            .header("X-User-Id", self.user_id.clone())
+            .header("X-Auth-Token", self.auth_token.clone());
         if !query.is_empty() {
             req = req.query(query);
         }
@@ -191,7 +194,10 @@ impl RocketChat {
 
     /// users.info by one key; `None` when Rocket.Chat does not know the user.
     async fn info(&self, key: &str, value: &str) -> Result<Option<Value>, VendorError> {
-        match self.call(Method::GET, "users.info", &[(key, value)], None).await {
+        match self
+            .call(Method::GET, "users.info", &[(key, value)], None)
+            .await
+        {
             Ok(reply) => Ok(Some(reply.json()?)),
             Err(VendorError::NotFound(_)) => Ok(None),
             Err(VendorError::Rejected { status, detail })
@@ -199,9 +205,7 @@ impl RocketChat {
             {
                 Err(VendorError::Rejected {
                     status,
-                    detail: format!(
-                        "{detail} (lookup_by_email needs Rocket.Chat 8.4 or later)"
-                    ),
+                    detail: format!("{detail} (lookup_by_email needs Rocket.Chat 8.4 or later)"),
                 })
             }
             Err(e) => Err(e),
@@ -249,12 +253,12 @@ impl RocketChat {
         }
         // Vendor fields only when roster manages them for this person: an adopted admin's
         // roles must not look like something to clear.
-        if wanted.contains_key(ROLES) {
-            if let Some(roles) = user.get(ROLES).and_then(Value::as_array) {
-                let list = roles.iter().filter_map(Value::as_str).collect::<Vec<_>>();
-                if let Some(v) = normalize_roles(&list.join(",")) {
-                    fields.insert(ROLES.into(), v);
-                }
+        if wanted.contains_key(ROLES)
+            && let Some(roles) = user.get(ROLES).and_then(Value::as_array)
+        {
+            let list = roles.iter().filter_map(Value::as_str).collect::<Vec<_>>();
+            if let Some(v) = normalize_roles(&list.join(",")) {
+                fields.insert(ROLES.into(), v);
             }
         }
         let custom = user.get("customFields").and_then(Value::as_object);
@@ -276,6 +280,22 @@ impl RocketChat {
     }
 }
 
+/// A credential as a sensitive header value.
+fn header_value(
+    settings: &VendorSettings,
+    key: &str,
+    secret: &Secret,
+) -> Result<HeaderValue, ConfigError> {
+    let mut v = HeaderValue::from_str(secret.expose().trim()).map_err(|_| {
+        ConfigError::invalid(
+            settings.key(key),
+            "contains characters that cannot be sent in an HTTP header",
+        )
+    })?;
+    v.set_sensitive(true);
+    Ok(v)
+}
+
 const ALLOWED_HINT: &str = "allowed: roles, customFields.NAME";
 
 fn is_vendor_field(name: &str) -> bool {
@@ -288,8 +308,7 @@ fn is_vendor_field(name: &str) -> bool {
 /// Rocket.Chat's default `UTF8_User_Names_Validation`: `[0-9a-zA-Z-_.]+`.
 fn valid_username(u: &str) -> bool {
     !u.is_empty()
-        && u
-            .chars()
+        && u.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
@@ -414,7 +433,11 @@ fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
 /// accepted too).
 fn reset_header(headers: &HeaderMap) -> Option<u64> {
     let v = header_u64(headers, "x-ratelimit-reset")?;
-    Some(if v < 100_000_000_000 { v.saturating_mul(1000) } else { v })
+    Some(if v < 100_000_000_000 {
+        v.saturating_mul(1000)
+    } else {
+        v
+    })
 }
 
 /// "… You must wait N seconds before trying this endpoint again. …"
@@ -504,10 +527,10 @@ impl RoutePacer {
                     in_flight: 0,
                 });
                 let now = now_ms();
-                if let Window::Limited { reset_ms, .. } = st.window {
-                    if now >= reset_ms.saturating_add(RESET_MARGIN_MS) {
-                        st.window = Window::Unknown;
-                    }
+                if let Window::Limited { reset_ms, .. } = st.window
+                    && now >= reset_ms.saturating_add(RESET_MARGIN_MS)
+                {
+                    st.window = Window::Unknown;
                 }
                 let wait = match &mut st.window {
                     Window::Unlimited => None,
@@ -533,17 +556,25 @@ impl RoutePacer {
             if wait > PROBE_POLL {
                 let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
                 if wait >= Duration::from_secs(5) {
-                    info!(route, wait_ms = ms, "Rocket.Chat rate limit reached; waiting for the window to reset.");
+                    info!(
+                        route,
+                        wait_ms = ms,
+                        "Rocket.Chat rate limit reached; waiting for the window to reset."
+                    );
                 } else {
-                    debug!(route, wait_ms = ms, "Rocket.Chat rate limit reached; waiting for the window to reset.");
+                    debug!(
+                        route,
+                        wait_ms = ms,
+                        "Rocket.Chat rate limit reached; waiting for the window to reset."
+                    );
                 }
             }
             tokio::time::sleep(wait).await;
-            if wait == MAX_PACING_WAIT {
-                // A window longer than we wait for (or clocks far apart): let one call ask.
-                if let Some(st) = self.lock().get_mut(route) {
-                    st.window = Window::Unknown;
-                }
+            // A window longer than we wait for (or clocks far apart): let one call ask.
+            if wait == MAX_PACING_WAIT
+                && let Some(st) = self.lock().get_mut(route)
+            {
+                st.window = Window::Unknown;
             }
         }
     }
@@ -581,9 +612,10 @@ impl RoutePacer {
                         reset_ms: cur_reset.max(reset_ms),
                     },
                     // A late reply from an earlier window tells nothing new.
-                    Window::Limited { reset_ms: cur_reset, .. } if reset_ms < cur_reset => {
-                        st.window
-                    }
+                    Window::Limited {
+                        reset_ms: cur_reset,
+                        ..
+                    } if reset_ms < cur_reset => st.window,
                     // A new window: calls still in flight may not be counted in `r` yet.
                     _ => Window::Limited {
                         remaining: r.saturating_sub(others),
@@ -609,10 +641,10 @@ impl Permit<'_> {
 impl Drop for Permit<'_> {
     /// A call that got no reply (transport error, cancelled) frees its slot.
     fn drop(&mut self) {
-        if self.open {
-            if let Some(st) = self.pacer.lock().get_mut(&self.route) {
-                st.in_flight = st.in_flight.saturating_sub(1);
-            }
+        if self.open
+            && let Some(st) = self.pacer.lock().get_mut(&self.route)
+        {
+            st.in_flight = st.in_flight.saturating_sub(1);
         }
     }
 }
@@ -631,7 +663,13 @@ impl Vendor for RocketChat {
         let missing: Vec<&str> = ["name", "username", "email"]
             .into_iter()
             .filter(|k| fields.get(*k).is_none_or(|v| v.trim().is_empty()))
-            .map(|k| if k == "name" { "name (first/last name)" } else { k })
+            .map(|k| {
+                if k == "name" {
+                    "name (first/last name)"
+                } else {
+                    k
+                }
+            })
             .collect();
         if !missing.is_empty() {
             return Err(format!(
@@ -639,13 +677,13 @@ impl Vendor for RocketChat {
                 missing.join(", ")
             ));
         }
-        if let Some(u) = fields.get("username") {
-            if !valid_username(u) {
-                return Err(format!(
-                    "username `{u}` is not valid for Rocket.Chat (letters a-z/A-Z, digits, `-`, \
-                     `_` and `.` only)"
-                ));
-            }
+        if let Some(u) = fields.get("username")
+            && !valid_username(u)
+        {
+            return Err(format!(
+                "username `{u}` is not valid for Rocket.Chat (letters a-z/A-Z, digits, `-`, `_` \
+                 and `.` only)"
+            ));
         }
         match fields.get(ROLES).map(|r| normalize_roles(r)) {
             Some(Some(r)) => {
@@ -664,7 +702,9 @@ impl Vendor for RocketChat {
         let me = reply.json()?;
         match me.get("_id").and_then(Value::as_str) {
             Some(id) if !id.is_empty() => Ok(()),
-            _ => Err(VendorError::Protocol("`me` answered without the user's _id".into())),
+            _ => Err(VendorError::Protocol(
+                "`me` answered without the user's _id".into(),
+            )),
         }
     }
 
@@ -677,10 +717,11 @@ impl Vendor for RocketChat {
         if let Some(username) = fields.get("username") {
             found = self.info("username", username).await?;
         }
-        if found.is_none() && self.lookup_by_email {
-            if let Some(email) = fields.get("email") {
-                found = self.info("email", email).await?;
-            }
+        if found.is_none()
+            && self.lookup_by_email
+            && let Some(email) = fields.get("email")
+        {
+            found = self.info("email", email).await?;
         }
         let Some(body) = found else {
             return Ok(None);
@@ -705,9 +746,15 @@ impl Vendor for RocketChat {
         if self.password_mode == PasswordMode::SetRandomPassword {
             body.insert("setRandomPassword".into(), json!(true));
         }
-        body.insert("joinDefaultChannels".into(), json!(self.join_default_channels));
+        body.insert(
+            "joinDefaultChannels".into(),
+            json!(self.join_default_channels),
+        );
         body.insert("sendWelcomeEmail".into(), json!(self.send_welcome_email));
-        body.insert("requirePasswordChange".into(), json!(self.require_password_change));
+        body.insert(
+            "requirePasswordChange".into(),
+            json!(self.require_password_change),
+        );
         body.insert("verified".into(), json!(self.email_verified));
         if let Some(r) = fields.get(ROLES) {
             body.insert(ROLES.into(), roles_json(r));
@@ -720,7 +767,10 @@ impl Vendor for RocketChat {
             body.insert("customFields".into(), Value::Object(custom));
         }
         let body = Value::Object(body);
-        let reply = match self.call(Method::POST, "users.create", &[], Some(&body)).await {
+        let reply = match self
+            .call(Method::POST, "users.create", &[], Some(&body))
+            .await
+        {
             Ok(r) => r,
             Err(VendorError::Rejected { detail, .. })
                 if detail.contains("[error-field-unavailable]")
@@ -832,7 +882,8 @@ mod tests {
         RocketChat::new(&settings(extra)?, reqwest::Client::new())
     }
 
-    const CREDS: &str = "base_url = \"https://chat.example.com\"\nuser_id = \"u\"\nauth_token = \"t\"\n";
+    const CREDS: &str =
+        "base_url = \"https://chat.example.com\"\nuser_id = \"u\"\nauth_token = \"t\"\n";
 
     fn chat(extra: &str) -> RocketChat {
         build(&format!("{CREDS}{extra}")).expect("builds")
@@ -886,9 +937,12 @@ mod tests {
 
     #[test]
     fn vendor_fields_roles_and_custom_fields() {
-        let c = chat("[vendors.chat.defaults]\nroles = \"user; bot ,user\"\n\"customFields.team\" = \"ops\"\n");
+        let c = chat(
+            "[vendors.chat.defaults]\nroles = \"user; bot ,user\"\n\"customFields.team\" = \"ops\"\n",
+        );
         let mut p = person();
-        p.attributes.insert("chat.customFields.team".into(), "fleet".into());
+        p.attributes
+            .insert("chat.customFields.team".into(), "fleet".into());
         p.attributes.insert("other.roles".into(), "admin".into());
         let f = c.map(&p).expect("maps");
         assert_eq!(f["roles"], "bot,user");
@@ -900,20 +954,41 @@ mod tests {
 
     #[test]
     fn config_errors_name_the_key() {
-        let e = build("user_id = \"u\"\nauth_token = \"t\"\n").err().expect("no base_url");
+        let e = build("user_id = \"u\"\nauth_token = \"t\"\n")
+            .err()
+            .expect("no base_url");
         assert!(e.to_string().contains("vendors.chat.base_url"), "{e}");
-        let e = build("base_url = \"https://c.example\"\nuser_id = \"u\"\n").err().expect("no token");
+        let e = build("base_url = \"https://c.example\"\nuser_id = \"u\"\n")
+            .err()
+            .expect("no token");
         assert!(e.to_string().contains("vendors.chat.auth_token"), "{e}");
-        let e = build("base_url = \"https://c.example\"\nauth_token = \"t\"\n").err().expect("no id");
+        let e = build("base_url = \"https://c.example\"\nauth_token = \"t\"\n")
+            .err()
+            .expect("no id");
         assert!(e.to_string().contains("vendors.chat.user_id"), "{e}");
-        let e = build(&format!("{CREDS}auth_token_file = \"x\"\n")).err().expect("both");
+        let e = build(&format!("{CREDS}auth_token_file = \"x\"\n"))
+            .err()
+            .expect("both");
         assert!(e.to_string().contains("vendors.chat.auth_token"), "{e}");
-        let e = build(&format!("{CREDS}confirm_relinquis = true\n")).err().expect("typo");
+        let e = build(&format!("{CREDS}confirm_relinquis = true\n"))
+            .err()
+            .expect("typo");
         assert!(e.to_string().contains("confirm_relinquis"), "{e}");
-        let e = build(&format!("{CREDS}password_mode = \"plain\"\n")).err().expect("bad mode");
+        let e = build(&format!("{CREDS}password_mode = \"plain\"\n"))
+            .err()
+            .expect("bad mode");
         assert!(e.to_string().contains("plain"), "{e}");
-        let e = build(&format!("{CREDS}[vendors.chat.defaults]\nbio = \"x\"\n")).err().expect("bio");
+        let e = build(&format!("{CREDS}[vendors.chat.defaults]\nbio = \"x\"\n"))
+            .err()
+            .expect("bio");
         assert!(e.to_string().contains("vendors.chat.defaults.bio"), "{e}");
+        let e = build(
+            "base_url = \"https://c.example\"\nuser_id = \"u\"\nauth_token = \"t\\u0001zq9xv\"\n",
+        )
+        .err()
+        .expect("control character");
+        assert!(e.to_string().contains("vendors.chat.auth_token"), "{e}");
+        assert!(!e.to_string().contains("zq9xv"), "{e}");
         // Secrets never appear in errors.
         let e = build("base_url = \"https://c.example\"\nuser_id = \"u\"\nauth_token = \"\"\n")
             .err()
@@ -923,8 +998,10 @@ mod tests {
 
     #[test]
     fn options_parse() {
-        let c = chat("password_mode = \"set_random_password\"\njoin_default_channels = false\n\
-                      confirm_relinquish = false\nlookup_by_email = true\npacing = false\n");
+        let c = chat(
+            "password_mode = \"set_random_password\"\njoin_default_channels = false\n\
+                      confirm_relinquish = false\nlookup_by_email = true\npacing = false\n",
+        );
         assert_eq!(c.password_mode, PasswordMode::SetRandomPassword);
         assert!(!c.join_default_channels && !c.confirm_relinquish && c.lookup_by_email);
         assert!(!c.pacer.enabled);
@@ -963,25 +1040,54 @@ mod tests {
 
     #[test]
     fn errors_are_classified() {
-        let legacy = reply(401, &[], r#"{"status":"error","message":"You must be logged in to do this."}"#);
+        let legacy = reply(
+            401,
+            &[],
+            r#"{"status":"error","message":"You must be logged in to do this."}"#,
+        );
         match classify(&legacy) {
-            VendorError::Auth { status: 401, detail } => assert!(detail.contains("logged in")),
+            VendorError::Auth {
+                status: 401,
+                detail,
+            } => assert!(detail.contains("logged in")),
             other => panic!("{other:?}"),
         }
         let forbidden = reply(403, &[], r#"{"success":false,"error":"unauthorized"}"#);
-        assert!(matches!(classify(&forbidden), VendorError::Auth { status: 403, .. }));
+        assert!(matches!(
+            classify(&forbidden),
+            VendorError::Auth { status: 403, .. }
+        ));
         let nf = reply(400, &[], r#"{"success":false,"error":"User not found."}"#);
         assert!(matches!(classify(&nf), VendorError::NotFound(_)));
-        let iu = reply(400, &[], r#"{"success":false,"error":"x [error-invalid-user]","errorType":"error-invalid-user"}"#);
+        let iu = reply(
+            400,
+            &[],
+            r#"{"success":false,"error":"x [error-invalid-user]","errorType":"error-invalid-user"}"#,
+        );
         assert!(matches!(classify(&iu), VendorError::NotFound(_)));
-        let dup = reply(400, &[], r#"{"success":false,"error":"ann is already in use :( [error-field-unavailable]","errorType":"error-field-unavailable"}"#);
+        let dup = reply(
+            400,
+            &[],
+            r#"{"success":false,"error":"ann is already in use :( [error-field-unavailable]","errorType":"error-field-unavailable"}"#,
+        );
         match classify(&dup) {
-            VendorError::Rejected { status: 400, detail } => assert!(detail.contains("already in use")),
+            VendorError::Rejected {
+                status: 400,
+                detail,
+            } => assert!(detail.contains("already in use")),
             other => panic!("{other:?}"),
         }
-        let totp = reply(400, &[], r#"{"success":false,"error":"TOTP Required [totp-required]","errorType":"totp-required"}"#);
+        let totp = reply(
+            400,
+            &[],
+            r#"{"success":false,"error":"TOTP Required [totp-required]","errorType":"totp-required"}"#,
+        );
         assert!(matches!(classify(&totp), VendorError::Auth { .. }));
-        let server = reply(503, &[], r#"{"success":false,"error":"Service Unavailable"}"#);
+        let server = reply(
+            503,
+            &[],
+            r#"{"success":false,"error":"Service Unavailable"}"#,
+        );
         assert!(classify(&server).is_retryable());
     }
 
@@ -989,8 +1095,13 @@ mod tests {
     fn rate_limit_waits_come_from_reset_or_message() {
         let reset = (now_ms() + 3_000).to_string();
         match classify(&reply(429, &[("x-ratelimit-reset", reset)], "{}")) {
-            VendorError::RateLimited { retry_after: Some(d) } => {
-                assert!(d > Duration::from_millis(2_000) && d <= Duration::from_secs(3), "{d:?}");
+            VendorError::RateLimited {
+                retry_after: Some(d),
+            } => {
+                assert!(
+                    d > Duration::from_millis(2_000) && d <= Duration::from_secs(3),
+                    "{d:?}"
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -1000,13 +1111,19 @@ mod tests {
             VendorError::RateLimited { retry_after: Some(d) } if d == Duration::from_secs(7)
         ));
         // The same error carried by a 400 (a server that maps it so) is a rate limit too.
-        assert!(matches!(classify(&reply(400, &[], body)), VendorError::RateLimited { .. }));
+        assert!(matches!(
+            classify(&reply(400, &[], body)),
+            VendorError::RateLimited { .. }
+        ));
     }
 
     fn headers(remaining: u64, reset: u64) -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert("x-ratelimit-limit", "10".parse().expect("v"));
-        h.insert("x-ratelimit-remaining", remaining.to_string().parse().expect("v"));
+        h.insert(
+            "x-ratelimit-remaining",
+            remaining.to_string().parse().expect("v"),
+        );
         h.insert("x-ratelimit-reset", reset.to_string().parse().expect("v"));
         h
     }
@@ -1022,13 +1139,28 @@ mod tests {
         // Unknown: the first call probes.
         let first = p.acquire("GET users.info").await;
         first.observe(StatusCode::OK, &headers(2, reset), "{}");
-        assert_eq!(window(&p, "GET users.info"), Window::Limited { remaining: 2, reset_ms: reset });
+        assert_eq!(
+            window(&p, "GET users.info"),
+            Window::Limited {
+                remaining: 2,
+                reset_ms: reset
+            }
+        );
         let a = p.acquire("GET users.info").await;
         let b = p.acquire("GET users.info").await;
-        assert_eq!(window(&p, "GET users.info"), Window::Limited { remaining: 0, reset_ms: reset });
+        assert_eq!(
+            window(&p, "GET users.info"),
+            Window::Limited {
+                remaining: 0,
+                reset_ms: reset
+            }
+        );
         // The server's count for the same window never raises ours.
         a.observe(StatusCode::OK, &headers(1, reset + 3), "{}");
-        assert!(matches!(window(&p, "GET users.info"), Window::Limited { remaining: 0, .. }));
+        assert!(matches!(
+            window(&p, "GET users.info"),
+            Window::Limited { remaining: 0, .. }
+        ));
         drop(b);
         assert_eq!(p.lock()["GET users.info"].in_flight, 0);
         // A route with no headers is not paced.
@@ -1060,10 +1192,18 @@ mod tests {
         let r = RocketChat::remote(user, &Fields::new()).expect("remote");
         assert_eq!(r.id, "BsNr28znDkG8aeo7W");
         assert!(!r.active);
-        assert_eq!(r.fields.len(), 3, "roles and custom fields only when managed: {:?}", r.fields);
-        let wanted: Fields = [("roles".to_string(), "user".to_string()), ("customFields.team".to_string(), "x".to_string())]
-            .into_iter()
-            .collect();
+        assert_eq!(
+            r.fields.len(),
+            3,
+            "roles and custom fields only when managed: {:?}",
+            r.fields
+        );
+        let wanted: Fields = [
+            ("roles".to_string(), "user".to_string()),
+            ("customFields.team".to_string(), "x".to_string()),
+        ]
+        .into_iter()
+        .collect();
         let r = RocketChat::remote(user, &wanted).expect("remote");
         assert_eq!(r.fields["roles"], "admin,user");
         assert_eq!(r.fields["customFields.team"], "ops");

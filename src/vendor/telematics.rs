@@ -174,10 +174,10 @@ impl Telematics {
     /// A usable admin JWT and its generation, renewing it first when it is due.
     async fn bearer(&self) -> Result<(Secret, u64), VendorError> {
         let mut state = self.auth.lock().await;
-        if let Some(s) = &state.session {
-            if Instant::now() < s.renew_at {
-                return Ok((s.access.clone(), s.generation));
-            }
+        if let Some(s) = &state.session
+            && Instant::now() < s.renew_at
+        {
+            return Ok((s.access.clone(), s.generation));
         }
         self.renew(&mut state).await
     }
@@ -200,33 +200,33 @@ impl Telematics {
     /// Refreshes the session (or logs in when there is none, or the refresh is refused).
     /// Called with the lock held, so only one task renews at a time.
     async fn renew(&self, state: &mut AuthState) -> Result<(Secret, u64), VendorError> {
-        if let Some(s) = &state.session {
-            if let Some(refresh) = s.refresh.clone() {
-                match self.refresh(&s.access, &refresh).await {
-                    Ok(session) => return Ok(Self::install(state, session)),
-                    // Refused: the refresh token is no good; log in afresh below.
-                    Err(
-                        VendorError::Auth { .. }
-                        | VendorError::Rejected { .. }
-                        | VendorError::NotFound(_)
-                        | VendorError::Protocol(_),
-                    ) => {
-                        debug!(vendor = %self.settings.name, "Token refresh refused; logging in again.");
+        if let Some(s) = &state.session
+            && let Some(refresh) = s.refresh.clone()
+        {
+            match self.refresh(&s.access, &refresh).await {
+                Ok(session) => return Ok(Self::install(state, session)),
+                // Refused: the refresh token is no good; log in afresh below.
+                Err(
+                    VendorError::Auth { .. }
+                    | VendorError::Rejected { .. }
+                    | VendorError::NotFound(_)
+                    | VendorError::Protocol(_),
+                ) => {
+                    debug!(vendor = %self.settings.name, "Token refresh refused; logging in again.");
+                }
+                // Damoov could not be asked: keep using the token while it lasts.
+                Err(e) => {
+                    if Instant::now() < s.expires_at {
+                        return Ok((s.access.clone(), s.generation));
                     }
-                    // Damoov could not be asked: keep using the token while it lasts.
-                    Err(e) => {
-                        if Instant::now() < s.expires_at {
-                            return Ok((s.access.clone(), s.generation));
-                        }
-                        return Err(e);
-                    }
+                    return Err(e);
                 }
             }
         }
-        if let Some((at, e)) = &state.refused {
-            if at.elapsed() < LOGIN_WINDOW {
-                return Err(e.clone());
-            }
+        if let Some((at, e)) = &state.refused
+            && at.elapsed() < LOGIN_WINDOW
+        {
+            return Err(e.clone());
         }
         match self.login().await {
             Ok(session) => {
@@ -321,7 +321,8 @@ impl Telematics {
             return Err(match reply.status {
                 s if s.is_server_error() => VendorError::Server {
                     status,
-                    detail: envelope_message(&reply.body).unwrap_or_else(|| http::snippet(&reply.body)),
+                    detail: envelope_message(&reply.body)
+                        .unwrap_or_else(|| http::snippet(&reply.body)),
                 },
                 StatusCode::TOO_MANY_REQUESTS => VendorError::RateLimited {
                     retry_after: http::retry_after(&reply.headers),
@@ -363,10 +364,7 @@ impl Telematics {
     }
 
     /// Calls a management endpoint with the admin JWT; on a 401, renews once and retries.
-    async fn admin(
-        &self,
-        build: impl Fn(&Secret) -> RequestBuilder,
-    ) -> Result<Reply, VendorError> {
+    async fn admin(&self, build: impl Fn(&Secret) -> RequestBuilder) -> Result<Reply, VendorError> {
         let (token, generation) = self.bearer().await?;
         let reply = http::send(build(&token)).await?;
         let reply = if reply.status == StatusCode::UNAUTHORIZED {
@@ -392,14 +390,23 @@ impl Telematics {
         params.push(("ShowInactiveUsers", "true"));
         // No match is an empty array; a 404 here means a wrong base_url, not "nobody".
         let reply = self
-            .admin(|t| self.client.get(url.clone()).bearer_auth(t.expose()).query(&params))
+            .admin(|t| {
+                self.client
+                    .get(url.clone())
+                    .bearer_auth(t.expose())
+                    .query(&params)
+            })
             .await?;
         let body = reply.json()?;
         let users = match body.get("Result") {
             Some(Value::Array(items)) => items.clone(),
             Some(Value::Null) | None => Vec::new(),
             Some(Value::Object(_)) => vec![body["Result"].clone()],
-            Some(_) => return Err(VendorError::Protocol("find answered with an odd Result".into())),
+            Some(_) => {
+                return Err(VendorError::Protocol(
+                    "find answered with an odd Result".into(),
+                ));
+            }
         };
         let instance = self.instance_id.expose();
         Ok(users
@@ -484,7 +491,10 @@ fn client_id(user: &Value) -> Option<&str> {
 
 /// Whether the account is usable: `Status` reads `Active` and `Enabled` is not false.
 fn is_active(user: &Value) -> bool {
-    let status = user.get("Status").and_then(Value::as_str).unwrap_or_default();
+    let status = user
+        .get("Status")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let enabled = user_fields(user)
         .and_then(|f| f.get("Enabled"))
         .and_then(Value::as_bool)
@@ -541,7 +551,9 @@ fn flags_with_enabled(user: &Value, enabled: bool) -> Map<String, Value> {
 }
 
 fn date_created(user: &Value) -> &str {
-    user.get("DateCreated").and_then(Value::as_str).unwrap_or_default()
+    user.get("DateCreated")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }
 
 fn device_token(user: &Value) -> Result<String, VendorError> {
@@ -678,7 +690,11 @@ impl Vendor for Telematics {
             .pop_if_empty()
             .push(remote);
         match self
-            .admin(|t| self.client.request(Method::DELETE, url.clone()).bearer_auth(t.expose()))
+            .admin(|t| {
+                self.client
+                    .request(Method::DELETE, url.clone())
+                    .bearer_auth(t.expose())
+            })
             .await
         {
             Ok(_) => Ok(()),
@@ -704,8 +720,10 @@ mod tests {
     use super::*;
     use std::path::Path;
 
-    const BASE: &str = "[source]\ntype = \"file\"\npath = \"p.json\"\n[vendors.tm]\ntype = \"telematics\"\n";
-    const CREDS: &str = "email = \"a@x.io\"\npassword = \"pw\"\ninstance_id = \"i\"\ninstance_key = \"k\"\n";
+    const BASE: &str =
+        "[source]\ntype = \"file\"\npath = \"p.json\"\n[vendors.tm]\ntype = \"telematics\"\n";
+    const CREDS: &str =
+        "email = \"a@x.io\"\npassword = \"pw\"\ninstance_id = \"i\"\ninstance_key = \"k\"\n";
 
     fn build(extra: &str) -> Result<Telematics, ConfigError> {
         let s = crate::config::load_str(&format!("{BASE}{extra}"), Path::new("/"), Vec::new())
@@ -732,7 +750,11 @@ mod tests {
         assert_eq!(keys, ["email", "first_name", "last_name", "phone"]);
         assert_eq!(f["phone"], "+1 555");
         p.attributes.insert("tm.nickname".into(), "x".into());
-        assert!(t.map(&p).expect_err("no vendor fields").contains("tm.nickname"));
+        assert!(
+            t.map(&p)
+                .expect_err("no vendor fields")
+                .contains("tm.nickname")
+        );
     }
 
     #[test]
@@ -746,9 +768,13 @@ mod tests {
             let e = build(&creds).err().expect("refused");
             assert!(e.to_string().contains(&format!("vendors.tm.{key}")), "{e}");
         }
-        let e = build(&format!("{CREDS}instance_key_file = \"k\"\n")).err().expect("both");
+        let e = build(&format!("{CREDS}instance_key_file = \"k\"\n"))
+            .err()
+            .expect("both");
         assert!(e.to_string().contains("vendors.tm.instance_key"), "{e}");
-        let e = build(&format!("{CREDS}token = \"x\"\n")).err().expect("unknown");
+        let e = build(&format!("{CREDS}token = \"x\"\n"))
+            .err()
+            .expect("unknown");
         assert!(e.to_string().contains("token"), "{e}");
         let e = build(&format!("{CREDS}[vendors.tm.defaults]\nrole = \"x\"\n"))
             .err()
@@ -815,13 +841,17 @@ mod tests {
 
     #[tokio::test]
     async fn logins_are_limited_per_host() {
-        let t = build(&format!("{CREDS}base_url = \"http://login-limit.invalid:1\"\n"))
-            .expect("builds");
+        let t = build(&format!(
+            "{CREDS}base_url = \"http://login-limit.invalid:1\"\n"
+        ))
+        .expect("builds");
         for _ in 0..LOGIN_LIMIT {
             t.reserve_login().expect("within the limit");
         }
         match t.reserve_login() {
-            Err(VendorError::RateLimited { retry_after: Some(d) }) => {
+            Err(VendorError::RateLimited {
+                retry_after: Some(d),
+            }) => {
                 assert!(d <= LOGIN_WINDOW);
             }
             other => panic!("expected RateLimited, got {other:?}"),

@@ -2,6 +2,7 @@
 
 mod common;
 mod crash;
+mod daemon;
 mod lifecycle;
 mod motive_faults;
 mod safety;

@@ -1,0 +1,226 @@
+//! `roster run`: passes on the cron schedule, on-demand passes, the HTTP endpoints, and
+//! graceful shutdown.
+//!
+//! Runtime: one scheduler task runs passes one at a time (a tick or wake-up that comes
+//! while a pass runs is not queued behind it: at most one on-demand request is kept,
+//! and scheduled ticks are recomputed after each pass). A signal task turns
+//! SIGTERM/SIGINT into the shutdown trigger and SIGUSR1 into a wake-up. On shutdown the
+//! scheduler starts nothing new, the running pass stops launching vendor calls and lets
+//! the in-flight ones finish; `main` waits at most `shutdown_grace_secs` for that, then
+//! flushes the store.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+use tracing::{error, info, warn};
+
+use crate::config::Settings;
+use crate::metrics::Metrics;
+use crate::report::exit;
+use crate::schedule::next_after;
+use crate::server::{ServerState, router};
+use crate::shutdown::{self, Shutdown};
+use crate::store::Store;
+use crate::sync::{Context, PassOptions, run_once};
+
+/// Runs the daemon until SIGTERM/SIGINT; returns the exit code.
+pub async fn run(settings: Settings) -> i32 {
+    let Some(schedule) = settings.schedule.clone() else {
+        eprintln!("roster: config key `schedule`: is required for `roster run`");
+        return exit::CONFIG;
+    };
+    let store = match Store::open(&settings.state_dir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("roster: {e}");
+            return exit::CONFIG;
+        }
+    };
+    let grace = Duration::from_secs(settings.shutdown_grace_secs);
+    let jitter = settings.schedule_jitter_secs;
+    let listen = settings.server.listen;
+    let trigger_token = settings.server.trigger_token.clone();
+    let metrics = Arc::new(Metrics::new());
+    let mut ctx = match Context::build(settings) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("roster: {e}");
+            return exit::CONFIG;
+        }
+    };
+    let hook_metrics = Arc::clone(&metrics);
+    ctx.on_retry = Some(Arc::new(move |vendor, error| hook_metrics.retry(vendor, error)));
+
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("roster: config key `server.listen`: cannot listen on {listen}: {e}");
+            return exit::CONFIG;
+        }
+    };
+    let addr = listener.local_addr().map_or_else(|_| listen.to_string(), |a| a.to_string());
+
+    let (trigger, shutdown) = shutdown::channel();
+    let wake = Arc::new(Notify::new());
+    let state = Arc::new(ServerState {
+        metrics: Arc::clone(&metrics),
+        store: store.clone(),
+        ready: AtomicBool::new(true),
+        wake: Arc::clone(&wake),
+        trigger_token,
+    });
+
+    if let Err(e) = spawn_signal_task(trigger, Arc::clone(&wake), Arc::clone(&state)) {
+        eprintln!("roster: cannot install signal handlers: {e}");
+        return exit::CONFIG;
+    }
+
+    let mut server_shutdown = shutdown.clone();
+    let server = tokio::spawn(async move {
+        let app = router(state);
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { server_shutdown.wait().await })
+            .await;
+        if let Err(e) = served {
+            error!(error = %e, "HTTP server failed.");
+        }
+    });
+    info!(addr = %addr, schedule = %schedule.expression, "Daemon started; serving /healthz /readyz /metrics.");
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+
+    let scheduler = tokio::spawn(scheduler_loop(
+        ctx,
+        store.clone(),
+        schedule.cron,
+        jitter,
+        wake,
+        shutdown.clone(),
+        metrics,
+    ));
+
+    let mut stop = shutdown.clone();
+    let mut scheduler = scheduler;
+    let code = tokio::select! {
+        _ = stop.wait() => {
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+            info!(grace_secs = grace.as_secs(), "Shutting down: no new vendor calls; waiting for in-flight ones.");
+            match tokio::time::timeout(grace, &mut scheduler).await {
+                Ok(_) => exit::OK,
+                Err(_) => {
+                    error!("In-flight vendor calls did not finish within the grace period; exiting anyway (the next pass resumes by lookup).");
+                    scheduler.abort();
+                    exit::FAILED_OPS
+                }
+            }
+        }
+        ended = &mut scheduler => {
+            error!(result = ?ended.err(), "The scheduler stopped unexpectedly.");
+            exit::FAILED_OPS
+        }
+    };
+    if let Err(e) = store.flush().await {
+        error!(error = %e, "Could not flush the store.");
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    info!(exit_code = code, "Stopped.");
+    code
+}
+
+fn spawn_signal_task(
+    trigger: shutdown::Trigger,
+    wake: Arc<Notify>,
+    state: Arc<ServerState>,
+) -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut usr1 = signal(SignalKind::user_defined1())?;
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = term.recv() => { info!("SIGTERM received."); break; }
+                _ = int.recv() => { info!("SIGINT received."); break; }
+                _ = usr1.recv() => { info!("SIGUSR1 received: starting a pass."); wake.notify_one(); }
+            }
+        }
+        state.ready.store(false, Ordering::SeqCst);
+        trigger.trigger();
+    });
+    Ok(())
+}
+
+async fn scheduler_loop(
+    ctx: Context,
+    store: Store,
+    schedule: cron::Schedule,
+    jitter_secs: u64,
+    wake: Arc<Notify>,
+    shutdown: Shutdown,
+    metrics: Arc<Metrics>,
+) {
+    let mut stop = shutdown.clone();
+    loop {
+        let Some((at, wait)) = next_after(&schedule, chrono::Utc::now()) else {
+            warn!("The schedule has no future run; waiting for on-demand passes only.");
+            tokio::select! {
+                _ = stop.wait() => return,
+                _ = wake.notified() => {}
+            }
+            run_pass(&ctx, &store, &shutdown, &metrics, "on demand").await;
+            continue;
+        };
+        let jitter = if jitter_secs > 0 {
+            Duration::from_millis(rand::random_range(0..=jitter_secs * 1000))
+        } else {
+            Duration::ZERO
+        };
+        info!(next_run = %at, jitter_ms = jitter.as_millis() as u64, "Next pass scheduled.");
+        let reason = tokio::select! {
+            _ = stop.wait() => return,
+            _ = tokio::time::sleep(wait + jitter) => "scheduled",
+            _ = wake.notified() => "on demand",
+        };
+        if shutdown.is_triggered() {
+            return;
+        }
+        run_pass(&ctx, &store, &shutdown, &metrics, reason).await;
+    }
+}
+
+async fn run_pass(ctx: &Context, store: &Store, shutdown: &Shutdown, metrics: &Metrics, reason: &str) {
+    info!(reason, "Pass starting.");
+    let started = Instant::now();
+    match run_once(ctx, store, &PassOptions::default(), shutdown).await {
+        Ok(report) => {
+            metrics.pass(&report, started.elapsed().as_secs_f64());
+            let total = |f: fn(&crate::report::VendorReport) -> usize| -> usize {
+                report.vendors.values().map(f).sum()
+            };
+            let summary = format!(
+                "created={} updated={} deactivated={} reactivated={} adopted={} deleted={} unchanged={} failed={} skipped={}",
+                total(|v| v.created),
+                total(|v| v.updated),
+                total(|v| v.deactivated),
+                total(|v| v.reactivated),
+                total(|v| v.adopted),
+                total(|v| v.deleted),
+                total(|v| v.unchanged),
+                total(|v| v.failed),
+                total(|v| v.skipped),
+            );
+            match &report.refused {
+                Some(why) => error!(reason = %why, "Pass refused; nothing was pushed."),
+                None => info!(
+                    people = report.source.records - report.source.invalid,
+                    invalid = report.source.invalid,
+                    duration_ms = started.elapsed().as_millis() as u64,
+                    counts = %summary,
+                    "Pass complete."
+                ),
+            }
+        }
+        Err(e) => error!(error = %e, "Pass failed."),
+    }
+}

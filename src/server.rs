@@ -1,0 +1,79 @@
+//! The daemon's HTTP endpoints: `/healthz`, `/readyz`, `/metrics`, `POST /trigger`.
+//!
+//! Must not: expose person data or secrets. `/trigger` only wakes the scheduler; it
+//! never runs a pass itself, so passes still never overlap.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::sync::Notify;
+
+use crate::metrics::Metrics;
+use crate::secret::Secret;
+use crate::store::Store;
+
+pub struct ServerState {
+    pub metrics: Arc<Metrics>,
+    pub store: Store,
+    /// Cleared when shutdown starts, so load balancers stop routing here first.
+    pub ready: AtomicBool,
+    /// Wakes the scheduler for an on-demand pass.
+    pub wake: Arc<Notify>,
+    pub trigger_token: Option<Secret>,
+}
+
+pub fn router(state: Arc<ServerState>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/trigger", post(trigger))
+        .with_state(state)
+}
+
+async fn readyz(State(s): State<Arc<ServerState>>) -> Response {
+    if !s.ready.load(Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    }
+    match s.store.schema_version() {
+        Ok(_) => (StatusCode::OK, "ready\n").into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("store unavailable: {e}\n")).into_response(),
+    }
+}
+
+async fn metrics(State(s): State<Arc<ServerState>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        s.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn trigger(State(s): State<Arc<ServerState>>, headers: HeaderMap) -> Response {
+    let Some(token) = &s.trigger_token else {
+        return (StatusCode::NOT_FOUND, "on-demand passes over HTTP are off (no server.trigger_token)\n")
+            .into_response();
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.expose().as_bytes())) {
+        return (StatusCode::UNAUTHORIZED, "bad or missing bearer token\n").into_response();
+    }
+    s.wake.notify_one();
+    (StatusCode::ACCEPTED, "pass requested\n").into_response()
+}
+
+/// Compares without an early exit, so response timing says nothing about the token.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

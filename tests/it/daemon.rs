@@ -1,0 +1,277 @@
+//! `roster run` as shipped: the real binary on a short schedule against the sandbox.
+
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::Method;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Child;
+
+use crate::common::{Env, MOTIVE_KEY, motive_vendor, person};
+
+const TOKEN: &str = "trigger-token-for-tests-0001";
+
+struct Daemon {
+    child: Child,
+    addr: String,
+    logs: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Daemon {
+    async fn start(env: &Env) -> Self {
+        let mut child = env
+            .command(&["run"])
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn roster run");
+        let stderr = child.stderr.take().expect("stderr");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&logs);
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                crate::common::assert_no_secrets(&line);
+                let v = serde_json::from_str(&line).unwrap_or(json!({ "raw": line }));
+                sink.lock().expect("logs").push(v);
+            }
+        });
+        let addr = wait_for(Duration::from_secs(20), || {
+            logs.lock().expect("logs").iter().find_map(|l| {
+                l["fields"]["message"]
+                    .as_str()
+                    .filter(|m| m.starts_with("Daemon started"))
+                    .and_then(|_| l["fields"]["addr"].as_str().map(String::from))
+            })
+        })
+        .await
+        .expect("daemon announces its address");
+        Self { child, addr, logs }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    async fn get(&self, path: &str) -> (u16, String) {
+        let r = reqwest::get(self.url(path)).await.expect("GET");
+        let status = r.status().as_u16();
+        (status, r.text().await.expect("body"))
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.id().expect("pid").to_string();
+        let ok = std::process::Command::new("kill")
+            .args([format!("-{sig}"), pid])
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok);
+    }
+
+    fn passes(&self) -> usize {
+        self.logs
+            .lock()
+            .expect("logs")
+            .iter()
+            .filter(|l| l["fields"]["message"] == "Pass complete.")
+            .count()
+    }
+}
+
+/// Polls `f` until it gives a value or `limit` passes.
+async fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let end = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() > end {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn env_with(schedule: &str, extra: &str) -> Env {
+    let env = Env::new(
+        "max_deactivation_ratio = 1.0",
+        &motive_vendor("motive", MOTIVE_KEY).replace(
+            "[vendors.motive.defaults]",
+            "concurrency = 2\n[vendors.motive.defaults]",
+        ),
+    )
+    .await;
+    let text = std::fs::read_to_string(&env.config).expect("config");
+    let text = format!(
+        "schedule = \"{schedule}\"\nlog_format = \"json\"\nshutdown_grace_secs = 10\n{extra}\n{text}\n\
+         [server]\nlisten = \"127.0.0.1:0\"\ntrigger_token = \"{TOKEN}\"\n"
+    );
+    std::fs::write(&env.config, text).expect("config");
+    env
+}
+
+fn metric(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passes_run_on_schedule_and_endpoints_answer() {
+    let env = env_with("*/1 * * * * *", "").await;
+    let motive = &env.sandbox.motive;
+    env.write_people(&json!([
+        person("E1", "Ann", "Lee", "ann@example.com"),
+        person("E2", "Bob", "Ray", "bob@example.com"),
+    ]));
+    let mut d = Daemon::start(&env).await;
+    assert_eq!(d.get("/healthz").await.0, 200);
+    assert_eq!(d.get("/readyz").await.0, 200);
+
+    wait_for(Duration::from_secs(20), || (motive.users().len() == 2).then_some(()))
+        .await
+        .expect("the first scheduled pass creates both people");
+    let created = r#"roster_operations_total{vendor="motive",op="create",result="ok"}"#;
+    let (status, text) = d.get("/metrics").await;
+    assert_eq!(status, 200);
+    assert_eq!(metric(&text, created), Some(2.0), "{text}");
+    assert!(metric(&text, r#"roster_last_success_timestamp_seconds{vendor="motive"}"#).is_some());
+    assert_eq!(metric(&text, "roster_source_people"), Some(2.0));
+    assert!(!text.contains("ann@example.com") && !text.contains("E1"), "no person data");
+
+    // Passes keep coming on schedule; a new person is picked up and the metric moves.
+    let before = d.passes();
+    env.write_people(&json!([
+        person("E1", "Ann", "Lee", "ann@example.com"),
+        person("E2", "Bob", "Ray", "bob@example.com"),
+        person("E3", "Cy", "Dee", "cy@example.com"),
+    ]));
+    wait_for(Duration::from_secs(20), || (motive.users().len() == 3).then_some(()))
+        .await
+        .expect("a later pass creates the new person");
+    wait_for(Duration::from_secs(10), || (d.passes() >= before + 2).then_some(()))
+        .await
+        .expect("passes keep running");
+    let text = d.get("/metrics").await.1;
+    assert_eq!(metric(&text, created), Some(3.0), "{text}");
+    let duration_count = metric(&text, "roster_pass_duration_seconds_count").expect("histogram");
+    assert!(duration_count >= 3.0, "{text}");
+    // Each pass logged one summary line with the counts.
+    let logs = d.logs.lock().expect("logs").clone();
+    assert!(logs.iter().any(|l| l["fields"]["message"] == "Next pass scheduled."));
+    assert!(logs.iter().any(|l| l["fields"]["counts"].as_str().is_some_and(|c| c.contains("created=1"))));
+
+    d.signal("TERM");
+    let status = tokio::time::timeout(Duration::from_secs(15), d.child.wait())
+        .await
+        .expect("exits after SIGTERM")
+        .expect("wait");
+    assert_eq!(status.code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_demand_passes_by_signal_and_authenticated_http() {
+    // A schedule that never fires during the test.
+    let env = env_with("0 0 0 1 1 * 2099", "").await;
+    let motive = &env.sandbox.motive;
+    env.write_people(&json!([person("E1", "Ann", "Lee", "ann@example.com")]));
+    let mut d = Daemon::start(&env).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(motive.users().is_empty(), "no pass before it is asked for");
+
+    d.signal("USR1");
+    wait_for(Duration::from_secs(10), || (motive.users().len() == 1).then_some(()))
+        .await
+        .expect("SIGUSR1 starts a pass");
+
+    env.write_people(&json!([
+        person("E1", "Ann", "Lee", "ann@example.com"),
+        person("E2", "Bob", "Ray", "bob@example.com"),
+    ]));
+    let client = reqwest::Client::new();
+    let r = client.post(d.url("/trigger")).send().await.expect("post");
+    assert_eq!(r.status().as_u16(), 401);
+    let r = client
+        .post(d.url("/trigger"))
+        .bearer_auth("wrong-token-wrong-token")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 401);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(motive.users().len(), 1, "an unauthenticated trigger starts nothing");
+    let r = client
+        .post(d.url("/trigger"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 202);
+    wait_for(Duration::from_secs(10), || (motive.users().len() == 2).then_some(()))
+        .await
+        .expect("an authenticated trigger starts a pass");
+
+    d.signal("INT");
+    let status = tokio::time::timeout(Duration::from_secs(15), d.child.wait())
+        .await
+        .expect("exits after SIGINT")
+        .expect("wait");
+    assert_eq!(status.code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_slow_pass_lets_in_flight_calls_finish() {
+    let env = env_with("*/1 * * * * *", "").await;
+    let motive = &env.sandbox.motive;
+    let people: Vec<Value> = (0..6)
+        .map(|i| person(&format!("E{i}"), "P", &format!("L{i}"), &format!("p{i}@example.com")))
+        .collect();
+    env.write_people(&json!(people));
+    // Each create is carried out at once but answered 2 s later.
+    motive
+        .control
+        .delay_after_commit(Method::POST, "/v1/users", Duration::from_secs(2));
+    let mut d = Daemon::start(&env).await;
+    wait_for(Duration::from_secs(20), || (!motive.users().is_empty()).then_some(()))
+        .await
+        .expect("a pass starts creating");
+    let sent = Instant::now();
+    d.signal("TERM");
+    let status = tokio::time::timeout(Duration::from_secs(15), d.child.wait())
+        .await
+        .expect("exits within the grace period")
+        .expect("wait");
+    assert_eq!(status.code(), Some(0), "graceful exit");
+    assert!(sent.elapsed() >= Duration::from_secs(1), "it waited for the in-flight replies");
+    let made = motive.users().len();
+    assert!((1..6).contains(&made), "in-flight calls finished, no new ones started: {made}");
+
+    // The store recorded every call that finished: nothing is left as a bare intent.
+    let (_, s) = env.json(&["status"]).await;
+    assert_eq!(s["vendors"]["motive"]["active"], made as u64, "{s}");
+    assert_eq!(s["vendors"]["motive"]["pending_create"], 0, "{s}");
+
+    // The next pass finishes the job without a duplicate.
+    motive.control.clear_faults();
+    let (code, r) = env.reconcile().await;
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["vendors"]["motive"]["created"], (6 - made) as u64);
+    assert_eq!(r["vendors"]["motive"]["adopted"], 0);
+    assert_eq!(motive.users().len(), 6);
+    for i in 0..6 {
+        assert_eq!(motive.by_external_id(&format!("E{i}")).len(), 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_needs_a_schedule() {
+    let env = Env::motive().await;
+    env.write_people(&json!([person("E1", "Ann", "Lee", "ann@example.com")]));
+    let out = env.run(&["run"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("schedule"));
+}
