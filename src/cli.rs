@@ -269,24 +269,10 @@ async fn check(settings: Settings) -> i32 {
     };
     println!("config: ok");
     let mut code = exit::OK;
-    match ctx.source.fetch().await {
-        Ok(snapshot) => {
-            println!(
-                "source: ok ({}): {} people, {} invalid records",
-                ctx.source.describe(),
-                snapshot.people.len(),
-                snapshot.invalid.len()
-            );
-            for r in &snapshot.invalid {
-                println!("  invalid {r}");
-            }
-            if snapshot.people.is_empty() {
-                println!("source: FAILED: no valid records; a pass would be refused");
-                code = exit::REFUSED;
-            }
-        }
+    match ctx.source.check().await {
+        Ok(summary) => println!("source: ok ({}): {summary}", ctx.source.describe()),
         Err(e) => {
-            println!("source: FAILED: {e}");
+            println!("source: FAILED ({}): {e}", ctx.source.describe());
             code = exit::REFUSED;
         }
     }

@@ -97,6 +97,9 @@ pub struct Safety {
     pub max_deactivations: u64,
     /// Refuse a pass that deactivates more than this share of a vendor's active people.
     pub max_deactivation_ratio: f64,
+    /// Refuse a pass whose source has lost more than this share of the people the last
+    /// completed pass read: a half-failed export must not read as people leaving.
+    pub max_source_drop_ratio: f64,
 }
 
 impl Default for Safety {
@@ -104,6 +107,7 @@ impl Default for Safety {
         Self {
             max_deactivations: 50,
             max_deactivation_ratio: 0.2,
+            max_source_drop_ratio: 0.2,
         }
     }
 }
@@ -142,9 +146,55 @@ impl RetrySettings {
     }
 }
 
-#[derive(Debug, Clone)]
-pub enum SourceSettings {
-    File { path: PathBuf },
+/// The `[source]` table: its `type`, and the rest raw for that source kind to validate
+/// (`source::build`), so a new source kind adds no code here.
+#[derive(Clone)]
+pub struct SourceSettings {
+    pub kind: String,
+    pub options: Map<String, Value>,
+    pub base_dir: PathBuf,
+}
+
+/// Shows option names only: their values may be credentials.
+impl std::fmt::Debug for SourceSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceSettings")
+            .field("kind", &self.kind)
+            .field("options", &self.options.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl SourceSettings {
+    /// Deserializes the source-specific keys into the source's own struct, which should
+    /// use `deny_unknown_fields` so a typo is reported by name.
+    ///
+    /// # Errors
+    /// `ConfigError::Invalid` naming `source` and serde's complaint.
+    pub fn parse_options<T: serde::de::DeserializeOwned>(&self) -> Result<T, ConfigError> {
+        serde_json::from_value(Value::Object(self.options.clone())).map_err(|error| {
+            ConfigError::invalid("source", format!("{error} (for a source of type {})", self.kind))
+        })
+    }
+
+    /// A path from the config, relative to the config file's directory.
+    pub fn path(&self, p: &Path) -> PathBuf {
+        self.base_dir.join(p)
+    }
+
+    /// Resolves a credential given inline as `key` or as a file in `key_file`.
+    ///
+    /// # Errors
+    /// Both given, an unreadable or empty file, or (when `required`) neither given.
+    pub fn secret(
+        &self,
+        key: &str,
+        inline: Option<Secret>,
+        file: Option<PathBuf>,
+        required: bool,
+    ) -> Result<Option<Secret>, ConfigError> {
+        resolve_secret(&format!("source.{key}"), key, inline, file, &self.base_dir, required)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -223,37 +273,42 @@ impl VendorSettings {
         file: Option<PathBuf>,
         required: bool,
     ) -> Result<Option<Secret>, ConfigError> {
-        match (inline, file) {
-            (Some(_), Some(_)) => Err(ConfigError::invalid(
-                self.key(key),
-                format!("give either `{key}` or `{key}_file`, not both"),
-            )),
-            (Some(s), None) if s.expose().is_empty() => {
-                Err(ConfigError::invalid(self.key(key), "is empty"))
+        resolve_secret(&self.key(key), key, inline, file, &self.base_dir, required)
+    }
+}
+
+/// `key` inline or `key_file`; `full_key` is the key path used in messages.
+fn resolve_secret(
+    full_key: &str,
+    key: &str,
+    inline: Option<Secret>,
+    file: Option<PathBuf>,
+    base_dir: &Path,
+    required: bool,
+) -> Result<Option<Secret>, ConfigError> {
+    let file_key = format!("{full_key}_file");
+    match (inline, file) {
+        (Some(_), Some(_)) => Err(ConfigError::invalid(
+            full_key,
+            format!("give either `{key}` or `{key}_file`, not both"),
+        )),
+        (Some(s), None) if s.expose().is_empty() => Err(ConfigError::invalid(full_key, "is empty")),
+        (Some(s), None) => Ok(Some(s)),
+        (None, Some(path)) => {
+            let path = base_dir.join(path);
+            let secret = Secret::from_file(&path).map_err(|error| {
+                ConfigError::invalid(&file_key, format!("cannot read {}: {error}", path.display()))
+            })?;
+            if secret.expose().is_empty() {
+                return Err(ConfigError::invalid(file_key, format!("{} is empty", path.display())));
             }
-            (Some(s), None) => Ok(Some(s)),
-            (None, Some(path)) => {
-                let path = self.base_dir.join(path);
-                let secret = Secret::from_file(&path).map_err(|error| {
-                    ConfigError::invalid(
-                        self.key(&format!("{key}_file")),
-                        format!("cannot read {}: {error}", path.display()),
-                    )
-                })?;
-                if secret.expose().is_empty() {
-                    return Err(ConfigError::invalid(
-                        self.key(&format!("{key}_file")),
-                        format!("{} is empty", path.display()),
-                    ));
-                }
-                Ok(Some(secret))
-            }
-            (None, None) if required => Err(ConfigError::invalid(
-                self.key(key),
-                format!("is required (or `{key}_file`)"),
-            )),
-            (None, None) => Ok(None),
+            Ok(Some(secret))
         }
+        (None, None) if required => Err(ConfigError::invalid(
+            full_key,
+            format!("is required (or `{key}_file`)"),
+        )),
+        (None, None) => Ok(None),
     }
 }
 
@@ -274,7 +329,7 @@ struct RawConfig {
     safety: Safety,
     #[serde(default)]
     retry: RetrySettings,
-    source: Option<RawSource>,
+    source: Option<Map<String, Value>>,
     #[serde(default)]
     vendors: BTreeMap<String, Map<String, Value>>,
 }
@@ -287,13 +342,6 @@ struct RawServer {
     trigger_token_file: Option<PathBuf>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSource {
-    #[serde(rename = "type")]
-    kind: String,
-    path: Option<PathBuf>,
-}
 
 /// Where the config file comes from: `--config`, else `$ROSTER_CONFIG`, else `./roster.toml`.
 pub fn config_path(flag: Option<PathBuf>) -> PathBuf {
@@ -407,11 +455,13 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Settings, ConfigError> {
         .map_err(|error| ConfigError::invalid("log_level", error.to_string()))?;
 
     let safety = raw.safety;
-    if !(0.0..=1.0).contains(&safety.max_deactivation_ratio) {
-        return Err(ConfigError::invalid(
-            "safety.max_deactivation_ratio",
-            "must be between 0 and 1",
-        ));
+    for (key, value) in [
+        ("safety.max_deactivation_ratio", safety.max_deactivation_ratio),
+        ("safety.max_source_drop_ratio", safety.max_source_drop_ratio),
+    ] {
+        if !(0.0..=1.0).contains(&value) {
+            return Err(ConfigError::invalid(key, "must be between 0 and 1"));
+        }
     }
 
     let source = match raw.source {
@@ -449,21 +499,29 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Settings, ConfigError> {
     })
 }
 
-fn validate_source(raw: RawSource, base_dir: &Path) -> Result<SourceSettings, ConfigError> {
-    match raw.kind.as_str() {
-        "file" => {
-            let path = raw
-                .path
-                .ok_or_else(|| ConfigError::invalid("source.path", "is required for type file"))?;
-            Ok(SourceSettings::File {
-                path: base_dir.join(path),
-            })
-        }
-        other => Err(ConfigError::invalid(
+fn validate_source(
+    mut table: Map<String, Value>,
+    base_dir: &Path,
+) -> Result<SourceSettings, ConfigError> {
+    let kind = match table.remove("type") {
+        Some(Value::String(s)) => s,
+        Some(_) => return Err(ConfigError::invalid("source.type", "must be a string")),
+        None => return Err(ConfigError::invalid("source.type", "is required")),
+    };
+    if !crate::source::KINDS.contains(&kind.as_str()) {
+        return Err(ConfigError::invalid(
             "source.type",
-            format!("unknown source type `{other}` (expected: file)"),
-        )),
+            format!(
+                "unknown source type `{kind}` (expected one of: {})",
+                crate::source::KINDS.join(", ")
+            ),
+        ));
     }
+    Ok(SourceSettings {
+        kind,
+        options: table,
+        base_dir: base_dir.to_path_buf(),
+    })
 }
 
 fn validate_vendor(
@@ -642,8 +700,11 @@ mod tests {
     fn minimal_config_resolves_relative_paths_against_the_config_dir() {
         let s = load(MINIMAL).expect("valid");
         assert_eq!(s.state_dir, Path::new("/etc/roster/state"));
-        let SourceSettings::File { path } = &s.source;
-        assert_eq!(path, Path::new("/etc/roster/people.json"));
+        assert_eq!(s.source.kind, "file");
+        assert_eq!(
+            s.source.path(Path::new("people.json")),
+            Path::new("/etc/roster/people.json")
+        );
         assert_eq!(s.safety.max_deactivations, 50);
     }
 

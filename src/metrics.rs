@@ -60,7 +60,7 @@ impl Metrics {
             passes.clone(),
         );
         let pass_duration = Histogram::new(
-            [0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0].into_iter(),
+            [0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0],
         );
         registry.register(
             "pass_duration_seconds",

@@ -61,7 +61,7 @@ pub struct Pusher {
     /// Set once the vendor rejects the credentials: no further calls this pass.
     auth_failed: AtomicBool,
     /// Hears of each retry (vendor, error), for metrics.
-    pub on_retry: Arc<dyn Fn(&str, &VendorError) + Send + Sync>,
+    pub on_retry: crate::sync::RetryHook,
 }
 
 impl Pusher {
@@ -251,10 +251,10 @@ impl Pusher {
         let made = self
             .call(move || async move {
                 // A retried create may follow one that reached the vendor: look first.
-                if !first.swap(false, Ordering::SeqCst) {
-                    if let Some(remote) = vendor.lookup(person, fields).await? {
-                        return Ok(Err(remote));
-                    }
+                if !first.swap(false, Ordering::SeqCst)
+                    && let Some(remote) = vendor.lookup(person, fields).await?
+                {
+                    return Ok(Err(remote));
                 }
                 vendor.create(person, fields).await.map(Ok)
             })

@@ -21,6 +21,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 const META: &str = "meta";
 const KEY_SCHEMA: &[u8] = b"schema_version";
 const KEY_LAST_REPORT: &[u8] = b"last_report";
+const KEY_SOURCE_COUNT: &[u8] = b"last_source_count";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -239,6 +240,26 @@ impl Store {
         meta.get(KEY_LAST_REPORT)?
             .map(|v| decode(&v, || "meta/last_report".into()))
             .transpose()
+    }
+
+    /// How many records the last completed (not refused, not dry-run) pass read.
+    ///
+    /// # Errors
+    /// sled errors.
+    pub fn last_source_count(&self) -> Result<Option<u64>, StoreError> {
+        let meta = self.db.open_tree(META)?;
+        Ok(meta
+            .get(KEY_SOURCE_COUNT)?
+            .and_then(|v| std::str::from_utf8(&v).ok()?.parse().ok()))
+    }
+
+    /// # Errors
+    /// sled errors.
+    pub async fn set_last_source_count(&self, count: u64) -> Result<(), StoreError> {
+        let meta = self.db.open_tree(META)?;
+        meta.insert(KEY_SOURCE_COUNT, count.to_string().as_bytes())?;
+        meta.flush_async().await?;
+        Ok(())
     }
 
     /// Waits until everything written is on disk (shutdown).

@@ -52,7 +52,7 @@ impl Context {
     /// # Errors
     /// Any connector whose keys are invalid.
     pub fn build(settings: Settings) -> Result<Self, crate::config::ConfigError> {
-        let source = crate::source::build(&settings.source);
+        let source = crate::source::build(&settings.source)?;
         let vendors = settings
             .vendors
             .values()
@@ -96,10 +96,10 @@ fn desire(settings: &VendorSettings, vendor: &dyn Vendor, p: &Person) -> Desired
     if !p.active {
         return Desired::Inactive(Why::Inactive);
     }
-    if let Some(groups) = &settings.scope_groups {
-        if p.groups.is_disjoint(groups) {
-            return Desired::Inactive(Why::OutOfScope);
-        }
+    if let Some(groups) = &settings.scope_groups
+        && p.groups.is_disjoint(groups)
+    {
+        return Desired::Inactive(Why::OutOfScope);
     }
     match vendor.map(p) {
         Ok(fields) => Desired::Active(fields),
@@ -165,6 +165,24 @@ pub fn safety_refusal(
         ));
     }
     None
+}
+
+/// Why the source's size refuses the pass: it lost more than the allowed share of the
+/// records the last completed pass read.
+pub fn source_drop_refusal(last: Option<u64>, now: u64, safety: &Safety) -> Option<String> {
+    let last = last.filter(|&n| n > 0)?;
+    if now >= last {
+        return None;
+    }
+    let drop = (last - now) as f64 / last as f64;
+    (drop > safety.max_source_drop_ratio).then(|| {
+        format!(
+            "the source has {now} records, {:.0}% fewer than the {last} of the last completed \
+             pass (safety.max_source_drop_ratio = {})",
+            drop * 100.0,
+            safety.max_source_drop_ratio
+        )
+    })
 }
 
 fn source_counts(snapshot: &Snapshot) -> SourceCounts {
@@ -273,6 +291,16 @@ pub async fn run_once(
         return finish(report, store, opts).await;
     }
 
+    // Invalid records still stand for people (they are held, not removed), so the size
+    // check counts every record.
+    let records = report.source.records as u64;
+    let mut limits = Vec::new();
+    limits.extend(source_drop_refusal(
+        store.last_source_count()?,
+        records,
+        &ctx.settings.safety,
+    ));
+
     let mut plans = Vec::new();
     for (settings, vendor) in &vendors {
         let known = store.load(&settings.name)?;
@@ -287,14 +315,16 @@ pub async fn run_once(
             skipped = plan.skipped.len(),
             "Planned."
         );
-        if let Some(why) = safety_refusal(&settings.name, &plan, &known, &ctx.settings.safety) {
-            if opts.force {
-                warn!(reason = %why, "Safety limit exceeded; going ahead because of --force.");
-            } else {
-                report.refused.get_or_insert(format!("safety limit: {why} (use --force to override)"));
-            }
-        }
+        limits.extend(safety_refusal(&settings.name, &plan, &known, &ctx.settings.safety));
         plans.push((settings, vendor, plan));
+    }
+    if !limits.is_empty() {
+        let why = limits.join("; ");
+        if opts.force {
+            warn!(reason = %why, "Safety limits exceeded; going ahead because of --force.");
+        } else {
+            report.refused = Some(format!("safety limit: {why} (use --force to override)"));
+        }
     }
 
     if report.refused.is_some() || opts.dry_run {
@@ -321,6 +351,7 @@ pub async fn run_once(
     for (name, vendor_report) in futures::future::join_all(pushes).await {
         report.vendors.insert(name, vendor_report);
     }
+    store.set_last_source_count(records).await?;
     finish(report, store, opts).await
 }
 

@@ -43,6 +43,7 @@ impl Env {
              [retry]\ninitial_interval_ms = 10\nmax_interval_secs = 5\nmax_elapsed_secs = 10\n\
              pass_budget_secs = 30\nrequest_timeout_secs = 5\n\
              [safety]\nmax_deactivations = 50\nmax_deactivation_ratio = 1.0\n\
+             max_source_drop_ratio = 1.0\n\
              [source]\ntype = \"file\"\npath = \"people.json\"\n\
              [vendors.{V}]\ntype = \"drivekit\"\nbase_url = \"{url}\"\napi_key = \"{api_key}\"\n{extra}\n",
             url = self.sandbox.url(V),
@@ -77,6 +78,11 @@ impl Env {
         )
         .await
         .expect("pass runs");
+        assert!(
+            report.refused.is_none(),
+            "pass refused: {:?}",
+            report.refused
+        );
         let text = serde_json::to_string(&report).expect("json");
         assert!(
             !text.contains(&Credentials::default().drivekit_api_key),

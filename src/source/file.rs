@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
+use crate::config::{ConfigError, SourceSettings};
+
 use super::{
     InvalidRecord, RecordError, Snapshot, Source, SourceError, parse_record, reject_duplicates,
 };
@@ -17,9 +19,32 @@ pub struct FileSource {
     path: PathBuf,
 }
 
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Options {
+    /// `.json` (an array), `.jsonl`/`.ndjson`, or `.csv`.
+    path: PathBuf,
+}
+
 impl FileSource {
     pub fn new(path: PathBuf) -> Self {
         Self { path }
+    }
+
+    /// # Errors
+    /// A missing `path` or an unknown key.
+    pub fn from_settings(settings: &SourceSettings) -> Result<Self, ConfigError> {
+        let o: Options = settings.parse_options()?;
+        if format_of(&o.path).is_none() {
+            return Err(ConfigError::invalid(
+                "source.path",
+                format!(
+                    "{} has an unknown extension (expected .json, .jsonl, .ndjson or .csv)",
+                    o.path.display()
+                ),
+            ));
+        }
+        Ok(Self::new(settings.path(&o.path)))
     }
 }
 
@@ -77,7 +102,7 @@ pub fn read_file(path: &Path) -> Result<Snapshot, SourceError> {
 }
 
 fn parse(text: &str, format: Format) -> Result<Snapshot, String> {
-    let records: Vec<(String, Result<Value, String>)> = match format {
+    let records: Located = match format {
         Format::JsonArray => {
             let all: Value =
                 serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
@@ -142,7 +167,10 @@ const CSV_COLUMNS: &[&str] = &[
     "groups",
 ];
 
-fn csv_records(text: &str) -> Result<Vec<(String, Result<Value, String>)>, String> {
+/// Each record with its place; a record that could not even be read is an error text.
+type Located = Vec<(String, Result<Value, String>)>;
+
+fn csv_records(text: &str) -> Result<Located, String> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_reader(text.as_bytes());

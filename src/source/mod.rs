@@ -13,7 +13,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 
-use crate::config::SourceSettings;
+use crate::config::{ConfigError, SourceSettings};
 use crate::model::Person;
 
 pub use record::{RecordError, parse_record};
@@ -65,12 +65,49 @@ pub trait Source: Send + Sync {
 
     /// A short description for `roster check` and logs (no secrets).
     fn describe(&self) -> String;
+
+    /// `roster check`'s probe: proves the source can be read and says what it found.
+    /// The default reads everything; a source may do something cheaper or more telling.
+    ///
+    /// # Errors
+    /// Whatever would make a pass refuse this source.
+    async fn check(&self) -> Result<String, SourceError> {
+        let snapshot = self.fetch().await?;
+        let mut out = format!(
+            "{} people, {} invalid records",
+            snapshot.people.len(),
+            snapshot.invalid.len()
+        );
+        for r in &snapshot.invalid {
+            out.push_str(&format!("\n  invalid {r}"));
+        }
+        if snapshot.people.is_empty() {
+            return Err(SourceError::Malformed {
+                path: self.describe(),
+                message: "no valid records; a pass would be refused".into(),
+            });
+        }
+        Ok(out)
+    }
 }
 
-pub fn build(settings: &SourceSettings) -> Box<dyn Source> {
-    match settings {
-        SourceSettings::File { path } => Box::new(file::FileSource::new(path.clone())),
-    }
+/// Every `type` the `[source]` table may have.
+pub const KINDS: &[&str] = &["file"];
+
+/// Builds the source, validating its own keys.
+///
+/// # Errors
+/// `ConfigError` naming the key at fault.
+pub fn build(settings: &SourceSettings) -> Result<Box<dyn Source>, ConfigError> {
+    Ok(match settings.kind.as_str() {
+        "file" => Box::new(file::FileSource::from_settings(settings)?),
+        other => {
+            return Err(ConfigError::invalid(
+                "source.type",
+                format!("source type `{other}` is not available in this build"),
+            ));
+        }
+    })
 }
 
 /// Marks every record whose id repeats an earlier one as invalid, keeping neither: which

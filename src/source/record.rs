@@ -67,10 +67,10 @@ pub fn parse_record(value: &Value) -> Result<Person, RecordError> {
         },
     };
     let email = opt_string(obj, "email").map_err(&fail)?;
-    if let Some(e) = &email {
-        if !is_plausible_email(e) {
-            return Err(fail(format!("malformed email `{e}`")));
-        }
+    if let Some(e) = &email
+        && !is_plausible_email(e)
+    {
+        return Err(fail(format!("malformed email `{e}`")));
     }
     let active = match obj.get("active") {
         None | Some(Value::Null) => true,

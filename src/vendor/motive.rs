@@ -202,10 +202,8 @@ fn wire_value(field: &str, value: &str) -> Value {
                 | "personal_conveyance_enabled"
                 | "manual_driving_enabled"
         );
-    if boolean {
-        if let Ok(b) = value.parse::<bool>() {
-            return Value::Bool(b);
-        }
+    if boolean && let Ok(b) = value.parse::<bool>() {
+        return Value::Bool(b);
     }
     if field == "group_ids" {
         let ids: Option<Vec<i64>> = value
@@ -275,21 +273,21 @@ impl Vendor for Motive {
                 *v = v.to_ascii_lowercase();
             }
         }
-        if let Some(role) = fields.get("role") {
-            if !ROLES.contains(&role.as_str()) {
-                return Err(format!(
-                    "role `{role}` is not a Motive role (expected {})",
-                    ROLES.join(", ")
-                ));
-            }
+        if let Some(role) = fields.get("role")
+            && !ROLES.contains(&role.as_str())
+        {
+            return Err(format!(
+                "role `{role}` is not a Motive role (expected {})",
+                ROLES.join(", ")
+            ));
         }
-        if let (Some(t), Some(e)) = (fields.get("time_tracking_mode"), fields.get("eld_mode")) {
-            if !MODE_PAIRS.contains(&(t.as_str(), e.as_str())) {
-                return Err(format!(
-                    "time_tracking_mode `{t}` cannot go with eld_mode `{e}` (Motive allows \
-                     logs+logs, logs+none, timecards+exempt, not_required+exempt)"
-                ));
-            }
+        if let (Some(t), Some(e)) = (fields.get("time_tracking_mode"), fields.get("eld_mode"))
+            && !MODE_PAIRS.contains(&(t.as_str(), e.as_str()))
+        {
+            return Err(format!(
+                "time_tracking_mode `{t}` cannot go with eld_mode `{e}` (Motive allows \
+                 logs+logs, logs+none, timecards+exempt, not_required+exempt)"
+            ));
         }
         Ok(fields)
     }

@@ -113,6 +113,21 @@ async fn env_with(schedule: &str, extra: &str) -> Env {
     env
 }
 
+/// Polls `/metrics` until the metric named by `prefix` has `value` (metrics move when a
+/// pass completes, a little after the vendor saw its calls).
+async fn wait_metric(d: &Daemon, prefix: &str, value: f64) -> String {
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, text) = d.get("/metrics").await;
+        assert_eq!(status, 200);
+        if metric(&text, prefix) == Some(value) {
+            return text;
+        }
+        assert!(Instant::now() < end, "{prefix} never reached {value}:\n{text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn metric(text: &str, prefix: &str) -> Option<f64> {
     text.lines()
         .find(|l| l.starts_with(prefix))
@@ -136,9 +151,7 @@ async fn passes_run_on_schedule_and_endpoints_answer() {
         .await
         .expect("the first scheduled pass creates both people");
     let created = r#"roster_operations_total{vendor="motive",op="create",result="ok"}"#;
-    let (status, text) = d.get("/metrics").await;
-    assert_eq!(status, 200);
-    assert_eq!(metric(&text, created), Some(2.0), "{text}");
+    let text = wait_metric(&d, created, 2.0).await;
     assert!(metric(&text, r#"roster_last_success_timestamp_seconds{vendor="motive"}"#).is_some());
     assert_eq!(metric(&text, "roster_source_people"), Some(2.0));
     assert!(!text.contains("ann@example.com") && !text.contains("E1"), "no person data");
@@ -156,8 +169,7 @@ async fn passes_run_on_schedule_and_endpoints_answer() {
     wait_for(Duration::from_secs(10), || (d.passes() >= before + 2).then_some(()))
         .await
         .expect("passes keep running");
-    let text = d.get("/metrics").await.1;
-    assert_eq!(metric(&text, created), Some(3.0), "{text}");
+    let text = wait_metric(&d, created, 3.0).await;
     let duration_count = metric(&text, "roster_pass_duration_seconds_count").expect("histogram");
     assert!(duration_count >= 3.0, "{text}");
     // Each pass logged one summary line with the counts.

@@ -46,6 +46,37 @@ async fn too_many_deactivations_are_refused_unless_forced() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_that_shrank_too_much_is_refused_unless_forced() {
+    let env = Env::new(
+        "max_deactivation_ratio = 1.0\nmax_source_drop_ratio = 0.2",
+        &motive_vendor("motive", MOTIVE_KEY),
+    )
+    .await;
+    let people = ten_people();
+    env.write_people(&json!(people));
+    assert_eq!(env.reconcile().await.0, 0);
+    // A truncated export: 7 of 10 (a 30% drop).
+    env.write_people(&json!(people[..7]));
+    env.sandbox.motive.control.clear_calls();
+    let (code, r) = env.reconcile().await;
+    assert_eq!(code, 3, "{r}");
+    assert!(r["refused"].as_str().expect("refused").contains("max_source_drop_ratio"), "{r}");
+    assert_eq!(env.sandbox.motive.control.writes(), 0);
+    // The refused pass does not lower the bar: the same file is refused again.
+    assert_eq!(env.reconcile().await.0, 3);
+    // 8 of 10 (20%) is within the limit.
+    env.write_people(&json!(people[..8]));
+    let (code, r) = env.reconcile().await;
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(counts(&r, "motive")[2], 2);
+    // --force accepts a larger drop, which becomes the new baseline.
+    env.write_people(&json!(people[..4]));
+    assert_eq!(env.reconcile().await.0, 3);
+    assert_eq!(env.json(&["reconcile", "--force"]).await.0, 0);
+    assert_eq!(env.reconcile().await.0, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn absolute_deactivation_limit() {
     let env = Env::new(
         "max_deactivations = 3\nmax_deactivation_ratio = 1.0",

@@ -123,10 +123,10 @@ impl Motive {
 
     /// Changes a user behind roster's back (drift tests).
     pub fn edit(&self, id: &str, field: &str, value: Value) {
-        if let Ok(id) = id.parse::<i64>() {
-            if let Some(u) = self.lock().users.get_mut(&id) {
-                u.insert(field.to_string(), value);
-            }
+        if let Ok(id) = id.parse::<i64>()
+            && let Some(u) = self.lock().users.get_mut(&id)
+        {
+            u.insert(field.to_string(), value);
         }
     }
 
