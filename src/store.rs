@@ -22,6 +22,7 @@ const META: &str = "meta";
 const KEY_SCHEMA: &[u8] = b"schema_version";
 const KEY_LAST_REPORT: &[u8] = b"last_report";
 const KEY_SOURCE_COUNT: &[u8] = b"last_source_count";
+const HISTORY: &str = "history";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -70,6 +71,31 @@ pub struct VendorRecord {
     pub linked_at: DateTime<Utc>,
     /// When the vendor last acknowledged a write for this person.
     pub updated_at: DateTime<Utc>,
+}
+
+/// One write call roster made, for `roster history`. No secrets and no field values:
+/// only the names of the fields that were sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub time: DateTime<Utc>,
+    pub vendor: String,
+    pub person: String,
+    /// `create`, `update`, `deactivate`, `reactivate`, `delete`.
+    pub op: String,
+    /// `ok`, or `failed` with `message`.
+    pub outcome: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Which history entries to return.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryFilter {
+    pub person: Option<String>,
+    pub vendor: Option<String>,
+    pub since: Option<DateTime<Utc>>,
 }
 
 /// The sled database. Cheap to clone; all clones share one database.
@@ -262,6 +288,80 @@ impl Store {
         Ok(())
     }
 
+    /// Appends one audit entry. Keys are the time in nanoseconds plus a sled-generated
+    /// id, so entries sort by time and never collide.
+    ///
+    /// # Errors
+    /// sled or encoding errors.
+    pub async fn record_history(&self, entry: &HistoryEntry) -> Result<(), StoreError> {
+        let tree = self.db.open_tree(HISTORY)?;
+        let nanos = entry.time.timestamp_nanos_opt().unwrap_or(i64::MAX).max(0) as u64;
+        let mut key = nanos.to_be_bytes().to_vec();
+        key.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
+        let value = serde_json::to_vec(entry).map_err(|e| StoreError::Corrupt {
+            key: "history".into(),
+            message: e.to_string(),
+        })?;
+        tree.insert(key, value)?;
+        tree.flush_async().await?;
+        Ok(())
+    }
+
+    /// Audit entries matching `filter`, oldest first.
+    ///
+    /// # Errors
+    /// sled or decoding errors.
+    pub fn history(&self, filter: &HistoryFilter) -> Result<Vec<HistoryEntry>, StoreError> {
+        let tree = self.db.open_tree(HISTORY)?;
+        let start = filter
+            .since
+            .and_then(|t| t.timestamp_nanos_opt())
+            .map_or(0, |n| n.max(0) as u64)
+            .to_be_bytes();
+        let mut out = Vec::new();
+        for item in tree.range(start.to_vec()..) {
+            let (_, v) = item?;
+            let e: HistoryEntry = decode(&v, || "history".into())?;
+            if filter.person.as_ref().is_some_and(|p| *p != e.person)
+                || filter.vendor.as_ref().is_some_and(|vn| *vn != e.vendor)
+            {
+                continue;
+            }
+            out.push(e);
+        }
+        Ok(out)
+    }
+
+    /// Drops audit entries older than `max_age` and the oldest beyond `max_entries`.
+    ///
+    /// # Errors
+    /// sled errors.
+    pub async fn prune_history(
+        &self,
+        max_entries: usize,
+        max_age: chrono::Duration,
+    ) -> Result<usize, StoreError> {
+        let tree = self.db.open_tree(HISTORY)?;
+        let cutoff = (Utc::now() - max_age)
+            .timestamp_nanos_opt()
+            .map_or(0, |n| n.max(0) as u64)
+            .to_be_bytes();
+        let mut removed = 0;
+        for item in tree.range(..cutoff.to_vec()) {
+            let (k, _) = item?;
+            tree.remove(k)?;
+            removed += 1;
+        }
+        let excess = tree.len().saturating_sub(max_entries);
+        for item in tree.iter().take(excess) {
+            let (k, _) = item?;
+            tree.remove(k)?;
+            removed += 1;
+        }
+        tree.flush_async().await?;
+        Ok(removed)
+    }
+
     /// Waits until everything written is on disk (shutdown).
     ///
     /// # Errors
@@ -349,6 +449,41 @@ mod tests {
         }
         let err = Store::open(dir.path()).err().expect("refused");
         assert!(matches!(err, StoreError::Schema { found: 99, .. }));
+    }
+
+    #[tokio::test]
+    async fn history_filters_and_retention() {
+        let store = Store::temporary().expect("store");
+        let t0 = Utc::now() - chrono::Duration::days(10);
+        for (i, (vendor, person)) in [("motive", "A"), ("rc", "A"), ("motive", "B")].iter().enumerate() {
+            store
+                .record_history(&HistoryEntry {
+                    time: t0 + chrono::Duration::days(i as i64 * 5),
+                    vendor: (*vendor).into(),
+                    person: (*person).into(),
+                    op: "create".into(),
+                    outcome: "ok".into(),
+                    fields: vec!["email".into()],
+                    message: None,
+                })
+                .await
+                .expect("record");
+        }
+        let all = store.history(&HistoryFilter::default()).expect("all");
+        assert_eq!(all.len(), 3);
+        assert!(all.windows(2).all(|w| w[0].time <= w[1].time));
+        let a = HistoryFilter { person: Some("A".into()), ..HistoryFilter::default() };
+        assert_eq!(store.history(&a).expect("a").len(), 2);
+        let m = HistoryFilter { vendor: Some("motive".into()), ..HistoryFilter::default() };
+        assert_eq!(store.history(&m).expect("m").len(), 2);
+        let recent = HistoryFilter { since: Some(t0 + chrono::Duration::days(4)), ..HistoryFilter::default() };
+        assert_eq!(store.history(&recent).expect("recent").len(), 2);
+        // Older than 7 days goes; then at most 1 entry is kept.
+        assert_eq!(store.prune_history(100, chrono::Duration::days(7)).await.expect("prune"), 1);
+        assert_eq!(store.prune_history(1, chrono::Duration::days(700)).await.expect("prune"), 1);
+        let left = store.history(&HistoryFilter::default()).expect("left");
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].person, "B");
     }
 
     impl VendorRecord {

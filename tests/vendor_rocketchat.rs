@@ -58,6 +58,7 @@ state_dir = "state"
 [safety]
 max_deactivations = 1000
 max_deactivation_ratio = 1.0
+max_source_drop_ratio = 1.0
 [retry]
 initial_interval_ms = 10
 max_interval_secs = 5

@@ -7,7 +7,10 @@
 //! as "this person left".
 
 pub mod file;
+pub mod http;
+pub mod ldap;
 mod record;
+pub mod scim;
 
 use std::fmt;
 
@@ -92,7 +95,7 @@ pub trait Source: Send + Sync {
 }
 
 /// Every `type` the `[source]` table may have.
-pub const KINDS: &[&str] = &["file"];
+pub const KINDS: &[&str] = &["file", "ldap", "scim", "http"];
 
 /// Builds the source, validating its own keys.
 ///
@@ -101,6 +104,9 @@ pub const KINDS: &[&str] = &["file"];
 pub fn build(settings: &SourceSettings) -> Result<Box<dyn Source>, ConfigError> {
     Ok(match settings.kind.as_str() {
         "file" => Box::new(file::FileSource::from_settings(settings)?),
+        "ldap" => Box::new(ldap::LdapSource::from_settings(settings)?),
+        "scim" => Box::new(scim::ScimSource::from_settings(settings)?),
+        "http" => Box::new(http::HttpSource::from_settings(settings)?),
         other => {
             return Err(ConfigError::invalid(
                 "source.type",

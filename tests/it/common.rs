@@ -48,10 +48,58 @@ impl Env {
     /// The usual single-Motive setup with generous safety limits.
     pub async fn motive() -> Self {
         Self::new(
-            "max_deactivations = 50\nmax_deactivation_ratio = 1.0",
+            "max_deactivations = 50\nmax_deactivation_ratio = 1.0\nmax_source_drop_ratio = 1.0",
             &motive_vendor("motive", MOTIVE_KEY),
         )
         .await
+    }
+
+    /// A sandbox plus a config with a whole `[source]` table: `source` is the TOML after
+    /// the `[source]` line (sub-tables may follow it). `{url:NAME}` is replaced by the
+    /// sandbox URL of NAME in `source` and `vendors` (vendors, and the `scim` and `hr`
+    /// source fakes), and `{dir}` by the temporary directory.
+    pub async fn with_source(source: &str, safety: &str, vendors: &str) -> Self {
+        let sandbox = Sandbox::start(Credentials::default())
+            .await
+            .expect("sandbox starts");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fill = |text: &str| {
+            let mut text = text.replace("{dir}", &dir.path().display().to_string());
+            for v in ["motive", "drivekit", "telematics", "rocketchat", "scim", "hr"] {
+                text = text.replace(&format!("{{url:{v}}}"), &sandbox.url(v));
+            }
+            text
+        };
+        let text = format!(
+            "state_dir = \"state\"\n{FAST_RETRY}\n[safety]\n{safety}\n\n{vendors}\n\n[source]\n{source}\n",
+            vendors = fill(vendors),
+            source = fill(source),
+        );
+        let config = dir.path().join("roster.toml");
+        std::fs::write(&config, text).expect("write config");
+        Self {
+            sandbox,
+            dir,
+            config,
+        }
+    }
+
+    /// `json`, also asserting that none of `secrets` shows in stdout or stderr.
+    pub async fn json_without(&self, args: &[&str], secrets: &[&str]) -> (i32, Value) {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let out = self.run(&all).await;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        for text in [&stdout, &stderr] {
+            assert_no_secrets(text);
+            for s in secrets {
+                assert!(!text.contains(s), "a source secret leaked into output:\n{text}");
+            }
+        }
+        let report = serde_json::from_str(&stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{stdout}\nstderr:\n{stderr}"));
+        (out.status.code().expect("exit code"), report)
     }
 
     pub fn path(&self, name: &str) -> PathBuf {

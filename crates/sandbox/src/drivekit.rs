@@ -23,6 +23,8 @@
 //! signed-in driver is enabled; ENABLE/DISABLE are idempotent; the listing includes
 //! disabled drivers; the fake has no trips, so `status=EXPIRED`/`ACTIVE` list nobody.
 
+// Handlers return a ready `Response` as their error, as axum handlers do.
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -78,7 +80,11 @@ fn register_date() -> String {
         .map_or(0, |d| d.as_secs());
     // The documented shape (`YYYY-MM-dd'T'HH:mm:ss.SSSZ`) with a fixed date; the seconds
     // keep sign-ins apart.
-    format!("2026-01-01T00:{:02}:{:02}.000+0000", secs / 60 % 60, secs % 60)
+    format!(
+        "2026-01-01T00:{:02}:{:02}.000+0000",
+        secs / 60 % 60,
+        secs % 60
+    )
 }
 
 fn listed(id: &str, d: &Driver) -> Value {
@@ -100,7 +106,10 @@ fn listed(id: &str, d: &Driver) -> Value {
 fn object(body: &Bytes) -> Result<Map<String, Value>, Response> {
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(o)) => Ok(o),
-        _ => Err(error(StatusCode::BAD_REQUEST, "Bad request: expected a JSON object")),
+        _ => Err(error(
+            StatusCode::BAD_REQUEST,
+            "Bad request: expected a JSON object",
+        )),
     }
 }
 
@@ -120,9 +129,15 @@ impl DriveKit {
     pub fn router(&self) -> Router {
         Router::new()
             .route("/v3/drivekit/admin/drivers/account/page", get(page))
-            .route("/v3/drivekit/admin/drivers/{user_id}/identity", put(identity))
+            .route(
+                "/v3/drivekit/admin/drivers/{user_id}/identity",
+                put(identity),
+            )
             .route("/v3/drivekit/admin/drivers/{user_id}/status", put(status))
-            .route("/v3/drivekit/admin/drivers/{user_id}/metadata", put(metadata))
+            .route(
+                "/v3/drivekit/admin/drivers/{user_id}/metadata",
+                put(metadata),
+            )
             .with_state(self.clone())
             .layer(axum::middleware::from_fn_with_state(
                 self.control.clone(),
@@ -213,14 +228,22 @@ async fn identity(
     dk.authorize(&headers)?;
     let body = object(&body)?;
     if let Some(k) = body.keys().find(|k| !IDENTITY.contains(&k.as_str())) {
-        return Err(error(StatusCode::BAD_REQUEST, &format!("Unknown field '{k}'")));
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            &format!("Unknown field '{k}'"),
+        ));
     }
     let mut values = BTreeMap::new();
     for k in IDENTITY {
         let v = match body.get(*k) {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s.clone()),
-            Some(_) => return Err(error(StatusCode::BAD_REQUEST, &format!("'{k}' must be a string"))),
+            Some(_) => {
+                return Err(error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("'{k}' must be a string"),
+                ));
+            }
         };
         values.insert(*k, v);
     }
@@ -231,7 +254,10 @@ async fn identity(
     d.firstname = values.remove("firstname").flatten();
     d.lastname = values.remove("lastname").flatten();
     d.pseudo = values.remove("pseudo").flatten();
-    Ok(text(StatusCode::OK, "The driver's identity has been updated."))
+    Ok(text(
+        StatusCode::OK,
+        "The driver's identity has been updated.",
+    ))
 }
 
 async fn status(
@@ -297,9 +323,12 @@ async fn page(
     let int = |name: &str, default: i64| -> Result<i64, Response> {
         match q.get(name) {
             None => Ok(default),
-            Some(v) => v
-                .parse::<i64>()
-                .map_err(|_| error(StatusCode::BAD_REQUEST, &format!("'{name}' must be an integer"))),
+            Some(v) => v.parse::<i64>().map_err(|_| {
+                error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("'{name}' must be an integer"),
+                )
+            }),
         }
     };
     let size = int("pageSize", 1000)?;
@@ -311,7 +340,10 @@ async fn page(
         ));
     }
     if number < 0 {
-        return Err(error(StatusCode::BAD_REQUEST, "pageNumber must be 0 or more"));
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "pageNumber must be 0 or more",
+        ));
     }
     let status = q.get("status").map_or("ALL", String::as_str);
     if !["ALL", "NO_TRIP", "EXPIRED", "ACTIVE"].contains(&status) {

@@ -13,8 +13,10 @@
 
 pub mod control;
 pub mod drivekit;
+pub mod hr;
 pub mod motive;
 pub mod rocketchat;
+pub mod scim;
 pub mod telematics;
 
 use std::net::SocketAddr;
@@ -37,6 +39,10 @@ pub struct Credentials {
     pub telematics_instance_key: String,
     pub rocketchat_user_id: String,
     pub rocketchat_auth_token: String,
+    /// Bearer token of the SCIM service provider fake (`/scim`).
+    pub scim_token: String,
+    /// Bearer token of the HR API fake (`/hr`).
+    pub hr_token: String,
 }
 
 impl Default for Credentials {
@@ -52,6 +58,8 @@ impl Default for Credentials {
             telematics_instance_key: "5a3c1e2f-0000-4000-8000-0000000000ff".into(),
             rocketchat_user_id: "SandboxAdmin0001".into(),
             rocketchat_auth_token: "sandbox-rocketchat-pat".into(),
+            scim_token: "sandbox-scim-bearer-token".into(),
+            hr_token: "sandbox-hr-bearer-token".into(),
         }
     }
 }
@@ -63,6 +71,10 @@ pub struct Sandbox {
     pub drivekit: drivekit::DriveKit,
     pub telematics: telematics::Telematics,
     pub rocketchat: rocketchat::RocketChat,
+    /// A SCIM 2.0 service provider, a source (`/scim`, base_url `…/scim/v2`).
+    pub scim: scim::Scim,
+    /// An HR system's JSON API, a source (`/hr`).
+    pub hr: hr::Hr,
     task: JoinHandle<()>,
 }
 
@@ -84,11 +96,15 @@ impl Sandbox {
         let drivekit = drivekit::DriveKit::new(&creds);
         let telematics = telematics::Telematics::new(&creds);
         let rocketchat = rocketchat::RocketChat::new(&creds);
+        let scim = scim::Scim::new(&creds.scim_token);
+        let hr = hr::Hr::new(&creds.hr_token);
         let app = Router::new()
             .nest("/motive", motive.router())
             .nest("/drivekit", drivekit.router())
             .nest("/telematics", telematics.router())
-            .nest("/rocketchat", rocketchat.router());
+            .nest("/rocketchat", rocketchat.router())
+            .nest("/scim", scim.router())
+            .nest("/hr", hr.router());
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let task = tokio::spawn(async move {
@@ -100,6 +116,8 @@ impl Sandbox {
             drivekit,
             telematics,
             rocketchat,
+            scim,
+            hr,
             task,
         })
     }

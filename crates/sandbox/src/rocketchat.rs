@@ -63,8 +63,7 @@ pub const DEFAULT_RATE_LIMIT_WINDOW: Duration = Duration::from_secs(60);
 /// The default `UTF8_User_Names_Validation` setting.
 fn valid_username(u: &str) -> bool {
     !u.is_empty()
-        && u
-            .chars()
+        && u.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
@@ -215,18 +214,18 @@ fn check_schema(doc: &Value, schema: &Value, value: &Value, errors: &mut Vec<Str
             }
         }
         Value::String(s) => {
-            if let Some(min) = schema.get("minLength").and_then(Value::as_u64) {
-                if (s.chars().count() as u64) < min {
-                    errors.push(format!(
-                        "must NOT have fewer than {min} character{}",
-                        if min == 1 { "" } else { "s" }
-                    ));
-                }
+            if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
+                && (s.chars().count() as u64) < min
+            {
+                errors.push(format!(
+                    "must NOT have fewer than {min} character{}",
+                    if min == 1 { "" } else { "s" }
+                ));
             }
-            if let Some(allowed) = schema.get("enum").and_then(Value::as_array) {
-                if !allowed.iter().any(|a| a.as_str() == Some(s)) {
-                    errors.push("must be equal to one of the allowed values".into());
-                }
+            if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
+                && !allowed.iter().any(|a| a.as_str() == Some(s))
+            {
+                errors.push("must be equal to one of the allowed values".into());
             }
         }
         _ => {}
@@ -253,10 +252,11 @@ fn check_request(
         .collect();
     for p in in_query.values() {
         let required = p.get("required") == Some(&Value::Bool(true));
-        if let Some(name) = p.get("name").and_then(Value::as_str) {
-            if required && !query.contains_key(name) {
-                errors.push(format!("must have required property '{name}'"));
-            }
+        if let Some(name) = p.get("name").and_then(Value::as_str)
+            && required
+            && !query.contains_key(name)
+        {
+            errors.push(format!("must have required property '{name}'"));
         }
     }
     for (k, v) in query {
@@ -264,7 +264,9 @@ fn check_request(
             errors.push("must NOT have additional properties".into());
             continue;
         };
-        let Some(schema) = p.get("schema") else { continue };
+        let Some(schema) = p.get("schema") else {
+            continue;
+        };
         let schema = resolve(doc, schema);
         // Query values are strings on the wire; AJV coerces them for typed parameters.
         let value = match schema.get("type").and_then(Value::as_str) {
@@ -399,7 +401,12 @@ fn new_id() -> String {
         .collect()
 }
 
-fn failure(status: StatusCode, error: &str, error_type: Option<&str>, details: Option<Value>) -> Response {
+fn failure(
+    status: StatusCode,
+    error: &str,
+    error_type: Option<&str>,
+    details: Option<Value>,
+) -> Response {
     let mut body = json!({ "success": false });
     match error_type {
         Some(t) => {
@@ -437,7 +444,9 @@ fn str_of<'a>(doc: &'a Map<String, Value>, k: &str) -> Option<&'a str> {
 
 impl St {
     fn find(&self, id: &str) -> Option<usize> {
-        self.users.iter().position(|u| str_of(&u.doc, "_id") == Some(id))
+        self.users
+            .iter()
+            .position(|u| str_of(&u.doc, "_id") == Some(id))
     }
 
     fn find_by(&self, key: &str, value: &str) -> Option<usize> {
@@ -451,47 +460,47 @@ impl St {
         })
     }
 
-    /// Username and email rules for a create (`self_id` None) or an update.
-    fn check_identity(
+    /// Username and email rules for a create (`self_id` None) or an update: the error
+    /// response when one is broken.
+    fn identity_error(
         &self,
         self_id: Option<&str>,
         username: Option<&str>,
         email: Option<&str>,
-    ) -> Result<(), Response> {
-        if let Some(u) = username {
-            if !valid_username(u) {
-                return Err(bad(
-                    &format!("{u} is not a valid username"),
-                    "error-input-is-not-a-valid-field",
-                    Some(json!({ "method": "insertOrUpdateUser", "input": u, "field": "Username" })),
-                ));
-            }
+    ) -> Option<Response> {
+        if let Some(u) = username
+            && !valid_username(u)
+        {
+            return Some(bad(
+                &format!("{u} is not a valid username"),
+                "error-input-is-not-a-valid-field",
+                Some(json!({ "method": "insertOrUpdateUser", "input": u, "field": "Username" })),
+            ));
         }
-        if let Some(e) = email {
-            if !valid_email(e) {
-                return Err(bad(
-                    &format!("Invalid email {e}"),
-                    "error-invalid-email",
-                    Some(json!({ "method": "insertOrUpdateUser", "email": e })),
-                ));
-            }
+        if let Some(e) = email
+            && !valid_email(e)
+        {
+            return Some(bad(
+                &format!("Invalid email {e}"),
+                "error-invalid-email",
+                Some(json!({ "method": "insertOrUpdateUser", "email": e })),
+            ));
         }
         let taken = |key: &str, v: &str| {
-            self.find_by(key, v)
-                .is_some_and(|i| Some(str_of(&self.users[i].doc, "_id").unwrap_or_default()) != self_id)
+            self.find_by(key, v).is_some_and(|i| {
+                Some(str_of(&self.users[i].doc, "_id").unwrap_or_default()) != self_id
+            })
         };
-        for (key, value) in [("username", username), ("email", email)] {
-            if let Some(v) = value {
-                if taken(key, v) {
-                    return Err(bad(
-                        &format!("{v} is already in use :("),
-                        "error-field-unavailable",
-                        Some(json!({ "method": "insertOrUpdateUser", "field": v })),
-                    ));
-                }
-            }
-        }
-        Ok(())
+        [("username", username), ("email", email)]
+            .into_iter()
+            .find_map(|(key, value)| value.filter(|v| taken(key, v)))
+            .map(|v| {
+                bad(
+                    &format!("{v} is already in use :("),
+                    "error-field-unavailable",
+                    Some(json!({ "method": "insertOrUpdateUser", "field": v })),
+                )
+            })
     }
 }
 
@@ -593,7 +602,8 @@ impl RocketChat {
 
     pub fn user_by_username(&self, username: &str) -> Option<Value> {
         let st = self.lock();
-        st.find_by("username", username).map(|i| public(&st.users[i]))
+        st.find_by("username", username)
+            .map(|i| public(&st.users[i]))
     }
 
     pub fn user_by_email(&self, email: &str) -> Option<Value> {
@@ -604,7 +614,8 @@ impl RocketChat {
     /// The password a user was created with (tests check it is strong and never leaks).
     pub fn password(&self, username: &str) -> Option<String> {
         let st = self.lock();
-        st.find_by("username", username).map(|i| st.users[i].password.clone())
+        st.find_by("username", username)
+            .map(|i| st.users[i].password.clone())
     }
 
     /// Every JSON body received by operation `op` (e.g. `users.create`), oldest first.
@@ -756,7 +767,10 @@ async fn dispatch(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(',').next())
         .map_or_else(|| "local".to_string(), |v| v.trim().to_string());
-    let limit = rc.lock().limiter.hit(format!("{method} /api/v1/{name} {client}"));
+    let limit = rc
+        .lock()
+        .limiter
+        .hit(format!("{method} /api/v1/{name} {client}"));
     if let Some(l) = limit.as_ref().filter(|l| !l.allowed) {
         let secs = l.reset_ms.saturating_sub(l.now_ms).div_ceil(1000);
         let response = failure(
@@ -846,7 +860,7 @@ fn create(st: &mut St, body: &Value) -> Response {
             Some(json!({ "method": "insertOrUpdateUser", "field": "Name" })),
         );
     }
-    if let Err(r) = st.check_identity(None, Some(username), Some(email)) {
+    if let Some(r) = st.identity_error(None, Some(username), Some(email)) {
         return r;
     }
     let id = new_id();
@@ -888,10 +902,18 @@ fn create(st: &mut St, body: &Value) -> Response {
 
 fn update(st: &mut St, body: &Value) -> Response {
     let Some(id) = body.get("userId").and_then(Value::as_str) else {
-        return bad("must have required property 'userId'", "invalid-params", None);
+        return bad(
+            "must have required property 'userId'",
+            "invalid-params",
+            None,
+        );
     };
     if id.is_empty() {
-        return bad("must NOT have fewer than 1 characters", "invalid-params", None);
+        return bad(
+            "must NOT have fewer than 1 characters",
+            "invalid-params",
+            None,
+        );
     }
     let Some(i) = st.find(id) else {
         return invalid_user();
@@ -902,16 +924,16 @@ fn update(st: &mut St, body: &Value) -> Response {
         .cloned()
         .unwrap_or_default();
     let s = |k: &str| data.get(k).and_then(Value::as_str);
-    if let Some(n) = s("name") {
-        if n.trim().is_empty() {
-            return bad(
-                "The field Name is required",
-                "error-the-field-is-required",
-                Some(json!({ "method": "insertOrUpdateUser", "field": "Name" })),
-            );
-        }
+    if let Some(n) = s("name")
+        && n.trim().is_empty()
+    {
+        return bad(
+            "The field Name is required",
+            "error-the-field-is-required",
+            Some(json!({ "method": "insertOrUpdateUser", "field": "Name" })),
+        );
     }
-    if let Err(r) = st.check_identity(Some(id), s("username"), s("email")) {
+    if let Some(r) = st.identity_error(Some(id), s("username"), s("email")) {
         return r;
     }
     let user = &mut st.users[i];
@@ -921,8 +943,10 @@ fn update(st: &mut St, body: &Value) -> Response {
                 user.doc.insert(k.clone(), v.clone());
             }
             "email" => {
-                user.doc
-                    .insert("emails".into(), json!([{ "address": v, "verified": false }]));
+                user.doc.insert(
+                    "emails".into(),
+                    json!([{ "address": v, "verified": false }]),
+                );
             }
             "password" => user.password = v.as_str().unwrap_or_default().to_string(),
             "active" => {
@@ -931,7 +955,8 @@ fn update(st: &mut St, body: &Value) -> Response {
                 if active {
                     user.doc.remove("inactiveReason");
                 } else {
-                    user.doc.insert("inactiveReason".into(), json!("deactivated"));
+                    user.doc
+                        .insert("inactiveReason".into(), json!("deactivated"));
                 }
             }
             "customFields" => {
@@ -946,27 +971,33 @@ fn update(st: &mut St, body: &Value) -> Response {
                         merged.insert(ck.clone(), cv.clone());
                     }
                 }
-                user.doc.insert("customFields".into(), Value::Object(merged));
+                user.doc
+                    .insert("customFields".into(), Value::Object(merged));
             }
             _ => {}
         }
     }
     // `verified` applies to the (possibly new) address.
-    if let Some(v) = data.get("verified").and_then(Value::as_bool) {
-        if let Some(e) = user
+    if let Some(v) = data.get("verified").and_then(Value::as_bool)
+        && let Some(e) = user
             .doc
             .get_mut("emails")
             .and_then(Value::as_array_mut)
             .and_then(|a| a.first_mut())
-        {
-            e["verified"] = json!(v);
-        }
+    {
+        e["verified"] = json!(v);
     }
     user.doc.insert("_updatedAt".into(), json!(iso_now()));
     ok(json!({ "user": public(user) }))
 }
 
-const LOOKUP_KEYS: &[&str] = &["userId", "username", "importId", "email", "freeSwitchExtension"];
+const LOOKUP_KEYS: &[&str] = &[
+    "userId",
+    "username",
+    "importId",
+    "email",
+    "freeSwitchExtension",
+];
 
 fn info(st: &St, query: &BTreeMap<String, String>) -> Response {
     let given: Vec<(&str, &str)> = LOOKUP_KEYS
@@ -1008,7 +1039,12 @@ fn list(st: &St, query: &BTreeMap<String, String>) -> Response {
                 .is_none_or(|e| email_of(&u.doc).is_some_and(|x| x.eq_ignore_ascii_case(e)))
         })
         .collect();
-    let page: Vec<Value> = matching.iter().skip(offset).take(count).map(|u| public(u)).collect();
+    let page: Vec<Value> = matching
+        .iter()
+        .skip(offset)
+        .take(count)
+        .map(|u| public(u))
+        .collect();
     ok(json!({
         "count": page.len(),
         "users": page,
@@ -1022,7 +1058,11 @@ fn set_active_status(st: &mut St, body: &Value) -> Response {
         body.get("userId").and_then(Value::as_str),
         body.get("activeStatus").and_then(Value::as_bool),
     ) else {
-        return bad("must have required property 'activeStatus'\n", "invalid-params", None);
+        return bad(
+            "must have required property 'activeStatus'\n",
+            "invalid-params",
+            None,
+        );
     };
     let Some(i) = st.find(id) else {
         return invalid_user();
@@ -1032,7 +1072,8 @@ fn set_active_status(st: &mut St, body: &Value) -> Response {
     if active {
         user.doc.remove("inactiveReason");
     } else {
-        user.doc.insert("inactiveReason".into(), json!("deactivated"));
+        user.doc
+            .insert("inactiveReason".into(), json!("deactivated"));
     }
     user.doc.insert("_updatedAt".into(), json!(iso_now()));
     ok(json!({ "user": { "_id": id, "active": active } }))
@@ -1056,7 +1097,12 @@ fn delete(st: &mut St, body: &Value) -> Response {
 fn me(st: &St) -> Response {
     match st.find(&st.admin_id) {
         Some(i) => ok(public(&st.users[i])),
-        None => failure(StatusCode::UNAUTHORIZED, "You must be logged in to do this.", None, None),
+        None => failure(
+            StatusCode::UNAUTHORIZED,
+            "You must be logged in to do this.",
+            None,
+            None,
+        ),
     }
 }
 
@@ -1067,13 +1113,19 @@ mod tests {
     #[test]
     fn embedded_specs_parse_and_have_the_operations() {
         for (m, n, _) in OPERATIONS {
-            assert!(operation(m, n).is_some(), "{m} {n} missing from the OpenAPI files");
+            assert!(
+                operation(m, n).is_some(),
+                "{m} {n} missing from the OpenAPI files"
+            );
         }
     }
 
     fn errors(method: &str, name: &str, query: &[(&str, &str)], body: Value) -> Vec<String> {
         let (doc, op) = operation(method, name).expect("operation");
-        let q = query.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let q = query
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         check_request(doc, op, &q, Some(&body))
     }
 
@@ -1081,8 +1133,16 @@ mod tests {
     fn create_body_is_checked_against_the_spec() {
         let ok = json!({"name": "A B", "email": "a@b.io", "username": "ab", "password": "x"});
         assert!(errors("POST", "users.create", &[], ok).is_empty());
-        let e = errors("POST", "users.create", &[], json!({"name": "A", "email": "a@b.io"}));
-        assert!(e.contains(&"must have required property 'password'".to_string()), "{e:?}");
+        let e = errors(
+            "POST",
+            "users.create",
+            &[],
+            json!({"name": "A", "email": "a@b.io"}),
+        );
+        assert!(
+            e.contains(&"must have required property 'password'".to_string()),
+            "{e:?}"
+        );
         let e = errors(
             "POST",
             "users.create",
@@ -1090,7 +1150,10 @@ mod tests {
             json!({"name": 1, "email": "a@b.io", "username": "ab", "password": "x", "colour": "red"}),
         );
         assert!(e.contains(&"must be string".to_string()), "{e:?}");
-        assert!(e.contains(&"must NOT have additional properties".to_string()), "{e:?}");
+        assert!(
+            e.contains(&"must NOT have additional properties".to_string()),
+            "{e:?}"
+        );
         // customFields is an open object; roles an array of strings.
         let e = errors(
             "POST",
@@ -1104,7 +1167,12 @@ mod tests {
 
     #[test]
     fn update_nested_data_is_closed_and_query_params_are_checked() {
-        let e = errors("POST", "users.update", &[], json!({"userId": "x", "data": {"nickname": "n"}}));
+        let e = errors(
+            "POST",
+            "users.update",
+            &[],
+            json!({"userId": "x", "data": {"nickname": "n"}}),
+        );
         assert_eq!(e, vec!["must NOT have additional properties".to_string()]);
         assert!(errors("GET", "users.info", &[("username", "ab")], json!(null)).is_empty());
         let e = errors("GET", "users.info", &[("fields", "{}")], json!(null));
@@ -1124,7 +1192,10 @@ mod tests {
 
     #[test]
     fn limiter_counts_per_window() {
-        let mut l = Limiter { rule: Some((2, Duration::from_secs(60))), windows: HashMap::new() };
+        let mut l = Limiter {
+            rule: Some((2, Duration::from_secs(60))),
+            windows: HashMap::new(),
+        };
         let a = l.hit("r".into()).expect("on");
         assert!(a.allowed && a.remaining == 1);
         assert!(l.hit("r".into()).expect("on").allowed);

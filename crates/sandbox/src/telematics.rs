@@ -31,6 +31,8 @@
 //! Assumptions where the notes are silent: a `CustomToken` already in use answers 422;
 //! 401s carry the envelope; a soft-`Deleted` user is invisible to `find`.
 
+// Handlers return a ready `Response` as their error, as axum handlers do.
+
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -54,19 +56,50 @@ const FLAGS: &[&str] = &[
     "EnableRealTimeLocation",
 ];
 const UPDATE_KEYS: &[&str] = &[
-    "FirstName", "LastName", "Nickname", "Phone", "Email", "Gender", "Birthday",
-    "MaritalStatus", "ChildrenCount", "Country", "District", "City", "Address", "ImageUrl",
-    "ExternalImageUrl", "Status", "OldPassword", "NewPassword",
-    "SendVerificationCodeForEmailPhone", "IdentityId", "IdentityProvider", "MobileDevice",
+    "FirstName",
+    "LastName",
+    "Nickname",
+    "Phone",
+    "Email",
+    "Gender",
+    "Birthday",
+    "MaritalStatus",
+    "ChildrenCount",
+    "Country",
+    "District",
+    "City",
+    "Address",
+    "ImageUrl",
+    "ExternalImageUrl",
+    "Status",
+    "OldPassword",
+    "NewPassword",
+    "SendVerificationCodeForEmailPhone",
+    "IdentityId",
+    "IdentityProvider",
+    "MobileDevice",
     "UserFields",
 ];
 const CREATE_KEYS: &[&str] = &[
-    "FirstName", "LastName", "Nickname", "Phone", "Email", "UserFields", "CustomToken",
+    "FirstName",
+    "LastName",
+    "Nickname",
+    "Phone",
+    "Email",
+    "UserFields",
+    "CustomToken",
     "CreateAccessToken",
 ];
 const FIND_FILTERS: &[&str] = &[
-    "DeviceToken", "Email", "Phone", "ClientId", "FirstName", "LastName", "FullName",
-    "Country", "OsType",
+    "DeviceToken",
+    "Email",
+    "Phone",
+    "ClientId",
+    "FirstName",
+    "LastName",
+    "FullName",
+    "Country",
+    "OsType",
 ];
 const COMPANY_ID: &str = "c0a1b2c3-0000-4000-8000-00000000c001";
 const APPLICATION_ID: &str = "a0a1b2c3-0000-4000-8000-00000000a001";
@@ -168,7 +201,9 @@ fn error(status: StatusCode, title: &str, key: &str, message: &str) -> Response 
     };
     (
         status,
-        Json(json!({ "Result": null, "Status": status.as_u16(), "Title": title, "Errors": errors })),
+        Json(
+            json!({ "Result": null, "Status": status.as_u16(), "Title": title, "Errors": errors }),
+        ),
     )
         .into_response()
 }
@@ -246,7 +281,13 @@ fn now_iso() -> String {
 /// The user as `find` returns it.
 fn read_form(u: &User, include_account_info: bool) -> Value {
     let p = |k: &str| u.profile.get(k).map_or(Value::Null, |v| json!(v));
-    let name = |s: &str| if include_account_info { json!(s) } else { Value::Null };
+    let name = |s: &str| {
+        if include_account_info {
+            json!(s)
+        } else {
+            Value::Null
+        }
+    };
     json!({
         "DeviceToken": u.token,
         "DateCreated": u.created,
@@ -314,12 +355,21 @@ fn written_flags(v: &Value) -> Result<Map<String, Value>, Response> {
     for (k, v) in given {
         match (k.as_str(), v) {
             ("ClientId", Value::String(_) | Value::Null) => {}
-            ("Enabled" | "EnableTracking" | "EnableLogging" | "EnableRealTimeLocation", Value::Bool(_)) => {}
+            (
+                "Enabled" | "EnableTracking" | "EnableLogging" | "EnableRealTimeLocation",
+                Value::Bool(_),
+            ) => {}
             (k, _) if FLAGS.contains(&k) => {
-                return Err(bad_request(&format!("UserFields.{k}"), "The value has the wrong type."));
+                return Err(bad_request(
+                    &format!("UserFields.{k}"),
+                    "The value has the wrong type.",
+                ));
             }
             (k, _) => {
-                return Err(bad_request(&format!("UserFields.{k}"), &format!("Unknown field '{k}'.")));
+                return Err(bad_request(
+                    &format!("UserFields.{k}"),
+                    &format!("Unknown field '{k}'."),
+                ));
             }
         }
         flags.insert(k.clone(), v.clone());
@@ -328,7 +378,10 @@ fn written_flags(v: &Value) -> Result<Map<String, Value>, Response> {
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim)
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
 }
 
 impl Telematics {
@@ -393,7 +446,9 @@ impl Telematics {
 
     /// Whether logins are blocked now (the limit was exceeded).
     pub fn login_blocked(&self) -> bool {
-        self.lock().blocked_until.is_some_and(|t| Instant::now() < t)
+        self.lock()
+            .blocked_until
+            .is_some_and(|t| Instant::now() < t)
     }
 
     /// Expires every JWT now (refresh tokens stay valid): the next call gets a 401.
@@ -423,7 +478,10 @@ impl Telematics {
     }
 
     pub fn user(&self, device_token: &str) -> Option<Value> {
-        self.lock().users.get(device_token).map(|u| read_form(u, false))
+        self.lock()
+            .users
+            .get(device_token)
+            .map(|u| read_form(u, false))
     }
 
     /// Users whose `UserFields.ClientId` is `client_id`.
@@ -438,11 +496,20 @@ impl Telematics {
 
     /// The status as last written (`Active`, `Deactivated`, `Deleted`).
     pub fn written_status(&self, device_token: &str) -> Option<&'static str> {
-        self.lock().users.get(device_token).map(|u| u.status.written())
+        self.lock()
+            .users
+            .get(device_token)
+            .map(|u| u.status.written())
     }
 
     /// Creates a user directly (as if an earlier create had reached Damoov).
-    pub fn add_user(&self, client_id: &str, first_name: &str, last_name: &str, email: &str) -> String {
+    pub fn add_user(
+        &self,
+        client_id: &str,
+        first_name: &str,
+        last_name: &str,
+        email: &str,
+    ) -> String {
         let token = uuid_v4();
         let mut flags = default_flags();
         flags.insert("ClientId".into(), json!(client_id));
@@ -465,7 +532,10 @@ impl Telematics {
 
     /// Changes a user's status behind roster's back.
     pub fn set_status(&self, device_token: &str, status: &str) {
-        if let (Some(s), Some(u)) = (Status::parse(status), self.lock().users.get_mut(device_token)) {
+        if let (Some(s), Some(u)) = (
+            Status::parse(status),
+            self.lock().users.get_mut(device_token),
+        ) {
             u.status = s;
         }
     }
@@ -552,12 +622,20 @@ async fn login(State(t): State<Telematics>, body: Bytes) -> Reply {
                 "The JSON value could not be converted to System.String.",
             ));
         }
-        None => return Err(bad_request("LoginFields", "The LoginFields field is required.")),
+        None => {
+            return Err(bad_request(
+                "LoginFields",
+                "The LoginFields field is required.",
+            ));
+        }
     };
     let password = opt_str(&body, "Password")?.unwrap_or_default();
     let inner: Value = serde_json::from_str(fields)
         .map_err(|_| bad_request("LoginFields", "LoginFields must hold a JSON object."))?;
-    let email = inner.get("email").and_then(Value::as_str).unwrap_or_default();
+    let email = inner
+        .get("email")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if email.is_empty() || !email.eq_ignore_ascii_case(&t.email) || password != t.password {
         return Err(error(
             StatusCode::UNAUTHORIZED,
@@ -604,7 +682,8 @@ async fn refresh(State(t): State<Telematics>, body: Bytes) -> Reply {
 }
 
 async fn create(State(t): State<Telematics>, headers: HeaderMap, body: Bytes) -> Reply {
-    let id_ok = header(&headers, "InstanceId").is_some_and(|v| v.eq_ignore_ascii_case(&t.instance_id));
+    let id_ok =
+        header(&headers, "InstanceId").is_some_and(|v| v.eq_ignore_ascii_case(&t.instance_id));
     let key_ok = header(&headers, "InstanceKey").is_some_and(|v| v == t.instance_key);
     if !id_ok || !key_ok {
         return Err(error(
@@ -660,7 +739,10 @@ async fn create(State(t): State<Telematics>, headers: HeaderMap, body: Bytes) ->
     let (access, refresh) = if want_token {
         let access = format!("eyJ1c2VyIjp0cnVlfQ.{}", random_hex(24));
         st.user_tokens.insert(access.clone());
-        (json!({ "Token": access, "ExpiresIn": 432_000 }), json!(random_hex(32)))
+        (
+            json!({ "Token": access, "ExpiresIn": 432_000 }),
+            json!(random_hex(32)),
+        )
     } else {
         (Value::Null, Value::Null)
     };
@@ -697,14 +779,23 @@ async fn find(
         .filter(|(_, v)| !v.is_empty())
         .collect();
     if filters.is_empty() {
-        return Err(bad_request("", "At least one search parameter is required."));
+        return Err(bad_request(
+            "",
+            "At least one search parameter is required.",
+        ));
     }
     for (k, v) in &filters {
         if *k == "DeviceToken" && !is_uuid(v) {
-            return Err(bad_request(k, &format!("The value '{v}' is not valid for DeviceToken.")));
+            return Err(bad_request(
+                k,
+                &format!("The value '{v}' is not valid for DeviceToken."),
+            ));
         }
         if *k == "OsType" && !matches!(*v, "android" | "iOS") {
-            return Err(bad_request(k, &format!("The value '{v}' is not valid for OsType.")));
+            return Err(bad_request(
+                k,
+                &format!("The value '{v}' is not valid for OsType."),
+            ));
         }
     }
     let st = t.lock();
@@ -718,7 +809,11 @@ async fn find(
         })
         .filter(|u| {
             filters.iter().all(|(k, v)| {
-                let p = |name: &str| u.profile.get(name).is_some_and(|x| x.eq_ignore_ascii_case(v));
+                let p = |name: &str| {
+                    u.profile
+                        .get(name)
+                        .is_some_and(|x| x.eq_ignore_ascii_case(v))
+                };
                 match *k {
                     "DeviceToken" => u.token.eq_ignore_ascii_case(v),
                     "ClientId" => u.flags.get("ClientId").and_then(Value::as_str) == Some(*v),
@@ -730,7 +825,10 @@ async fn find(
                         );
                         full.trim().eq_ignore_ascii_case(v)
                     }
-                    "Country" => u.country.as_deref().is_some_and(|c| c.eq_ignore_ascii_case(v)),
+                    "Country" => u
+                        .country
+                        .as_deref()
+                        .is_some_and(|c| c.eq_ignore_ascii_case(v)),
                     "OsType" => false,
                     name => p(name),
                 }
@@ -774,10 +872,13 @@ async fn update(State(t): State<Telematics>, headers: HeaderMap, body: Bytes) ->
             )
         })?),
     };
-    if let Some(g) = opt_str(&body, "Gender")? {
-        if !["None", "Male", "Female", "Other"].contains(&g) {
-            return Err(bad_request("Gender", &format!("The JSON value '{g}' is not a Gender.")));
-        }
+    if let Some(g) = opt_str(&body, "Gender")?
+        && !["None", "Male", "Female", "Other"].contains(&g)
+    {
+        return Err(bad_request(
+            "Gender",
+            &format!("The JSON value '{g}' is not a Gender."),
+        ));
     }
     if opt_str(&body, "NewPassword")?.is_some() && opt_str(&body, "OldPassword")?.is_none() {
         return Err(error(
@@ -797,7 +898,12 @@ async fn update(State(t): State<Telematics>, headers: HeaderMap, body: Bytes) ->
         .values_mut()
         .find(|u| u.token.eq_ignore_ascii_case(target) && u.status != Status::Deleted)
     else {
-        return Err(error(StatusCode::NOT_FOUND, "Not Found", "UserDeviceToken", "User not found."));
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            "Not Found",
+            "UserDeviceToken",
+            "User not found.",
+        ));
     };
     for k in PROFILE {
         match opt_str(&body, k)? {
@@ -824,7 +930,11 @@ async fn update(State(t): State<Telematics>, headers: HeaderMap, body: Bytes) ->
     Ok(envelope(StatusCode::OK, Value::Null))
 }
 
-async fn remove(State(t): State<Telematics>, headers: HeaderMap, Path(token): Path<String>) -> Reply {
+async fn remove(
+    State(t): State<Telematics>,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+) -> Reply {
     t.admin(&headers)?;
     let mut st = t.lock();
     let key = st
@@ -841,7 +951,12 @@ async fn remove(State(t): State<Telematics>, headers: HeaderMap, Path(token): Pa
             )
                 .into_response())
         }
-        None => Err(error(StatusCode::NOT_FOUND, "Not Found", "DeviceToken", "User not found.")),
+        None => Err(error(
+            StatusCode::NOT_FOUND,
+            "Not Found",
+            "DeviceToken",
+            "User not found.",
+        )),
     }
 }
 
