@@ -52,10 +52,15 @@ pub struct Settings {
     pub schedule_jitter_secs: u64,
     /// How long in-flight vendor calls may take to finish after SIGTERM/SIGINT.
     pub shutdown_grace_secs: u64,
+    /// The daemon's schedule for full passes (`reconcile --full`: drift repair), if any.
+    pub full_schedule: Option<Schedule>,
+    /// In the daemon, a progress log line per vendor at most this often during a pass.
+    pub progress_log_secs: u64,
     pub server: ServerSettings,
     pub log: LogSettings,
     pub safety: Safety,
     pub retry: RetrySettings,
+    pub history: HistorySettings,
     pub source: SourceSettings,
     pub vendors: BTreeMap<String, VendorSettings>,
     /// Relative paths in the config are relative to this directory.
@@ -146,6 +151,25 @@ impl RetrySettings {
     }
 }
 
+/// How much audit history (every vendor write call) the store keeps.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HistorySettings {
+    /// Entries beyond this many are dropped, oldest first, after each pass.
+    pub max_entries: usize,
+    /// Entries older than this are dropped after each pass.
+    pub max_age_days: u32,
+}
+
+impl Default for HistorySettings {
+    fn default() -> Self {
+        Self {
+            max_entries: 100_000,
+            max_age_days: 365,
+        }
+    }
+}
+
 /// The `[source]` table: its `type`, and the rest raw for that source kind to validate
 /// (`source::build`), so a new source kind adds no code here.
 #[derive(Clone)]
@@ -173,7 +197,10 @@ impl SourceSettings {
     /// `ConfigError::Invalid` naming `source` and serde's complaint.
     pub fn parse_options<T: serde::de::DeserializeOwned>(&self) -> Result<T, ConfigError> {
         serde_json::from_value(Value::Object(self.options.clone())).map_err(|error| {
-            ConfigError::invalid("source", format!("{error} (for a source of type {})", self.kind))
+            ConfigError::invalid(
+                "source",
+                format!("{error} (for a source of type {})", self.kind),
+            )
         })
     }
 
@@ -193,7 +220,14 @@ impl SourceSettings {
         file: Option<PathBuf>,
         required: bool,
     ) -> Result<Option<Secret>, ConfigError> {
-        resolve_secret(&format!("source.{key}"), key, inline, file, &self.base_dir, required)
+        resolve_secret(
+            &format!("source.{key}"),
+            key,
+            inline,
+            file,
+            &self.base_dir,
+            required,
+        )
     }
 }
 
@@ -297,10 +331,16 @@ fn resolve_secret(
         (None, Some(path)) => {
             let path = base_dir.join(path);
             let secret = Secret::from_file(&path).map_err(|error| {
-                ConfigError::invalid(&file_key, format!("cannot read {}: {error}", path.display()))
+                ConfigError::invalid(
+                    &file_key,
+                    format!("cannot read {}: {error}", path.display()),
+                )
             })?;
             if secret.expose().is_empty() {
-                return Err(ConfigError::invalid(file_key, format!("{} is empty", path.display())));
+                return Err(ConfigError::invalid(
+                    file_key,
+                    format!("{} is empty", path.display()),
+                ));
             }
             Ok(Some(secret))
         }
@@ -321,6 +361,8 @@ struct RawConfig {
     schedule: Option<String>,
     schedule_jitter_secs: Option<u64>,
     shutdown_grace_secs: Option<u64>,
+    full_schedule: Option<String>,
+    progress_log_secs: Option<u64>,
     log_format: Option<LogFormat>,
     log_level: Option<String>,
     #[serde(default)]
@@ -329,6 +371,8 @@ struct RawConfig {
     safety: Safety,
     #[serde(default)]
     retry: RetrySettings,
+    #[serde(default)]
+    history: HistorySettings,
     source: Option<Map<String, Value>>,
     #[serde(default)]
     vendors: BTreeMap<String, Map<String, Value>>,
@@ -341,7 +385,6 @@ struct RawServer {
     trigger_token: Option<Secret>,
     trigger_token_file: Option<PathBuf>,
 }
-
 
 /// Where the config file comes from: `--config`, else `$ROSTER_CONFIG`, else `./roster.toml`.
 pub fn config_path(flag: Option<PathBuf>) -> PathBuf {
@@ -399,29 +442,21 @@ pub fn load_str(
 fn validate(raw: RawConfig, base_dir: &Path) -> Result<Settings, ConfigError> {
     let state_dir = base_dir.join(raw.state_dir.unwrap_or_else(|| "/var/lib/roster".into()));
 
+    let full_schedule = raw
+        .full_schedule
+        .map(|e| parse_schedule("full_schedule", e))
+        .transpose()?;
     let schedule = raw
         .schedule
-        .map(|expression| {
-            cron::Schedule::from_str(&expression)
-                .map(|cron| Schedule {
-                    expression: expression.clone(),
-                    cron,
-                })
-                .map_err(|error| {
-                    ConfigError::invalid(
-                        "schedule",
-                        format!(
-                            "`{expression}` is not a cron expression with a seconds field \
-                             (sec min hour dom mon dow [year]): {error}"
-                        ),
-                    )
-                })
-        })
+        .map(|e| parse_schedule("schedule", e))
         .transpose()?;
 
     let listen = raw.server.listen.as_deref().unwrap_or("127.0.0.1:9464");
     let listen = listen.parse().map_err(|_| {
-        ConfigError::invalid("server.listen", format!("`{listen}` is not an ip:port address"))
+        ConfigError::invalid(
+            "server.listen",
+            format!("`{listen}` is not an ip:port address"),
+        )
     })?;
 
     let trigger_token = match (raw.server.trigger_token, raw.server.trigger_token_file) {
@@ -443,7 +478,10 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Settings, ConfigError> {
         }
         (None, None) => None,
     };
-    if trigger_token.as_ref().is_some_and(|t| t.expose().len() < 16) {
+    if trigger_token
+        .as_ref()
+        .is_some_and(|t| t.expose().len() < 16)
+    {
         return Err(ConfigError::invalid(
             "server.trigger_token",
             "must be at least 16 characters",
@@ -456,7 +494,10 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Settings, ConfigError> {
 
     let safety = raw.safety;
     for (key, value) in [
-        ("safety.max_deactivation_ratio", safety.max_deactivation_ratio),
+        (
+            "safety.max_deactivation_ratio",
+            safety.max_deactivation_ratio,
+        ),
         ("safety.max_source_drop_ratio", safety.max_source_drop_ratio),
     ] {
         if !(0.0..=1.0).contains(&value) {
@@ -475,7 +516,10 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Settings, ConfigError> {
         vendors.insert(name, settings);
     }
     if vendors.is_empty() {
-        return Err(ConfigError::invalid("vendors", "at least one vendor is required"));
+        return Err(ConfigError::invalid(
+            "vendors",
+            "at least one vendor is required",
+        ));
     }
 
     Ok(Settings {
@@ -483,6 +527,8 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Settings, ConfigError> {
         schedule,
         schedule_jitter_secs: raw.schedule_jitter_secs.unwrap_or(0),
         shutdown_grace_secs: raw.shutdown_grace_secs.unwrap_or(30),
+        full_schedule,
+        progress_log_secs: raw.progress_log_secs.unwrap_or(30).max(1),
         server: ServerSettings {
             listen,
             trigger_token,
@@ -493,10 +539,28 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Settings, ConfigError> {
         },
         safety,
         retry: raw.retry,
+        history: raw.history,
         source,
         vendors,
         base_dir: base_dir.to_path_buf(),
     })
+}
+
+fn parse_schedule(key: &str, expression: String) -> Result<Schedule, ConfigError> {
+    cron::Schedule::from_str(&expression)
+        .map(|cron| Schedule {
+            expression: expression.clone(),
+            cron,
+        })
+        .map_err(|error| {
+            ConfigError::invalid(
+                key,
+                format!(
+                    "`{expression}` is not a cron expression with a seconds field \
+                     (sec min hour dom mon dow [year]): {error}"
+                ),
+            )
+        })
 }
 
 fn validate_source(
@@ -530,7 +594,10 @@ fn validate_vendor(
     base_dir: &Path,
 ) -> Result<VendorSettings, ConfigError> {
     let key = |k: &str| format!("vendors.{name}.{k}");
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
     {
         return Err(ConfigError::invalid(
             format!("vendors.{name}"),
@@ -553,7 +620,9 @@ fn validate_vendor(
     }
     let base_url = match table.remove("base_url") {
         None => None,
-        Some(Value::String(s)) => Some(parse_base_url(&s).map_err(|m| ConfigError::invalid(key("base_url"), m))?),
+        Some(Value::String(s)) => {
+            Some(parse_base_url(&s).map_err(|m| ConfigError::invalid(key("base_url"), m))?)
+        }
         Some(_) => return Err(ConfigError::invalid(key("base_url"), "must be a string")),
     };
     let scope_groups = match table.remove("scope") {
@@ -653,7 +722,9 @@ fn validate_vendor(
 fn parse_base_url(s: &str) -> Result<Url, String> {
     let url = Url::parse(s).map_err(|error| format!("`{s}` is not a URL: {error}"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err(format!("`{s}` must be an http:// or https:// URL with a host"));
+        return Err(format!(
+            "`{s}` must be an http:// or https:// URL with a host"
+        ));
     }
     Ok(url)
 }
@@ -677,7 +748,9 @@ mod tests {
     }
 
     fn err(text: &str) -> String {
-        load(text).expect_err("config should be rejected").to_string()
+        load(text)
+            .expect_err("config should be rejected")
+            .to_string()
     }
 
     #[test]
@@ -722,7 +795,9 @@ mod tests {
 
     #[test]
     fn wrong_type_is_reported() {
-        let e = err(&format!("{MINIMAL}\n[safety]\nmax_deactivations = \"many\""));
+        let e = err(&format!(
+            "{MINIMAL}\n[safety]\nmax_deactivations = \"many\""
+        ));
         assert!(e.contains("max_deactivations"), "{e}");
     }
 
@@ -735,7 +810,10 @@ mod tests {
     #[test]
     fn unknown_vendor_type_names_the_key() {
         let e = err(&MINIMAL.replace("type = \"motive\"", "type = \"slack\""));
-        assert!(e.contains("vendors.motive.type") && e.contains("slack"), "{e}");
+        assert!(
+            e.contains("vendors.motive.type") && e.contains("slack"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -747,8 +825,14 @@ mod tests {
     #[test]
     fn environment_overrides_file_with_double_underscore_keys() {
         let env = vec![
-            ("ROSTER__SAFETY__MAX_DEACTIVATIONS".to_string(), "7".to_string()),
-            ("ROSTER__VENDORS__MOTIVE__BASE_URL".to_string(), "http://127.0.0.1:1".to_string()),
+            (
+                "ROSTER__SAFETY__MAX_DEACTIVATIONS".to_string(),
+                "7".to_string(),
+            ),
+            (
+                "ROSTER__VENDORS__MOTIVE__BASE_URL".to_string(),
+                "http://127.0.0.1:1".to_string(),
+            ),
             ("ROSTER_CONFIG".to_string(), "ignored".to_string()),
         ];
         let s = load_str(MINIMAL, Path::new("/"), env).expect("valid");
@@ -762,17 +846,27 @@ mod tests {
     #[test]
     fn environment_can_supply_a_secret() {
         let text = MINIMAL.replace("api_key = \"k\"", "");
-        let env = vec![("ROSTER__VENDORS__MOTIVE__API_KEY".to_string(), "from-env".to_string())];
+        let env = vec![(
+            "ROSTER__VENDORS__MOTIVE__API_KEY".to_string(),
+            "from-env".to_string(),
+        )];
         let s = load_str(&text, Path::new("/"), env).expect("valid");
         assert_eq!(s.vendors["motive"].options["api_key"], "from-env");
     }
 
     #[test]
     fn debug_output_never_shows_option_values() {
-        let s = load(MINIMAL.replace("api_key = \"k\"", "api_key = \"hunter2\"").as_str())
-            .expect("valid");
+        let s = load(
+            MINIMAL
+                .replace("api_key = \"k\"", "api_key = \"hunter2\"")
+                .as_str(),
+        )
+        .expect("valid");
         let shown = format!("{s:?}");
-        assert!(shown.contains("api_key") && !shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("api_key") && !shown.contains("hunter2"),
+            "{shown}"
+        );
     }
 
     #[test]
@@ -784,7 +878,10 @@ mod tests {
         let got = v
             .secret("token", None, Some("tok".into()), true)
             .expect("file read");
-        assert_eq!(got.map(|s| s.expose().to_string()).as_deref(), Some("s3cret"));
+        assert_eq!(
+            got.map(|s| s.expose().to_string()).as_deref(),
+            Some("s3cret")
+        );
         let e = v
             .secret("token", Some(Secret::new("a")), Some("tok".into()), true)
             .expect_err("both");

@@ -42,6 +42,8 @@ pub async fn run(settings: Settings) -> i32 {
     let jitter = settings.schedule_jitter_secs;
     let listen = settings.server.listen;
     let trigger_token = settings.server.trigger_token.clone();
+    let full_schedule = settings.full_schedule.clone().map(|s| s.cron);
+    let progress_every = Duration::from_secs(settings.progress_log_secs);
     let metrics = Arc::new(Metrics::new());
     let mut ctx = match Context::build(settings) {
         Ok(c) => c,
@@ -51,7 +53,10 @@ pub async fn run(settings: Settings) -> i32 {
         }
     };
     let hook_metrics = Arc::clone(&metrics);
-    ctx.on_retry = Some(Arc::new(move |vendor, error| hook_metrics.retry(vendor, error)));
+    ctx.on_retry = Some(Arc::new(move |vendor, error| {
+        hook_metrics.retry(vendor, error)
+    }));
+    ctx.on_progress = Some(crate::progress::log_lines(progress_every));
 
     let listener = match tokio::net::TcpListener::bind(listen).await {
         Ok(l) => l,
@@ -60,7 +65,9 @@ pub async fn run(settings: Settings) -> i32 {
             return exit::CONFIG;
         }
     };
-    let addr = listener.local_addr().map_or_else(|_| listen.to_string(), |a| a.to_string());
+    let addr = listener
+        .local_addr()
+        .map_or_else(|_| listen.to_string(), |a| a.to_string());
 
     let (trigger, shutdown) = shutdown::channel();
     let wake = Arc::new(Notify::new());
@@ -93,7 +100,10 @@ pub async fn run(settings: Settings) -> i32 {
     let scheduler = tokio::spawn(scheduler_loop(
         ctx,
         store.clone(),
-        schedule.cron,
+        Schedules {
+            regular: schedule.cron,
+            full: full_schedule,
+        },
         jitter,
         wake,
         shutdown.clone(),
@@ -116,8 +126,14 @@ pub async fn run(settings: Settings) -> i32 {
             }
         }
         ended = &mut scheduler => {
-            error!(result = ?ended.err(), "The scheduler stopped unexpectedly.");
-            exit::FAILED_OPS
+            // The scheduler also stops on shutdown and may get there first.
+            if shutdown.is_triggered() && ended.is_ok() {
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+                exit::OK
+            } else {
+                error!(result = ?ended.err(), "The scheduler stopped unexpectedly.");
+                exit::FAILED_OPS
+            }
         }
     };
     if let Err(e) = store.flush().await {
@@ -151,10 +167,34 @@ fn spawn_signal_task(
     Ok(())
 }
 
+/// The daemon's two schedules: ordinary passes and (optionally) full passes.
+struct Schedules {
+    regular: cron::Schedule,
+    full: Option<cron::Schedule>,
+}
+
+impl Schedules {
+    /// The next tick after `now` and whether it is a full pass (a tick of both is one
+    /// full pass).
+    fn next(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Option<(chrono::DateTime<chrono::Utc>, Duration, bool)> {
+        let regular = next_after(&self.regular, now);
+        let full = self.full.as_ref().and_then(|f| next_after(f, now));
+        match (regular, full) {
+            (Some((r, _)), Some((f, fw))) if f <= r => Some((f, fw, true)),
+            (Some((r, rw)), _) => Some((r, rw, false)),
+            (None, Some((f, fw))) => Some((f, fw, true)),
+            (None, None) => None,
+        }
+    }
+}
+
 async fn scheduler_loop(
     ctx: Context,
     store: Store,
-    schedule: cron::Schedule,
+    schedules: Schedules,
     jitter_secs: u64,
     wake: Arc<Notify>,
     shutdown: Shutdown,
@@ -162,13 +202,13 @@ async fn scheduler_loop(
 ) {
     let mut stop = shutdown.clone();
     loop {
-        let Some((at, wait)) = next_after(&schedule, chrono::Utc::now()) else {
+        let Some((at, wait, full)) = schedules.next(chrono::Utc::now()) else {
             warn!("The schedule has no future run; waiting for on-demand passes only.");
             tokio::select! {
                 _ = stop.wait() => return,
                 _ = wake.notified() => {}
             }
-            run_pass(&ctx, &store, &shutdown, &metrics, "on demand").await;
+            run_pass(&ctx, &store, &shutdown, &metrics, "on demand", false).await;
             continue;
         };
         let jitter = if jitter_secs > 0 {
@@ -176,23 +216,34 @@ async fn scheduler_loop(
         } else {
             Duration::ZERO
         };
-        info!(next_run = %at, jitter_ms = jitter.as_millis() as u64, "Next pass scheduled.");
-        let reason = tokio::select! {
+        info!(next_run = %at, full, jitter_ms = jitter.as_millis() as u64, "Next pass scheduled.");
+        let (reason, full) = tokio::select! {
             _ = stop.wait() => return,
-            _ = tokio::time::sleep(wait + jitter) => "scheduled",
-            _ = wake.notified() => "on demand",
+            _ = tokio::time::sleep(wait + jitter) => ("scheduled", full),
+            _ = wake.notified() => ("on demand", false),
         };
         if shutdown.is_triggered() {
             return;
         }
-        run_pass(&ctx, &store, &shutdown, &metrics, reason).await;
+        run_pass(&ctx, &store, &shutdown, &metrics, reason, full).await;
     }
 }
 
-async fn run_pass(ctx: &Context, store: &Store, shutdown: &Shutdown, metrics: &Metrics, reason: &str) {
-    info!(reason, "Pass starting.");
+async fn run_pass(
+    ctx: &Context,
+    store: &Store,
+    shutdown: &Shutdown,
+    metrics: &Metrics,
+    reason: &str,
+    full: bool,
+) {
+    info!(reason, full, "Pass starting.");
     let started = Instant::now();
-    match run_once(ctx, store, &PassOptions::default(), shutdown).await {
+    let opts = PassOptions {
+        full,
+        ..PassOptions::default()
+    };
+    match run_once(ctx, store, &opts, shutdown).await {
         Ok(report) => {
             metrics.pass(&report, started.elapsed().as_secs_f64());
             let total = |f: fn(&crate::report::VendorReport) -> usize| -> usize {
@@ -222,5 +273,38 @@ async fn run_pass(ctx: &Context, store: &Store, shutdown: &Shutdown, metrics: &M
             }
         }
         Err(e) => error!(error = %e, "Pass failed."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+    use std::str::FromStr;
+
+    #[test]
+    fn the_earlier_tick_wins_and_a_shared_tick_is_one_full_pass() {
+        let s = Schedules {
+            regular: cron::Schedule::from_str("0 */15 * * * *").expect("cron"),
+            full: Some(cron::Schedule::from_str("0 0 3 * * *").expect("cron")),
+        };
+        let at = |h, m| {
+            Utc.with_ymd_and_hms(2026, 11, 22, h, m, 0)
+                .single()
+                .expect("date")
+        };
+        let (next, _, full) = s.next(at(2, 50)).expect("next");
+        assert_eq!(
+            (next, full),
+            (at(3, 0), true),
+            "03:00 is both: one full pass"
+        );
+        let (next, _, full) = s.next(at(3, 0)).expect("next");
+        assert_eq!((next, full), (at(3, 15), false));
+        let only_full = Schedules {
+            regular: cron::Schedule::from_str("0 0 0 1 1 * 2020").expect("cron"),
+            full: s.full.clone(),
+        };
+        assert!(only_full.next(at(1, 0)).expect("next").2);
     }
 }

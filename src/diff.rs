@@ -66,12 +66,28 @@ impl Why {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OpKind {
     /// `resume`: an earlier create may have reached the vendor; look up before creating.
-    Create { fields: Fields, resume: bool },
-    Update { remote: String, changes: Changes, fields: Fields },
+    Create {
+        fields: Fields,
+        resume: bool,
+    },
+    Update {
+        remote: String,
+        changes: Changes,
+        fields: Fields,
+    },
     /// `remote` is `None` when only a create intent was stored: look the account up.
-    Deactivate { remote: Option<String>, why: Why },
-    Reactivate { remote: String, changes: Changes, fields: Fields },
-    Delete { remote: Option<String> },
+    Deactivate {
+        remote: Option<String>,
+        why: Why,
+    },
+    Reactivate {
+        remote: String,
+        changes: Changes,
+        fields: Fields,
+    },
+    Delete {
+        remote: Option<String>,
+    },
 }
 
 impl OpKind {
@@ -213,7 +229,10 @@ mod tests {
     }
 
     fn rec(state: RecordState, remote: Option<&str>, f: &[(&str, &str)]) -> VendorRecord {
-        let t = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().expect("date");
+        let t = Utc
+            .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+            .single()
+            .expect("date");
         VendorRecord {
             remote_id: remote.map(String::from),
             state,
@@ -258,7 +277,10 @@ mod tests {
                 wanted: Some(Desired::Active(fields(A))),
                 known: None,
                 on_remove: d,
-                expect: Some(OpKind::Create { fields: fields(A), resume: false }),
+                expect: Some(OpKind::Create {
+                    fields: fields(A),
+                    resume: false,
+                }),
                 unchanged: 0,
                 skipped: 0,
             },
@@ -289,7 +311,10 @@ mod tests {
                 wanted: None,
                 known: Some(rec(Active, Some("7"), A)),
                 on_remove: d,
-                expect: Some(OpKind::Deactivate { remote: Some("7".into()), why: Why::Removed }),
+                expect: Some(OpKind::Deactivate {
+                    remote: Some("7".into()),
+                    why: Why::Removed,
+                }),
                 unchanged: 0,
                 skipped: 0,
             },
@@ -298,7 +323,9 @@ mod tests {
                 wanted: None,
                 known: Some(rec(Deactivated, Some("7"), A)),
                 on_remove: OnRemove::Delete,
-                expect: Some(OpKind::Delete { remote: Some("7".into()) }),
+                expect: Some(OpKind::Delete {
+                    remote: Some("7".into()),
+                }),
                 unchanged: 0,
                 skipped: 0,
             },
@@ -307,7 +334,10 @@ mod tests {
                 wanted: Some(Desired::Inactive(Why::Inactive)),
                 known: Some(rec(Active, Some("7"), A)),
                 on_remove: OnRemove::Delete,
-                expect: Some(OpKind::Deactivate { remote: Some("7".into()), why: Why::Inactive }),
+                expect: Some(OpKind::Deactivate {
+                    remote: Some("7".into()),
+                    why: Why::Inactive,
+                }),
                 unchanged: 0,
                 skipped: 0,
             },
@@ -316,7 +346,10 @@ mod tests {
                 wanted: Some(Desired::Inactive(Why::OutOfScope)),
                 known: Some(rec(Active, Some("7"), A)),
                 on_remove: d,
-                expect: Some(OpKind::Deactivate { remote: Some("7".into()), why: Why::OutOfScope }),
+                expect: Some(OpKind::Deactivate {
+                    remote: Some("7".into()),
+                    why: Why::OutOfScope,
+                }),
                 unchanged: 0,
                 skipped: 0,
             },
@@ -356,7 +389,10 @@ mod tests {
                 wanted: Some(Desired::Active(fields(A))),
                 known: Some(rec(Creating, None, A)),
                 on_remove: d,
-                expect: Some(OpKind::Create { fields: fields(A), resume: true }),
+                expect: Some(OpKind::Create {
+                    fields: fields(A),
+                    resume: true,
+                }),
                 unchanged: 0,
                 skipped: 0,
             },
@@ -365,7 +401,10 @@ mod tests {
                 wanted: None,
                 known: Some(rec(Creating, None, A)),
                 on_remove: d,
-                expect: Some(OpKind::Deactivate { remote: None, why: Why::Removed }),
+                expect: Some(OpKind::Deactivate {
+                    remote: None,
+                    why: Why::Removed,
+                }),
                 unchanged: 0,
                 skipped: 0,
             },

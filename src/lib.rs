@@ -7,6 +7,7 @@
 //! - `source`   — the `Source` trait and its kinds: people in.
 //! - `model`    — `Person`, `PersonId`, `Fields`: what sources produce and vendors consume.
 //! - `diff`     — PURE: desired fields vs stored records → `Plan`.
+//! - `drift`    — PURE: stored records vs the vendor's listing (`--full`).
 //! - `store`    — the only sled user: per-vendor records and the last report.
 //! - `vendor`   — the `Vendor` trait and one file per vendor: calls out.
 //! - `retry`    — the only `backoff` user: the retry policy for vendor calls.
@@ -14,7 +15,10 @@
 //! - `sync`     — one pass: read, plan, safety gate, push, report.
 //! - `report`   — the JSON report, summary table and exit codes.
 //! - `shutdown` — one trigger, many listeners.
+//! - `progress` — progress bars (terminal) or periodic log lines (daemon).
 //! - `cli`      — the command line (used by the thin `main.rs`).
+//! - `explain`  — `roster explain`: one person, every vendor, and why.
+//! - `rebuild`  — `roster rebuild-state`: relink every account by lookup, no writes.
 //! - `daemon`   — `roster run`: scheduler loop, signals, HTTP endpoints, shutdown.
 //! - `schedule` — PURE: the next cron tick.
 //! - `server`   — `/healthz`, `/readyz`, `/metrics`, `POST /trigger`.
@@ -24,9 +28,13 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod diff;
+pub mod drift;
+pub mod explain;
 pub mod metrics;
 pub mod model;
+pub mod progress;
 pub mod push;
+pub mod rebuild;
 pub mod report;
 pub mod retry;
 pub mod schedule;

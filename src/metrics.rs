@@ -59,9 +59,7 @@ impl Metrics {
             "Reconcile passes by outcome (ok, failed_operations, refused)",
             passes.clone(),
         );
-        let pass_duration = Histogram::new(
-            [0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0],
-        );
+        let pass_duration = Histogram::new([0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0]);
         registry.register(
             "pass_duration_seconds",
             "Wall time of reconcile passes",
@@ -129,7 +127,8 @@ impl Metrics {
             .inc();
         self.pass_duration.observe(seconds);
         let people = report.source.records.saturating_sub(report.source.invalid);
-        self.source_people.set(i64::try_from(people).unwrap_or(i64::MAX));
+        self.source_people
+            .set(i64::try_from(people).unwrap_or(i64::MAX));
         self.source_invalid
             .set(i64::try_from(report.source.invalid).unwrap_or(i64::MAX));
         if report.refused.is_some() {
@@ -163,7 +162,9 @@ impl Metrics {
                 count(&e.op, result, 1);
             }
             if v.failed == 0 {
-                self.last_success.get_or_create(&Self::vendor(name)).set(now);
+                self.last_success
+                    .get_or_create(&Self::vendor(name))
+                    .set(now);
             }
         }
     }
@@ -206,11 +207,25 @@ mod tests {
         m.pass(&r, 0.2);
         m.retry("motive", &VendorError::RateLimited { retry_after: None });
         let text = m.render();
-        assert!(text.contains("roster_operations_total{vendor=\"motive\",op=\"create\",result=\"ok\"} 2"), "{text}");
-        assert!(text.contains("op=\"update\",result=\"failed\"} 1"), "{text}");
+        assert!(
+            text.contains(
+                "roster_operations_total{vendor=\"motive\",op=\"create\",result=\"ok\"} 2"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("op=\"update\",result=\"failed\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("roster_source_people 4"), "{text}");
-        assert!(text.contains("roster_rate_limited_total{vendor=\"motive\"} 1"), "{text}");
-        assert!(text.contains("roster_passes_total{outcome=\"failed_operations\"} 1"), "{text}");
+        assert!(
+            text.contains("roster_rate_limited_total{vendor=\"motive\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("roster_passes_total{outcome=\"failed_operations\"} 1"),
+            "{text}"
+        );
         assert!(!text.contains("E1"), "no person ids on /metrics");
     }
 }

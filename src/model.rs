@@ -12,9 +12,7 @@ use serde::{Deserialize, Serialize};
 ///
 /// Equality is exact (case-sensitive, after trimming surrounding white space at parse
 /// time): `E100` and `e100` are two people. It is never the email, which can change.
-#[derive(
-    Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct PersonId(pub String);
 

@@ -22,7 +22,7 @@ use crate::model::{Fields, PersonId, changes};
 use crate::report::{OpError, Outcome, VendorReport};
 use crate::retry::Retry;
 use crate::shutdown::Shutdown;
-use crate::store::{RecordState, Store, StoreError, VendorRecord};
+use crate::store::{HistoryEntry, RecordState, Store, StoreError, VendorRecord};
 use crate::vendor::{Remote, Vendor, VendorError};
 
 /// What one operation achieved.
@@ -48,7 +48,9 @@ enum Failure {
 
 impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Self {
-        Failure::Fail(format!("the vendor acknowledged, but the store write failed: {e}"))
+        Failure::Fail(format!(
+            "the vendor acknowledged, but the store write failed: {e}"
+        ))
     }
 }
 
@@ -62,6 +64,9 @@ pub struct Pusher {
     auth_failed: AtomicBool,
     /// Hears of each retry (vendor, error), for metrics.
     pub on_retry: crate::sync::RetryHook,
+    /// Hears of each finished operation (vendor, done, total), for progress display.
+    pub on_progress: Option<crate::sync::ProgressHook>,
+    done: std::sync::atomic::AtomicUsize,
 }
 
 impl Pusher {
@@ -74,6 +79,8 @@ impl Pusher {
             shutdown: Shutdown::never(),
             auth_failed: AtomicBool::new(false),
             on_retry: Arc::new(|_, _| {}),
+            on_progress: None,
+            done: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -102,7 +109,14 @@ impl Pusher {
         let ops: Vec<_> = plan
             .ops
             .iter()
-            .map(|op| async move { (op, self.run_op(op).await) })
+            .map(|op| async move {
+                let result = self.run_op(op).await;
+                let done = self.done.fetch_add(1, Ordering::SeqCst) + 1;
+                if let Some(hook) = &self.on_progress {
+                    hook(self.name(), done, plan.ops.len());
+                }
+                (op, result)
+            })
             .collect();
         let results: Vec<(&Operation, Result<Done, Failure>)> = futures::stream::iter(ops)
             .buffer_unordered(self.concurrency)
@@ -152,7 +166,9 @@ impl Pusher {
             ));
         }
         if self.shutdown.is_triggered() {
-            return Err(Failure::Fail("not attempted: roster is shutting down".into()));
+            return Err(Failure::Fail(
+                "not attempted: roster is shutting down".into(),
+            ));
         }
         let person = &op.person;
         debug!(vendor = %self.name(), user = %person, op = op.kind.name(), "Starting operation.");
@@ -162,9 +178,15 @@ impl Pusher {
                 remote,
                 changes,
                 fields,
-            } => match self.call(move || self.vendor.update(remote, changes, fields)).await {
+            } => match self
+                .write(person, "update", names(changes), move || {
+                    self.vendor.update(remote, changes, fields)
+                })
+                .await
+            {
                 Ok(()) => {
-                    self.record(person, Some(remote), RecordState::Active, fields).await?;
+                    self.record(person, Some(remote), RecordState::Active, fields)
+                        .await?;
                     Ok(Done::Updated)
                 }
                 Err(VendorError::NotFound(_)) => self.relink(person, fields).await,
@@ -203,12 +225,55 @@ impl Pusher {
         result
     }
 
+    /// A vendor write with retries, kept in the audit history.
+    async fn write<T, F, Fut>(
+        &self,
+        person: &PersonId,
+        op: &str,
+        fields: Vec<String>,
+        call: F,
+    ) -> Result<T, VendorError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, VendorError>>,
+    {
+        let result = self.call(call).await;
+        self.audit(person, op, fields, &result).await;
+        result
+    }
+
+    async fn audit<T>(
+        &self,
+        person: &PersonId,
+        op: &str,
+        fields: Vec<String>,
+        result: &Result<T, VendorError>,
+    ) {
+        let (outcome, message) = match result {
+            Ok(_) => ("ok", None),
+            Err(VendorError::Waiting(m)) => ("skipped", Some(m.clone())),
+            Err(e) => ("failed", Some(e.to_string())),
+        };
+        let entry = HistoryEntry {
+            time: Utc::now(),
+            vendor: self.name().to_string(),
+            person: person.to_string(),
+            op: op.to_string(),
+            outcome: outcome.to_string(),
+            fields,
+            message,
+        };
+        if let Err(error) = self.store.record_history(&entry).await {
+            warn!(vendor = %self.name(), user = %person, error = %error, "Could not record audit history.");
+        }
+    }
+
     fn failure(&self, e: VendorError) -> Failure {
         match e {
             VendorError::Waiting(m) => Failure::Skip(m),
-            VendorError::Auth { .. } => Failure::Fail(format!(
-                "{e}; no further calls to this vendor in this pass"
-            )),
+            VendorError::Auth { .. } => {
+                Failure::Fail(format!("{e}; no further calls to this vendor in this pass"))
+            }
             other => Failure::Fail(other.to_string()),
         }
     }
@@ -245,7 +310,8 @@ impl Pusher {
         if let Some(remote) = self.lookup(person, fields).await? {
             return self.adopt(person, remote, fields).await;
         }
-        self.record(person, None, RecordState::Creating, fields).await?;
+        self.record(person, None, RecordState::Creating, fields)
+            .await?;
         let first = &AtomicBool::new(true);
         let vendor = &self.vendor;
         let made = self
@@ -259,9 +325,15 @@ impl Pusher {
                 vendor.create(person, fields).await.map(Ok)
             })
             .await;
+        // A create that turned into an adoption (found on a retry) wrote nothing.
+        if !matches!(made, Ok(Err(_))) {
+            self.audit(person, "create", fields.keys().cloned().collect(), &made)
+                .await;
+        }
         match made {
             Ok(Ok(id)) => {
-                self.record(person, Some(&id), RecordState::Active, fields).await?;
+                self.record(person, Some(&id), RecordState::Active, fields)
+                    .await?;
                 debug!(vendor = %self.name(), user = %person, "Created.");
                 Ok(Done::Created)
             }
@@ -296,27 +368,35 @@ impl Pusher {
         remote: Remote,
         fields: &Fields,
     ) -> Result<Done, Failure> {
-        let state = if remote.active {
+        // An unknown status (DriveKit) is treated as inactive: enabling is then explicit.
+        let active = remote.active == Some(true);
+        let state = if active {
             RecordState::Active
         } else {
             RecordState::Deactivated
         };
         let rid = remote.id.as_str();
-        self.record(person, Some(rid), state, &remote.fields).await?;
+        self.record(person, Some(rid), state, &remote.fields)
+            .await?;
         debug!(vendor = %self.name(), user = %person, remote = %remote.id, "Adopted existing account.");
-        if !remote.active {
-            self.call(move || self.vendor.set_active(rid, true))
-                .await
-                .map_err(|e| self.failure(e))?;
+        if !active {
+            self.write(person, "reactivate", Vec::new(), move || {
+                self.vendor.set_active(rid, true)
+            })
+            .await
+            .map_err(|e| self.failure(e))?;
             self.record(person, Some(rid), RecordState::Active, &remote.fields)
                 .await?;
         }
         let delta = &changes(&remote.fields, fields);
         if !delta.is_empty() {
-            self.call(move || self.vendor.update(rid, delta, fields))
-                .await
-                .map_err(|e| self.failure(e))?;
-            self.record(person, Some(rid), RecordState::Active, fields).await?;
+            self.write(person, "update", names(delta), move || {
+                self.vendor.update(rid, delta, fields)
+            })
+            .await
+            .map_err(|e| self.failure(e))?;
+            self.record(person, Some(rid), RecordState::Active, fields)
+                .await?;
         }
         Ok(Done::Adopted)
     }
@@ -340,17 +420,26 @@ impl Pusher {
             .get(self.name(), person)?
             .map(|r| r.fields)
             .unwrap_or_default();
-        match self.call(move || self.vendor.set_active(remote, true)).await {
+        match self
+            .write(person, "reactivate", Vec::new(), move || {
+                self.vendor.set_active(remote, true)
+            })
+            .await
+        {
             Ok(()) => {}
             Err(VendorError::NotFound(_)) => return self.relink(person, fields).await,
             Err(e) => return Err(self.failure(e)),
         }
-        self.record(person, Some(remote), RecordState::Active, &pushed).await?;
+        self.record(person, Some(remote), RecordState::Active, &pushed)
+            .await?;
         if !delta.is_empty() {
-            self.call(move || self.vendor.update(remote, delta, fields))
-                .await
-                .map_err(|e| self.failure(e))?;
-            self.record(person, Some(remote), RecordState::Active, fields).await?;
+            self.write(person, "update", names(delta), move || {
+                self.vendor.update(remote, delta, fields)
+            })
+            .await
+            .map_err(|e| self.failure(e))?;
+            self.record(person, Some(remote), RecordState::Active, fields)
+                .await?;
         }
         Ok(Done::Reactivated)
     }
@@ -362,7 +451,10 @@ impl Pusher {
         remote: Option<&str>,
     ) -> Result<Option<(String, Fields)>, Failure> {
         let stored = self.store.get(self.name(), person)?;
-        let fields = stored.as_ref().map(|r| r.fields.clone()).unwrap_or_default();
+        let fields = stored
+            .as_ref()
+            .map(|r| r.fields.clone())
+            .unwrap_or_default();
         match remote {
             Some(id) => Ok(Some((id.to_string(), fields))),
             None => match self.lookup(person, &fields).await? {
@@ -381,7 +473,12 @@ impl Pusher {
             return Ok(Done::Nothing);
         };
         let rid = id.as_str();
-        match self.call(move || self.vendor.set_active(rid, false)).await {
+        match self
+            .write(person, "deactivate", Vec::new(), move || {
+                self.vendor.set_active(rid, false)
+            })
+            .await
+        {
             Ok(()) => {}
             // Gone at the vendor is as deactivated as it gets; keep the record so a
             // return is handled as a relink.
@@ -390,7 +487,8 @@ impl Pusher {
             }
             Err(e) => return Err(self.failure(e)),
         }
-        self.record(person, Some(&id), RecordState::Deactivated, &fields).await?;
+        self.record(person, Some(&id), RecordState::Deactivated, &fields)
+            .await?;
         Ok(Done::Deactivated)
     }
 
@@ -399,11 +497,20 @@ impl Pusher {
             return Ok(Done::Nothing);
         };
         let rid = id.as_str();
-        match self.call(move || self.vendor.delete(rid)).await {
+        match self
+            .write(person, "delete", Vec::new(), move || {
+                self.vendor.delete(rid)
+            })
+            .await
+        {
             Ok(()) | Err(VendorError::NotFound(_)) => {}
             Err(e) => return Err(self.failure(e)),
         }
         self.store.remove(self.name(), person).await?;
         Ok(Done::Deleted)
     }
+}
+
+fn names(changes: &crate::model::Changes) -> Vec<String> {
+    changes.keys().cloned().collect()
 }

@@ -57,6 +57,19 @@ pub struct VendorReport {
     /// Only in a dry run / plan: every operation the pass would make.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub operations: Option<Vec<PlannedOp>>,
+    /// Only in a full pass: what was changed at the vendor behind roster's back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<DriftReport>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DriftReport {
+    /// How many differences were found (and, outside a dry run, repaired by this pass).
+    pub found: usize,
+    pub details: Vec<crate::drift::Drift>,
+    /// Why drift could not be checked at this vendor, if it could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,7 +121,11 @@ impl Report {
     /// The human summary: one row per vendor, then every error.
     pub fn table(&self) -> String {
         let mut out = String::new();
-        let mode = if self.dry_run { " (dry run: nothing pushed)" } else { "" };
+        let mode = if self.dry_run {
+            " (dry run: nothing pushed)"
+        } else {
+            ""
+        };
         let _ = writeln!(
             out,
             "source: {} records, {} invalid{mode}",
@@ -151,13 +168,38 @@ impl Report {
             );
         }
         for (name, v) in &self.vendors {
+            if let Some(d) = &v.drift {
+                match &d.unavailable {
+                    Some(why) => {
+                        let _ = writeln!(out, "  {name}: drift not checked: {why}");
+                    }
+                    None => {
+                        let _ = writeln!(out, "  {name}: drift found: {}", d.found);
+                    }
+                }
+                for x in &d.details {
+                    let what = match &x.kind {
+                        crate::drift::DriftKind::Deleted => "deleted at the vendor".to_string(),
+                        crate::drift::DriftKind::Edited { fields } => {
+                            format!("edited at the vendor: {}", fields.join(", "))
+                        }
+                        crate::drift::DriftKind::Reenabled => "re-enabled at the vendor".into(),
+                        crate::drift::DriftKind::Disabled => "deactivated at the vendor".into(),
+                    };
+                    let _ = writeln!(out, "    {} {what}", x.person);
+                }
+            }
             for op in v.operations.iter().flatten() {
                 let fields = if op.fields.is_empty() {
                     String::new()
                 } else {
                     format!(" [{}]", op.fields.join(", "))
                 };
-                let reason = op.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
+                let reason = op
+                    .reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default();
                 let _ = writeln!(out, "  {name}: {} {}{fields}{reason}", op.op, op.person);
             }
             for e in &v.errors {
@@ -181,7 +223,16 @@ mod tests {
         let mut r = Report::default();
         r.vendors.insert("motive".into(), VendorReport::default());
         let v = serde_json::to_value(&r).expect("json");
-        for k in ["created", "updated", "deactivated", "reactivated", "unchanged", "failed", "skipped", "errors"] {
+        for k in [
+            "created",
+            "updated",
+            "deactivated",
+            "reactivated",
+            "unchanged",
+            "failed",
+            "skipped",
+            "errors",
+        ] {
             assert!(v["vendors"]["motive"].get(k).is_some(), "{k}");
         }
         assert!(v["vendors"]["motive"].get("operations").is_none());

@@ -118,7 +118,10 @@ mod tests {
             .run(
                 || async {
                     if calls.fetch_add(1, Ordering::SeqCst) < 2 {
-                        Err(VendorError::Server { status: 500, detail: "x".into() })
+                        Err(VendorError::Server {
+                            status: 500,
+                            detail: "x".into(),
+                        })
                     } else {
                         Ok(7)
                     }
@@ -140,7 +143,10 @@ mod tests {
             .run(
                 || async {
                     calls.fetch_add(1, Ordering::SeqCst);
-                    Err(VendorError::Rejected { status: 400, detail: "bad".into() })
+                    Err(VendorError::Rejected {
+                        status: 400,
+                        detail: "bad".into(),
+                    })
                 },
                 |_, _| {},
             )
@@ -157,7 +163,9 @@ mod tests {
             .run(
                 || async {
                     if calls.fetch_add(1, Ordering::SeqCst) == 0 {
-                        Err(VendorError::RateLimited { retry_after: Some(Duration::from_secs(1)) })
+                        Err(VendorError::RateLimited {
+                            retry_after: Some(Duration::from_secs(1)),
+                        })
                     } else {
                         Ok(())
                     }
@@ -173,7 +181,9 @@ mod tests {
             .run(
                 || async {
                     calls.fetch_add(1, Ordering::SeqCst);
-                    Err(VendorError::RateLimited { retry_after: Some(Duration::from_secs(3600)) })
+                    Err(VendorError::RateLimited {
+                        retry_after: Some(Duration::from_secs(3600)),
+                    })
                 },
                 |_, _| {},
             )

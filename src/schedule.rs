@@ -9,7 +9,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 /// The next tick strictly after `now`, and how long until it.
-pub fn next_after(schedule: &cron::Schedule, now: DateTime<Utc>) -> Option<(DateTime<Utc>, Duration)> {
+pub fn next_after(
+    schedule: &cron::Schedule,
+    now: DateTime<Utc>,
+) -> Option<(DateTime<Utc>, Duration)> {
     let next = schedule.after(&now).next()?;
     Some((next, (next - now).to_std().unwrap_or(Duration::ZERO)))
 }
@@ -23,22 +26,43 @@ mod tests {
     #[test]
     fn next_tick_is_strictly_after_now() {
         let s = cron::Schedule::from_str("0 */15 * * * *").expect("cron");
-        let now = Utc.with_ymd_and_hms(2026, 11, 22, 10, 7, 30).single().expect("date");
+        let now = Utc
+            .with_ymd_and_hms(2026, 11, 22, 10, 7, 30)
+            .single()
+            .expect("date");
         let (at, wait) = next_after(&s, now).expect("next");
-        assert_eq!(at, Utc.with_ymd_and_hms(2026, 11, 22, 10, 15, 0).single().expect("date"));
+        assert_eq!(
+            at,
+            Utc.with_ymd_and_hms(2026, 11, 22, 10, 15, 0)
+                .single()
+                .expect("date")
+        );
         assert_eq!(wait, Duration::from_secs(450));
         // Exactly on a tick: the next one, not this one.
         let (at2, _) = next_after(&s, at).expect("next");
-        assert_eq!(at2, Utc.with_ymd_and_hms(2026, 11, 22, 10, 30, 0).single().expect("date"));
+        assert_eq!(
+            at2,
+            Utc.with_ymd_and_hms(2026, 11, 22, 10, 30, 0)
+                .single()
+                .expect("date")
+        );
     }
 
     #[test]
     fn a_long_pass_skips_missed_ticks() {
         let s = cron::Schedule::from_str("*/10 * * * * *").expect("cron");
         // A pass started at :00 and ended at :35: the ticks at :10, :20, :30 are gone.
-        let ended = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 35).single().expect("date");
+        let ended = Utc
+            .with_ymd_and_hms(2026, 1, 1, 0, 0, 35)
+            .single()
+            .expect("date");
         let (at, _) = next_after(&s, ended).expect("next");
-        assert_eq!(at, Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 40).single().expect("date"));
+        assert_eq!(
+            at,
+            Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 40)
+                .single()
+                .expect("date")
+        );
     }
 
     #[test]

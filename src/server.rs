@@ -6,11 +6,11 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use tokio::sync::Notify;
 
 use crate::metrics::Metrics;
@@ -42,7 +42,11 @@ async fn readyz(State(s): State<Arc<ServerState>>) -> Response {
     }
     match s.store.schema_version() {
         Ok(_) => (StatusCode::OK, "ready\n").into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("store unavailable: {e}\n")).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("store unavailable: {e}\n"),
+        )
+            .into_response(),
     }
 }
 
@@ -59,7 +63,10 @@ async fn metrics(State(s): State<Arc<ServerState>>) -> Response {
 
 async fn trigger(State(s): State<Arc<ServerState>>, headers: HeaderMap) -> Response {
     let Some(token) = &s.trigger_token else {
-        return (StatusCode::NOT_FOUND, "on-demand passes over HTTP are off (no server.trigger_token)\n")
+        return (
+            StatusCode::NOT_FOUND,
+            "on-demand passes over HTTP are off (no server.trigger_token)\n",
+        )
             .into_response();
     };
     let given = headers

@@ -39,6 +39,8 @@ pub enum StoreError {
     },
     #[error("state store error: {0}")]
     Sled(#[from] sled::Error),
+    #[error("state store flush did not complete: {0}")]
+    Flush(String),
     #[error("state store record {key} is unreadable: {message}")]
     Corrupt { key: String, message: String },
     #[error(
@@ -213,7 +215,7 @@ impl Store {
         })?;
         let tree = self.tree(vendor)?;
         tree.insert(id.as_str(), bytes)?;
-        tree.flush_async().await?;
+        flush(tree).await?;
         Ok(())
     }
 
@@ -224,7 +226,7 @@ impl Store {
     pub async fn remove(&self, vendor: &str, id: &PersonId) -> Result<(), StoreError> {
         let tree = self.tree(vendor)?;
         tree.remove(id.as_str())?;
-        tree.flush_async().await?;
+        flush(tree).await?;
         Ok(())
     }
 
@@ -253,7 +255,7 @@ impl Store {
         })?;
         let meta = self.db.open_tree(META)?;
         meta.insert(KEY_LAST_REPORT, bytes)?;
-        meta.flush_async().await?;
+        flush(meta).await?;
         Ok(())
     }
 
@@ -284,7 +286,7 @@ impl Store {
     pub async fn set_last_source_count(&self, count: u64) -> Result<(), StoreError> {
         let meta = self.db.open_tree(META)?;
         meta.insert(KEY_SOURCE_COUNT, count.to_string().as_bytes())?;
-        meta.flush_async().await?;
+        flush(meta).await?;
         Ok(())
     }
 
@@ -295,15 +297,14 @@ impl Store {
     /// sled or encoding errors.
     pub async fn record_history(&self, entry: &HistoryEntry) -> Result<(), StoreError> {
         let tree = self.db.open_tree(HISTORY)?;
-        let nanos = entry.time.timestamp_nanos_opt().unwrap_or(i64::MAX).max(0) as u64;
-        let mut key = nanos.to_be_bytes().to_vec();
+        let mut key = nanos_key(entry.time).to_be_bytes().to_vec();
         key.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
         let value = serde_json::to_vec(entry).map_err(|e| StoreError::Corrupt {
             key: "history".into(),
             message: e.to_string(),
         })?;
         tree.insert(key, value)?;
-        tree.flush_async().await?;
+        flush(tree).await?;
         Ok(())
     }
 
@@ -313,11 +314,7 @@ impl Store {
     /// sled or decoding errors.
     pub fn history(&self, filter: &HistoryFilter) -> Result<Vec<HistoryEntry>, StoreError> {
         let tree = self.db.open_tree(HISTORY)?;
-        let start = filter
-            .since
-            .and_then(|t| t.timestamp_nanos_opt())
-            .map_or(0, |n| n.max(0) as u64)
-            .to_be_bytes();
+        let start = filter.since.map_or(0, nanos_key).to_be_bytes();
         let mut out = Vec::new();
         for item in tree.range(start.to_vec()..) {
             let (_, v) = item?;
@@ -342,10 +339,7 @@ impl Store {
         max_age: chrono::Duration,
     ) -> Result<usize, StoreError> {
         let tree = self.db.open_tree(HISTORY)?;
-        let cutoff = (Utc::now() - max_age)
-            .timestamp_nanos_opt()
-            .map_or(0, |n| n.max(0) as u64)
-            .to_be_bytes();
+        let cutoff = nanos_key(Utc::now() - max_age).to_be_bytes();
         let mut removed = 0;
         for item in tree.range(..cutoff.to_vec()) {
             let (k, _) = item?;
@@ -358,7 +352,7 @@ impl Store {
             tree.remove(k)?;
             removed += 1;
         }
-        tree.flush_async().await?;
+        flush(tree).await?;
         Ok(removed)
     }
 
@@ -367,9 +361,32 @@ impl Store {
     /// # Errors
     /// sled errors.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|e| StoreError::Flush(e.to_string()))??;
         Ok(())
     }
+}
+
+/// A time as an ordered key: nanoseconds since 1970, clamped to what u64 nanoseconds
+/// can hold (times before 1970 sort first, times after 2262 last).
+fn nanos_key(t: DateTime<Utc>) -> u64 {
+    match t.timestamp_nanos_opt() {
+        Some(n) => n.max(0) as u64,
+        None if t.timestamp() > 0 => u64::MAX,
+        None => 0,
+    }
+}
+
+/// Waits until `tree`'s writes are on disk. sled 0.34's `flush_async` can deadlock when
+/// several are awaited at once (spacejam/sled#1241, #1308), as concurrent pushes do, so
+/// the blocking flush runs on the blocking thread pool instead.
+async fn flush(tree: sled::Tree) -> Result<(), StoreError> {
+    tokio::task::spawn_blocking(move || tree.flush())
+        .await
+        .map_err(|e| StoreError::Flush(e.to_string()))??;
+    Ok(())
 }
 
 fn decode<T: for<'de> Deserialize<'de>>(
@@ -404,9 +421,18 @@ mod tests {
         let b = PersonId::from("B");
         {
             let store = Store::open(dir.path()).expect("open");
-            store.put("motive", &a, &record("1", RecordState::Active)).await.expect("put");
-            store.put("motive", &b, &record("2", RecordState::Deactivated)).await.expect("put");
-            store.put("rc", &a, &record("x", RecordState::Active)).await.expect("put");
+            store
+                .put("motive", &a, &record("1", RecordState::Active))
+                .await
+                .expect("put");
+            store
+                .put("motive", &b, &record("2", RecordState::Deactivated))
+                .await
+                .expect("put");
+            store
+                .put("rc", &a, &record("x", RecordState::Active))
+                .await
+                .expect("put");
             store.remove("rc", &a).await.expect("remove");
             store
                 .save_report(&serde_json::json!({"dry_run": false}))
@@ -455,7 +481,10 @@ mod tests {
     async fn history_filters_and_retention() {
         let store = Store::temporary().expect("store");
         let t0 = Utc::now() - chrono::Duration::days(10);
-        for (i, (vendor, person)) in [("motive", "A"), ("rc", "A"), ("motive", "B")].iter().enumerate() {
+        for (i, (vendor, person)) in [("motive", "A"), ("rc", "A"), ("motive", "B")]
+            .iter()
+            .enumerate()
+        {
             store
                 .record_history(&HistoryEntry {
                     time: t0 + chrono::Duration::days(i as i64 * 5),
@@ -472,15 +501,36 @@ mod tests {
         let all = store.history(&HistoryFilter::default()).expect("all");
         assert_eq!(all.len(), 3);
         assert!(all.windows(2).all(|w| w[0].time <= w[1].time));
-        let a = HistoryFilter { person: Some("A".into()), ..HistoryFilter::default() };
+        let a = HistoryFilter {
+            person: Some("A".into()),
+            ..HistoryFilter::default()
+        };
         assert_eq!(store.history(&a).expect("a").len(), 2);
-        let m = HistoryFilter { vendor: Some("motive".into()), ..HistoryFilter::default() };
+        let m = HistoryFilter {
+            vendor: Some("motive".into()),
+            ..HistoryFilter::default()
+        };
         assert_eq!(store.history(&m).expect("m").len(), 2);
-        let recent = HistoryFilter { since: Some(t0 + chrono::Duration::days(4)), ..HistoryFilter::default() };
+        let recent = HistoryFilter {
+            since: Some(t0 + chrono::Duration::days(4)),
+            ..HistoryFilter::default()
+        };
         assert_eq!(store.history(&recent).expect("recent").len(), 2);
         // Older than 7 days goes; then at most 1 entry is kept.
-        assert_eq!(store.prune_history(100, chrono::Duration::days(7)).await.expect("prune"), 1);
-        assert_eq!(store.prune_history(1, chrono::Duration::days(700)).await.expect("prune"), 1);
+        assert_eq!(
+            store
+                .prune_history(100, chrono::Duration::days(7))
+                .await
+                .expect("prune"),
+            1
+        );
+        assert_eq!(
+            store
+                .prune_history(1, chrono::Duration::days(700))
+                .await
+                .expect("prune"),
+            1
+        );
         let left = store.history(&HistoryFilter::default()).expect("left");
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].person, "B");

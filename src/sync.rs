@@ -11,11 +11,13 @@ use std::sync::Arc;
 use chrono::Utc;
 use tracing::{error, info, warn};
 
-use crate::config::{Safety, Settings, VendorSettings};
+use crate::config::{HistorySettings, Safety, Settings, VendorSettings};
 use crate::diff::{self, Desired, OpKind, Plan, Why};
 use crate::model::{Person, PersonId};
 use crate::push::Pusher;
-use crate::report::{PlannedOp, Report, SourceCounts, SourceRecordError, VendorReport};
+use crate::report::{
+    DriftReport, PlannedOp, Report, SourceCounts, SourceRecordError, VendorReport,
+};
 use crate::retry::Retry;
 use crate::shutdown::Shutdown;
 use crate::source::{Snapshot, Source};
@@ -30,7 +32,11 @@ pub struct Context {
     pub vendors: Vec<(VendorSettings, Arc<dyn Vendor>)>,
     /// Hears of every retried vendor call (vendor name, error): the daemon's metrics.
     pub on_retry: Option<RetryHook>,
+    /// Hears of every finished operation (vendor, done, total): progress display.
+    pub on_progress: Option<ProgressHook>,
 }
+
+pub type ProgressHook = Arc<dyn Fn(&str, usize, usize) + Send + Sync>;
 
 pub type RetryHook = Arc<dyn Fn(&str, &crate::vendor::VendorError) + Send + Sync>;
 
@@ -38,6 +44,8 @@ pub type RetryHook = Arc<dyn Fn(&str, &crate::vendor::VendorError) + Send + Sync
 pub struct PassOptions {
     pub dry_run: bool,
     pub force: bool,
+    /// Also read each vendor's accounts and repair drift (`--full`).
+    pub full: bool,
     /// Only these vendors (all when empty).
     pub only: Vec<String>,
 }
@@ -63,6 +71,7 @@ impl Context {
             source,
             vendors,
             on_retry: None,
+            on_progress: None,
         })
     }
 
@@ -92,7 +101,7 @@ pub fn desired_for(
     out
 }
 
-fn desire(settings: &VendorSettings, vendor: &dyn Vendor, p: &Person) -> Desired {
+pub fn desire(settings: &VendorSettings, vendor: &dyn Vendor, p: &Person) -> Desired {
     if !p.active {
         return Desired::Inactive(Why::Inactive);
     }
@@ -132,6 +141,41 @@ fn held_ids(snapshot: &Snapshot, known: &BTreeMap<PersonId, VendorRecord>) -> BT
         }
     }
     held
+}
+
+/// Reads the vendor's accounts and corrects `known` to them (see `drift`).
+async fn check_drift(
+    name: &str,
+    vendor: &dyn Vendor,
+    known: &mut BTreeMap<PersonId, VendorRecord>,
+    retry: &Retry,
+) -> DriftReport {
+    let listed = retry
+        .run(
+            || vendor.list(),
+            |error, _| warn!(vendor = %name, error = %error, "Retrying the account listing."),
+        )
+        .await;
+    match listed {
+        Ok(accounts) => {
+            let details = crate::drift::reconcile_records(known, &accounts);
+            for d in &details {
+                warn!(vendor = %name, user = %d.person, drift = ?d.kind, "Drift: changed at the vendor behind roster's back; repairing.");
+            }
+            DriftReport {
+                found: details.len(),
+                details,
+                unavailable: None,
+            }
+        }
+        Err(error) => {
+            warn!(vendor = %name, error = %error, "Cannot list accounts; drift not checked at this vendor.");
+            DriftReport {
+                unavailable: Some(error.to_string()),
+                ..DriftReport::default()
+            }
+        }
+    }
 }
 
 /// Why the safety gate refuses this plan, if it does.
@@ -275,7 +319,7 @@ pub async fn run_once(
         Err(e) => {
             error!(error = %e, "Source read failed; nothing will be pushed.");
             report.refused = Some(format!("the source could not be read: {e}"));
-            return finish(report, store, opts).await;
+            return finish(report, store, opts, ctx.settings.history).await;
         }
     };
     report.source = source_counts(&snapshot);
@@ -288,7 +332,7 @@ pub async fn run_once(
             snapshot.invalid.len()
         ));
         error!("Source is empty; nothing will be pushed.");
-        return finish(report, store, opts).await;
+        return finish(report, store, opts, ctx.settings.history).await;
     }
 
     // Invalid records still stand for people (they are held, not removed), so the size
@@ -301,9 +345,15 @@ pub async fn run_once(
         &ctx.settings.safety,
     ));
 
+    let retry = Retry::for_pass(ctx.settings.retry).stop_on(shutdown.clone());
     let mut plans = Vec::new();
+    let mut drifts = BTreeMap::new();
     for (settings, vendor) in &vendors {
-        let known = store.load(&settings.name)?;
+        let mut known = store.load(&settings.name)?;
+        if opts.full {
+            let d = check_drift(&settings.name, vendor.as_ref(), &mut known, &retry).await;
+            drifts.insert(settings.name.clone(), d);
+        }
         let held = held_ids(&snapshot, &known);
         let desired = desired_for(settings, vendor.as_ref(), &snapshot.people, &held);
         let plan = diff::plan(&desired, &known, settings.on_remove);
@@ -315,7 +365,12 @@ pub async fn run_once(
             skipped = plan.skipped.len(),
             "Planned."
         );
-        limits.extend(safety_refusal(&settings.name, &plan, &known, &ctx.settings.safety));
+        limits.extend(safety_refusal(
+            &settings.name,
+            &plan,
+            &known,
+            &ctx.settings.safety,
+        ));
         plans.push((settings, vendor, plan));
     }
     if !limits.is_empty() {
@@ -329,33 +384,44 @@ pub async fn run_once(
 
     if report.refused.is_some() || opts.dry_run {
         for (settings, _, plan) in &plans {
-            report
-                .vendors
-                .insert(settings.name.clone(), planned_report(plan));
+            let mut v = planned_report(plan);
+            v.drift = drifts.remove(&settings.name);
+            report.vendors.insert(settings.name.clone(), v);
         }
         if let Some(why) = &report.refused {
             error!(reason = %why, "Pass refused; nothing was pushed.");
         }
-        return finish(report, store, opts).await;
+        return finish(report, store, opts, ctx.settings.history).await;
     }
 
-    let retry = Retry::for_pass(ctx.settings.retry).stop_on(shutdown.clone());
     let pushes = plans.iter().map(|(settings, vendor, plan)| {
-        let mut pusher = Pusher::new(Arc::clone(vendor), store.clone(), retry.clone(), settings.concurrency);
+        let mut pusher = Pusher::new(
+            Arc::clone(vendor),
+            store.clone(),
+            retry.clone(),
+            settings.concurrency,
+        );
         pusher.shutdown = shutdown.clone();
         if let Some(hook) = &ctx.on_retry {
             pusher.on_retry = Arc::clone(hook);
         }
+        pusher.on_progress = ctx.on_progress.clone();
         async move { (settings.name.clone(), pusher.push(plan).await) }
     });
-    for (name, vendor_report) in futures::future::join_all(pushes).await {
+    for (name, mut vendor_report) in futures::future::join_all(pushes).await {
+        vendor_report.drift = drifts.remove(&name);
         report.vendors.insert(name, vendor_report);
     }
     store.set_last_source_count(records).await?;
-    finish(report, store, opts).await
+    finish(report, store, opts, ctx.settings.history).await
 }
 
-async fn finish(mut report: Report, store: &Store, opts: &PassOptions) -> Result<Report, SyncError> {
+async fn finish(
+    mut report: Report,
+    store: &Store,
+    opts: &PassOptions,
+    history: HistorySettings,
+) -> Result<Report, SyncError> {
     report.finished_at = Some(Utc::now());
     for (name, v) in &report.vendors {
         info!(
@@ -374,6 +440,13 @@ async fn finish(mut report: Report, store: &Store, opts: &PassOptions) -> Result
     }
     if !opts.dry_run {
         store.save_report(&report).await?;
+        let h = history;
+        store
+            .prune_history(
+                h.max_entries,
+                chrono::Duration::days(i64::from(h.max_age_days)),
+            )
+            .await?;
     }
     Ok(report)
 }

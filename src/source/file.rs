@@ -191,7 +191,10 @@ fn csv_records(text: &str) -> Result<Located, String> {
         match row {
             Err(e) => {
                 let line = e.position().map_or(0, |p| p.line());
-                out.push((format!("line {line}"), Err(format!("malformed CSV row: {e}"))));
+                out.push((
+                    format!("line {line}"),
+                    Err(format!("malformed CSV row: {e}")),
+                ));
             }
             Ok(row) => {
                 let line = row.position().map_or(0, |p| p.line());
@@ -240,7 +243,11 @@ mod tests {
         assert!(s.invalid.iter().any(|r| r.location == "record 2 (index 1)"
             && r.message.contains("missing `id`")
             && r.email.as_deref() == Some("x@y.io")));
-        assert!(s.invalid.iter().any(|r| r.message.contains("duplicate id `2`")));
+        assert!(
+            s.invalid
+                .iter()
+                .any(|r| r.message.contains("duplicate id `2`"))
+        );
     }
 
     #[test]
@@ -251,8 +258,11 @@ mod tests {
 
     #[test]
     fn jsonl_reports_line_numbers() {
-        let s = parse("{\"id\":\"1\"}\n\n{oops\n{\"id\":\"3\",\"active\":\"x\"}\n", Format::JsonLines)
-            .expect("parses");
+        let s = parse(
+            "{\"id\":\"1\"}\n\n{oops\n{\"id\":\"3\",\"active\":\"x\"}\n",
+            Format::JsonLines,
+        )
+        .expect("parses");
         assert_eq!(ids(&s), ["1"]);
         let locs: Vec<&str> = s.invalid.iter().map(|r| r.location.as_str()).collect();
         assert_eq!(locs, ["line 3", "line 4"]);

@@ -98,10 +98,76 @@ pub(super) fn check_http_url(key: &str, raw: &str) -> Result<Url, ConfigError> {
     Ok(url)
 }
 
-/// One JSON GET client with an optional secret header and retries of transient failures.
+/// A credential sent as a header: given inline, or in a file that is read again for
+/// every request, so a token that another process rotates is picked up without a
+/// restart (the file is also read once at config load, to report a mistake early).
+pub(super) struct Credential {
+    header: HeaderName,
+    /// Put before the secret, e.g. `Bearer `.
+    prefix: &'static str,
+    inline: Option<Secret>,
+    file: Option<PathBuf>,
+}
+
+impl Credential {
+    /// Resolves `key` / `key_file` from the source's settings.
+    ///
+    /// # Errors
+    /// As `SourceSettings::secret`, or a value that cannot be a header value.
+    pub(super) fn from_settings(
+        settings: &SourceSettings,
+        key: &str,
+        inline: Option<Secret>,
+        file: Option<PathBuf>,
+        required: bool,
+        header: HeaderName,
+        prefix: &'static str,
+    ) -> Result<Option<Self>, ConfigError> {
+        let path = file.as_ref().map(|p| settings.path(p));
+        let Some(secret) = settings.secret(key, inline, file, required)? else {
+            return Ok(None);
+        };
+        let credential = Self {
+            header,
+            prefix,
+            inline: path.is_none().then_some(secret),
+            file: path,
+        };
+        credential.value().map_err(|_| {
+            ConfigError::invalid(
+                format!("source.{key}"),
+                "is not usable as a header value (no line breaks or control characters)",
+            )
+        })?;
+        Ok(Some(credential))
+    }
+
+    fn value(&self) -> Result<HeaderValue, String> {
+        let secret = match (&self.inline, &self.file) {
+            (Some(s), _) => s.clone(),
+            (None, Some(path)) => {
+                let s = Secret::from_file(path).map_err(|e| {
+                    format!("cannot read the credential file {}: {e}", path.display())
+                })?;
+                if s.expose().is_empty() {
+                    return Err(format!("the credential file {} is empty", path.display()));
+                }
+                s
+            }
+            (None, None) => return Err("no credential".into()),
+        };
+        let mut value = HeaderValue::from_str(&format!("{}{}", self.prefix, secret.expose()))
+            .map_err(|_| "the credential is not usable as a header value".to_string())?;
+        value.set_sensitive(true);
+        Ok(value)
+    }
+}
+
+/// One JSON GET client with an optional credential header and retries of transient
+/// failures.
 pub(super) struct JsonGet {
     client: reqwest::Client,
-    auth: Option<(HeaderName, Secret)>,
+    auth: Option<Credential>,
     retries: u32,
 }
 
@@ -112,8 +178,21 @@ pub(super) struct JsonPage {
 }
 
 impl JsonGet {
-    pub(super) fn new(timeout: Duration, auth: Option<(HeaderName, Secret)>, retries: u32) -> Self {
+    pub(super) fn new(timeout: Duration, auth: Option<Credential>, retries: u32) -> Self {
+        // Redirects only within the same origin: a credential header must never follow
+        // a redirect to another host.
+        let same_origin = reqwest::redirect::Policy::custom(|attempt| {
+            let first = attempt.previous().first().map(Url::origin);
+            if attempt.previous().len() > 5 {
+                attempt.error("too many redirects")
+            } else if first.is_some_and(|o| o == attempt.url().origin()) {
+                attempt.follow()
+            } else {
+                attempt.stop()
+            }
+        });
         let client = reqwest::Client::builder()
+            .redirect(same_origin)
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("roster/", env!("CARGO_PKG_VERSION")))
@@ -155,12 +234,9 @@ impl JsonGet {
 
     async fn once(&self, url: &Url, accept: &str) -> Result<JsonPage, Failure> {
         let mut request = self.client.get(url.clone()).header("Accept", accept);
-        if let Some((name, secret)) = &self.auth {
-            let mut value = HeaderValue::from_str(secret.expose()).map_err(|_| {
-                Failure::Final("the auth header value is not a valid header".into())
-            })?;
-            value.set_sensitive(true);
-            request = request.header(name.clone(), value);
+        if let Some(auth) = &self.auth {
+            let value = auth.value().map_err(Failure::Final)?;
+            request = request.header(auth.header.clone(), value);
         }
         let at = shown(url);
         let response = request.send().await.map_err(|e| {
@@ -367,15 +443,15 @@ impl HttpSource {
                 format!("`{}` is not a header name", o.auth_header),
             )
         })?;
-        let secret = settings.secret("auth_value", o.auth_value, o.auth_value_file, false)?;
-        if let Some(s) = &secret
-            && HeaderValue::from_str(s.expose()).is_err()
-        {
-            return Err(ConfigError::invalid(
-                "source.auth_value",
-                "is not a valid header value (no line breaks or control characters)",
-            ));
-        }
+        let auth = Credential::from_settings(
+            settings,
+            "auth_value",
+            o.auth_value,
+            o.auth_value_file,
+            false,
+            header,
+            "",
+        )?;
         if o.timeout_secs == 0 {
             return Err(ConfigError::invalid(
                 "source.timeout_secs",
@@ -520,11 +596,7 @@ impl HttpSource {
         };
         Ok(Self {
             url,
-            get: JsonGet::new(
-                Duration::from_secs(o.timeout_secs),
-                secret.map(|s| (header, s)),
-                o.retries,
-            ),
+            get: JsonGet::new(Duration::from_secs(o.timeout_secs), auth, o.retries),
             records_pointer: o.records_pointer,
             paging,
             max_pages: o.max_pages,
@@ -612,6 +684,13 @@ impl HttpSource {
                             url = url.join(&next).map_err(|e| {
                                 format!("page {page_no}: the next link `{next}` is not a URL: {e}")
                             })?;
+                            if url.origin() != self.url.origin() {
+                                return Err(format!(
+                                    "page {page_no}: the next link leads to another host ({}); \
+                                     refusing to send the credential there",
+                                    shown(&url)
+                                ));
+                            }
                         }
                     }
                 }
@@ -1079,6 +1158,44 @@ mod tests {
             shown(&Url::parse("https://u:p@h/x?k=v#f").expect("url")),
             "https://h/x"
         );
+    }
+
+    /// Every `[source]` example in docs/sources.md is a valid config (secret files are
+    /// swapped for inline values, since they do not exist here).
+    #[test]
+    fn every_example_in_the_sources_doc_builds() {
+        let doc = include_str!("../../docs/sources.md");
+        let mut checked = 0;
+        for block in doc.split("```toml").skip(1) {
+            let Some((toml, _)) = block.split_once("```") else {
+                continue;
+            };
+            if !toml.contains("[source]") {
+                continue;
+            }
+            let toml: String = toml
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("tls_ca_file"))
+                .map(|l| match l.split_once("_file = ") {
+                    Some((key, _)) => format!("{key} = \"dummy secret\""),
+                    None => l.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            let settings = crate::config::load_str(
+                &format!(
+                    "state_dir = \"/tmp/x\"\n[vendors.m]\ntype = \"motive\"\napi_key = \"k\"\n{toml}"
+                ),
+                std::path::Path::new("/"),
+                Vec::new(),
+            )
+            .unwrap_or_else(|e| panic!("{e}\n{toml}"));
+            if let Err(e) = super::super::build(&settings.source) {
+                panic!("{e}\n{toml}");
+            }
+            checked += 1;
+        }
+        assert!(checked >= 9, "only {checked} examples found");
     }
 
     #[test]

@@ -184,13 +184,32 @@ enum Groups {
     },
 }
 
+/// A simple bind. A password file is read again at every connection, so a rotated
+/// password is picked up without a restart.
+#[derive(Debug)]
+struct Bind {
+    dn: String,
+    password: Secret,
+    file: Option<PathBuf>,
+}
+
+impl Bind {
+    fn password(&self) -> Result<Secret, String> {
+        match &self.file {
+            None => Ok(self.password.clone()),
+            Some(path) => Secret::from_file(path)
+                .map_err(|e| format!("cannot read bind_password_file {}: {e}", path.display())),
+        }
+    }
+}
+
 /// Everything a read needs, validated.
 #[derive(Debug)]
 struct Config {
     url: Url,
     starttls: bool,
     tls: Option<Arc<rustls::ClientConfig>>,
-    bind: Option<(String, Secret)>,
+    bind: Option<Bind>,
     base_dn: String,
     filter: String,
     scope: ScopeOpt,
@@ -261,6 +280,7 @@ impl LdapSource {
             }
             Some(path) => Some(tls_config(&settings.path(path))?),
         };
+        let password_file = o.bind_password_file.as_ref().map(|p| settings.path(p));
         let password = settings.secret(
             "bind_password",
             o.bind_password,
@@ -268,7 +288,11 @@ impl LdapSource {
             o.bind_dn.is_some(),
         )?;
         let bind = match (o.bind_dn, password) {
-            (Some(dn), Some(pw)) if !dn.trim().is_empty() => Some((dn, pw)),
+            (Some(dn), Some(password)) if !dn.trim().is_empty() => Some(Bind {
+                dn,
+                password,
+                file: password_file,
+            }),
             (Some(_), _) => return Err(ConfigError::invalid("source.bind_dn", "is empty")),
             (None, Some(_)) => {
                 return Err(ConfigError::invalid(
@@ -513,7 +537,13 @@ impl Source for LdapSource {
             Ok((users, groups))
         })
         .await?;
-        Ok(self.config.map.snapshot(&users, groups.as_deref()))
+        self.config
+            .map
+            .snapshot(&users, groups.as_deref())
+            .map_err(|message| SourceError::Unreadable {
+                path: self.describe(),
+                message,
+            })
     }
 
     fn describe(&self) -> String {
@@ -539,7 +569,7 @@ impl Source for LdapSource {
                 .await
                 .ok()
                 .and_then(|r| r.success().ok())
-                .and_then(|(entries, _)| entries.into_iter().next())
+                .and_then(|(entries, _)| entries.into_iter().find(is_entry))
                 .map(|e| {
                     SearchEntry::construct(e)
                         .attrs
@@ -570,6 +600,8 @@ impl Source for LdapSource {
                 })
                 .map_err(|e| format!("probe search under {} failed: {e}", config.base_dn))?;
             let _ = ldap.unbind().await;
+            // AD adds referrals (search result references) to other partitions.
+            let entries: Vec<_> = entries.into_iter().filter(is_entry).collect();
             let n = entries.len();
             let count = if n == 0 {
                 // Either nothing matched or the limit cut in before any entry came.
@@ -585,10 +617,7 @@ impl Source for LdapSource {
             let first = SearchEntry::construct(entries.into_iter().next().expect("n > 0")).dn;
             Ok(format!(
                 "bound as {}; {count} (first: {first}); paged results {}",
-                config
-                    .bind
-                    .as_ref()
-                    .map_or("anonymous", |(dn, _)| dn.as_str()),
+                config.bind.as_ref().map_or("anonymous", |b| b.dn.as_str()),
                 match paging {
                     Some(true) => "supported",
                     Some(false) => "NOT announced by the server (reads may hit its size limit)",
@@ -598,6 +627,11 @@ impl Source for LdapSource {
         })
         .await
     }
+}
+
+/// A real entry, not a referral or an intermediate message.
+fn is_entry(e: &ldap3::ResultEntry) -> bool {
+    !e.is_ref() && !e.is_intermediate()
 }
 
 impl From<ScopeOpt> for Scope {
@@ -637,7 +671,9 @@ async fn connect(config: &Config) -> Result<ldap3::Ldap, String> {
         .await
         .map_err(|e| format!("cannot connect to {}: {e}", config.url))?;
     ldap3::drive!(conn);
-    if let Some((dn, password)) = &config.bind {
+    if let Some(bind) = &config.bind {
+        let dn = &bind.dn;
+        let password = bind.password()?;
         ldap.with_timeout(config.timeout)
             .simple_bind(dn, password.expose())
             .await
@@ -756,6 +792,13 @@ impl Entry {
             .find(|s| !s.is_empty())
     }
 
+    /// Whether the server sent `attr` in ranges (`member;range=0-1499`, AD) instead of
+    /// whole.
+    fn ranged(&self, attr: &str) -> bool {
+        let prefix = format!("{};range=", attr.to_ascii_lowercase());
+        self.attrs.keys().any(|k| k.starts_with(&prefix))
+    }
+
     fn texts(&self, attr: &str) -> Vec<String> {
         self.values(attr)
             .iter()
@@ -792,15 +835,27 @@ impl Mapping {
         attrs
     }
 
-    fn group_index(&self, groups: &[Entry]) -> GroupIndex {
+    /// # Errors
+    /// A group whose members the server sent only in part (AD's ranged retrieval of
+    /// large multi-valued attributes): membership would be incomplete.
+    fn group_index(&self, groups: &[Entry]) -> Result<GroupIndex, String> {
         let Groups::Search {
             member_attribute, ..
         } = &self.groups
         else {
-            return GroupIndex::new();
+            return Ok(GroupIndex::new());
         };
         let mut index = GroupIndex::new();
         for g in groups {
+            if g.ranged(member_attribute) {
+                return Err(format!(
+                    "group {} lists its `{member_attribute}` values in ranges (more than the \
+                     server returns at once, e.g. AD's 1500); its membership cannot be read \
+                     completely with a group search: use group_attribute = \"memberOf\" \
+                     instead of group_base_dn",
+                    g.dn
+                ));
+            }
             let name = self.group_display(&g.dn);
             for member in g.texts(member_attribute) {
                 let key = if member.contains('=') {
@@ -811,7 +866,7 @@ impl Mapping {
                 index.entry(key).or_default().insert(name.clone());
             }
         }
-        index
+        Ok(index)
     }
 
     fn group_display(&self, dn: &str) -> String {
@@ -821,8 +876,10 @@ impl Mapping {
         }
     }
 
-    fn snapshot(&self, users: &[Entry], groups: Option<&[Entry]>) -> Snapshot {
-        let index = groups.map(|g| self.group_index(g));
+    /// # Errors
+    /// Group data that cannot be read completely (see `group_index`).
+    fn snapshot(&self, users: &[Entry], groups: Option<&[Entry]>) -> Result<Snapshot, String> {
+        let index = groups.map(|g| self.group_index(g)).transpose()?;
         let mut snapshot = Snapshot::default();
         let mut locations = Vec::new();
         for entry in users {
@@ -844,7 +901,7 @@ impl Mapping {
             }
         }
         reject_duplicates(&mut snapshot, &locations);
-        snapshot
+        Ok(snapshot)
     }
 
     /// The JSON person shape of one entry; an error keeps what can protect the person.
@@ -898,6 +955,15 @@ impl Mapping {
         obj.insert("active".into(), Value::Bool(active));
         let mut groups = BTreeSet::new();
         match (&self.groups, index) {
+            (Groups::MemberOf(attr), _) if e.ranged(attr) => {
+                return Err(fail(
+                    Some(id),
+                    format!(
+                        "`{attr}` came in ranges (too many values to return at once); the \
+                         groups cannot be read completely"
+                    ),
+                ));
+            }
             (Groups::MemberOf(attr), _) => {
                 groups.extend(e.texts(attr).iter().map(|dn| self.group_display(dn)));
             }
@@ -1184,7 +1250,7 @@ mod tests {
                 ("eldMode", &[b"logs"]),
             ],
         );
-        let s = m.snapshot(&[e], None);
+        let s = m.snapshot(&[e], None).expect("snapshot");
         assert!(s.invalid.is_empty(), "{:?}", s.invalid);
         let p = &s.people[0];
         assert_eq!(p.id.as_str(), "03020100-0504-0706-0809-0a0b0c0d0e0f");
@@ -1198,29 +1264,31 @@ mod tests {
     #[test]
     fn bad_entries_are_invalid_records_named_by_dn() {
         let m = mapping(&[("active_mode", Value::from("ad"))]);
-        let s = m.snapshot(
-            &[
-                entry("uid=a,dc=x", &[("mail", &[b"a@x.io"])]),
-                entry(
-                    "uid=b,dc=x",
-                    &[("entryUUID", &[b"b1"]), ("userAccountControl", &[b"x"])],
-                ),
-                entry("uid=c,dc=x", &[("entryUUID", &[b"c1"])]),
-                entry(
-                    "uid=d,dc=x",
-                    &[
-                        ("entryUUID", &[b"d1"]),
-                        ("userAccountControl", &[b"512"]),
-                        ("mail", &[b"not-an-email"]),
-                    ],
-                ),
-                entry(
-                    "uid=e,dc=x",
-                    &[("entryUUID", &[b"e1"]), ("userAccountControl", &[b"512"])],
-                ),
-            ],
-            None,
-        );
+        let s = m
+            .snapshot(
+                &[
+                    entry("uid=a,dc=x", &[("mail", &[b"a@x.io"])]),
+                    entry(
+                        "uid=b,dc=x",
+                        &[("entryUUID", &[b"b1"]), ("userAccountControl", &[b"x"])],
+                    ),
+                    entry("uid=c,dc=x", &[("entryUUID", &[b"c1"])]),
+                    entry(
+                        "uid=d,dc=x",
+                        &[
+                            ("entryUUID", &[b"d1"]),
+                            ("userAccountControl", &[b"512"]),
+                            ("mail", &[b"not-an-email"]),
+                        ],
+                    ),
+                    entry(
+                        "uid=e,dc=x",
+                        &[("entryUUID", &[b"e1"]), ("userAccountControl", &[b"512"])],
+                    ),
+                ],
+                None,
+            )
+            .expect("snapshot");
         assert_eq!(s.people.len(), 1);
         let msg = |dn: &str| {
             s.invalid
@@ -1274,7 +1342,7 @@ mod tests {
             },
             ..m
         };
-        let s = m.snapshot(&users, Some(&groups));
+        let s = m.snapshot(&users, Some(&groups)).expect("snapshot");
         assert!(s.invalid.is_empty(), "{:?}", s.invalid);
         assert!(s.people[0].active);
         assert!(s.people[0].groups.contains("cn=drivers,ou=groups,dc=x"));
@@ -1283,15 +1351,50 @@ mod tests {
     }
 
     #[test]
+    fn ranged_values_are_never_taken_as_complete() {
+        let m = mapping(&[("group_base_dn", Value::from("ou=groups,dc=x"))]);
+        let users = [entry("uid=a,dc=x", &[("entryUUID", &[b"1"])])];
+        let big = [entry(
+            "cn=all,ou=groups,dc=x",
+            &[("member;range=0-1499", &[b"uid=a,dc=x"])],
+        )];
+        let e = m
+            .snapshot(&users, Some(&big))
+            .expect_err("incomplete group");
+        assert!(
+            e.contains("cn=all,ou=groups,dc=x") && e.contains("ranges"),
+            "{e}"
+        );
+
+        let m = mapping(&[]);
+        let s = m
+            .snapshot(
+                &[entry(
+                    "uid=b,dc=x",
+                    &[
+                        ("entryUUID", &[b"2"]),
+                        ("memberOf;range=0-1499", &[b"cn=g,dc=x"]),
+                    ],
+                )],
+                None,
+            )
+            .expect("snapshot");
+        assert_eq!(s.invalid.len(), 1);
+        assert_eq!(s.invalid[0].id.as_deref(), Some("2"));
+    }
+
+    #[test]
     fn duplicate_ids_are_rejected() {
         let m = mapping(&[]);
-        let s = m.snapshot(
-            &[
-                entry("uid=a,dc=x", &[("entryUUID", &[b"same"])]),
-                entry("uid=b,dc=x", &[("entryUUID", &[b"same"])]),
-            ],
-            None,
-        );
+        let s = m
+            .snapshot(
+                &[
+                    entry("uid=a,dc=x", &[("entryUUID", &[b"same"])]),
+                    entry("uid=b,dc=x", &[("entryUUID", &[b"same"])]),
+                ],
+                None,
+            )
+            .expect("snapshot");
         assert!(s.people.is_empty());
         assert_eq!(s.invalid.len(), 2);
     }

@@ -45,7 +45,11 @@ pub fn parse_record(value: &Value) -> Result<Person, RecordError> {
         .get("id")
         .and_then(value_as_id)
         .filter(|s| !s.is_empty());
-    let salvage_email = obj.get("email").and_then(Value::as_str).map(str::trim).map(String::from);
+    let salvage_email = obj
+        .get("email")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .map(String::from);
     let fail = |message: String| RecordError {
         id: salvage_id.clone(),
         email: salvage_email.clone(),
@@ -223,7 +227,10 @@ mod tests {
         check_err(json!({"id": "1", "email": "a@b"}), "malformed email");
         check_err(json!({"id": "1", "active": "maybe"}), "`active`");
         check_err(json!({"id": "1", "active": 3}), "`active`");
-        check_err(json!({"id": "1", "frist_name": "x"}), "unknown field `frist_name`");
+        check_err(
+            json!({"id": "1", "frist_name": "x"}),
+            "unknown field `frist_name`",
+        );
         check_err(json!([1]), "object");
     }
 

@@ -30,7 +30,7 @@ use url::Url;
 use crate::config::{ConfigError, SourceSettings};
 use crate::secret::Secret;
 
-use super::http::{JsonGet, check_http_url, parse_options, require, shown};
+use super::http::{Credential, JsonGet, check_http_url, parse_options, require, shown};
 use super::{
     InvalidRecord, RecordError, Snapshot, Source, SourceError, parse_record, reject_duplicates,
 };
@@ -133,16 +133,16 @@ impl ScimSource {
                 "must not have a query (use `filter` for filters)",
             ));
         }
-        let token = settings
-            .secret("token", o.token, o.token_file, true)?
-            .ok_or_else(|| ConfigError::invalid("source.token", "is required"))?;
-        let bearer = Secret::new(format!("Bearer {}", token.expose()));
-        if reqwest::header::HeaderValue::from_str(bearer.expose()).is_err() {
-            return Err(ConfigError::invalid(
-                "source.token",
-                "is not usable in a header (no line breaks or control characters)",
-            ));
-        }
+        let bearer = Credential::from_settings(
+            settings,
+            "token",
+            o.token,
+            o.token_file,
+            true,
+            HeaderName::from_static("authorization"),
+            "Bearer ",
+        )?
+        .ok_or_else(|| ConfigError::invalid("source.token", "is required"))?;
         if !(1..=10_000).contains(&o.count) {
             return Err(ConfigError::invalid("source.count", "must be 1 to 10000"));
         }
@@ -177,11 +177,7 @@ impl ScimSource {
             users_url,
             count: o.count,
             filter: o.filter,
-            get: JsonGet::new(
-                Duration::from_secs(o.timeout_secs),
-                Some((HeaderName::from_static("authorization"), bearer)),
-                o.retries,
-            ),
+            get: JsonGet::new(Duration::from_secs(o.timeout_secs), Some(bearer), o.retries),
             max_pages: o.max_pages,
             map: Mapping {
                 id_field: o.id_field,

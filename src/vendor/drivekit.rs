@@ -16,9 +16,9 @@
 //! disabled. The listing is cached for `LISTING_TTL` (single-flight) so that a pass with
 //! many drivers still waiting does not page through every driver once per person; a
 //! stale "absent" is harmless because linking is an idempotent PUT. ENABLE/DISABLE
-//! cannot be read back from DriveKit at all, so a found driver is reported inactive:
-//! adopting it always sends `ENABLE` explicitly, and afterwards the store is the record
-//! of what was set.
+//! cannot be read back from DriveKit at all, so a found driver's status is unknown
+//! (`None`): adopting it always sends `ENABLE` explicitly, and afterwards the store is the
+//! record of what was set.
 //!
 //! Whether the identity PUT clears omitted fields is undocumented, so all three identity
 //! fields are always sent together, a missing one as `""`.
@@ -270,10 +270,23 @@ impl Vendor for DriveKit {
         let listing = self.listing().await?;
         Ok(listing.get(id).map(|identity| Remote {
             id: id.to_string(),
-            // ENABLE/DISABLE cannot be read: say inactive so adoption enables explicitly.
-            active: false,
+            // ENABLE/DISABLE cannot be read back.
+            active: None,
             fields: identity.clone(),
         }))
+    }
+
+    async fn list(&self) -> Result<Vec<Remote>, VendorError> {
+        Ok(self
+            .listing()
+            .await?
+            .iter()
+            .map(|(id, identity)| Remote {
+                id: id.clone(),
+                active: None,
+                fields: identity.clone(),
+            })
+            .collect())
     }
 
     async fn create(&self, person: &PersonId, fields: &Fields) -> Result<String, VendorError> {

@@ -115,7 +115,11 @@ pub fn classify(reply: &Reply, detail: impl Fn(&str) -> Option<String>) -> Vendo
 
 /// `Retry-After` as seconds or an HTTP date.
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let v = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
     if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
@@ -146,9 +150,15 @@ mod tests {
     #[test]
     fn endpoint_keeps_base_path_prefix() {
         let b = Url::parse("http://h:1/motive").expect("url");
-        assert_eq!(endpoint(&b, "/v1/users").as_str(), "http://h:1/motive/v1/users");
+        assert_eq!(
+            endpoint(&b, "/v1/users").as_str(),
+            "http://h:1/motive/v1/users"
+        );
         let b = Url::parse("https://api.gomotive.com").expect("url");
-        assert_eq!(endpoint(&b, "v1/users").as_str(), "https://api.gomotive.com/v1/users");
+        assert_eq!(
+            endpoint(&b, "v1/users").as_str(),
+            "https://api.gomotive.com/v1/users"
+        );
     }
 
     #[test]
@@ -172,10 +182,22 @@ mod tests {
             classify(&reply(429, &[("retry-after", "3")]), none),
             VendorError::RateLimited { retry_after: Some(d) } if d == Duration::from_secs(3)
         ));
-        assert!(matches!(classify(&reply(401, &[]), none), VendorError::Auth { .. }));
-        assert!(matches!(classify(&reply(503, &[]), none), VendorError::Server { .. }));
-        assert!(matches!(classify(&reply(422, &[]), none), VendorError::Rejected { .. }));
-        assert!(matches!(classify(&reply(404, &[]), none), VendorError::NotFound(_)));
+        assert!(matches!(
+            classify(&reply(401, &[]), none),
+            VendorError::Auth { .. }
+        ));
+        assert!(matches!(
+            classify(&reply(503, &[]), none),
+            VendorError::Server { .. }
+        ));
+        assert!(matches!(
+            classify(&reply(422, &[]), none),
+            VendorError::Rejected { .. }
+        ));
+        assert!(matches!(
+            classify(&reply(404, &[]), none),
+            VendorError::NotFound(_)
+        ));
         assert!(classify(&reply(500, &[]), none).is_retryable());
         assert!(!classify(&reply(400, &[]), none).is_retryable());
     }

@@ -27,7 +27,8 @@ pub const KINDS: &[&str] = &["motive", "drivekit", "telematics", "rocketchat"];
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Remote {
     pub id: String,
-    pub active: bool,
+    /// Whether the account is active, or `None` where the vendor cannot say (DriveKit).
+    pub active: Option<bool>,
     /// The account's current values, under the same names `Vendor::map` uses.
     pub fields: Fields,
 }
@@ -88,18 +89,34 @@ pub trait Vendor: Send + Sync {
     async fn check(&self) -> Result<(), VendorError>;
 
     /// Finds the account that belongs to `person` by the vendor's matching key.
-    async fn lookup(&self, person: &PersonId, fields: &Fields)
-    -> Result<Option<Remote>, VendorError>;
+    async fn lookup(
+        &self,
+        person: &PersonId,
+        fields: &Fields,
+    ) -> Result<Option<Remote>, VendorError>;
 
     /// Creates the account, active, and returns the vendor's id for it.
     async fn create(&self, person: &PersonId, fields: &Fields) -> Result<String, VendorError>;
 
     /// Sends `changes` (only what differs from what was last pushed); `fields` is the
     /// whole wanted set, for vendors that must send related fields together.
-    async fn update(&self, remote: &str, changes: &Changes, fields: &Fields)
-    -> Result<(), VendorError>;
+    async fn update(
+        &self,
+        remote: &str,
+        changes: &Changes,
+        fields: &Fields,
+    ) -> Result<(), VendorError>;
 
     async fn set_active(&self, remote: &str, active: bool) -> Result<(), VendorError>;
+
+    /// Every account at the vendor (for drift detection, `reconcile --full`). Fields are
+    /// what the vendor can report under `map`'s names; a field it cannot read is absent.
+    ///
+    /// # Errors
+    /// `Unsupported` where the vendor's API cannot list accounts.
+    async fn list(&self) -> Result<Vec<Remote>, VendorError> {
+        Err(VendorError::Unsupported("listing accounts"))
+    }
 
     /// Removes the account for good (only where `supports_delete`).
     async fn delete(&self, _remote: &str) -> Result<(), VendorError> {

@@ -157,7 +157,9 @@ impl Motive {
     }
 
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        let req = self.client.request(method, http::endpoint(&self.base, path));
+        let req = self
+            .client
+            .request(method, http::endpoint(&self.base, path));
         match &self.auth {
             Auth::ApiKey(k) => req.header("X-Api-Key", k.expose()),
             Auth::Bearer(t) => req.bearer_auth(t.expose()),
@@ -240,10 +242,32 @@ fn user_object(v: &Value) -> Option<&Map<String, Value>> {
     if let Some(u) = v.get("user").and_then(Value::as_object) {
         return Some(u);
     }
-    if let Some(first) = v.get("users").and_then(Value::as_array).and_then(|a| a.first()) {
+    if let Some(first) = v
+        .get("users")
+        .and_then(Value::as_array)
+        .and_then(|a| a.first())
+    {
         return first.get("user").unwrap_or(first).as_object();
     }
     v.as_object().filter(|o| o.contains_key("id"))
+}
+
+/// An account as roster sees it: id, status, and the named fields Motive has values for.
+fn remote<'a>(
+    user: &Map<String, Value>,
+    names: impl Iterator<Item = &'a str>,
+) -> Result<Remote, VendorError> {
+    let mut fields = Fields::new();
+    for name in names {
+        if let Some(v) = user.get(name).and_then(field_value) {
+            fields.insert(name.to_string(), v);
+        }
+    }
+    Ok(Remote {
+        id: user_id(user)?,
+        active: Some(user.get("status").and_then(Value::as_str) != Some("deactivated")),
+        fields,
+    })
 }
 
 fn user_id(user: &Map<String, Value>) -> Result<String, VendorError> {
@@ -319,20 +343,50 @@ impl Vendor for Motive {
         let Some(user) = user_object(&body) else {
             return Ok(None);
         };
-        let id = user_id(user)?;
-        let mut current = Fields::new();
-        let names = PERSON_FIELDS.iter().map(|(n, _)| *n).chain(fields.keys().map(String::as_str));
-        for name in names {
-            if let Some(v) = user.get(name).and_then(field_value) {
-                current.insert(name.to_string(), v);
+        let names = PERSON_FIELDS
+            .iter()
+            .map(|(n, _)| *n)
+            .chain(fields.keys().map(String::as_str));
+        remote(user, names).map(Some)
+    }
+
+    async fn list(&self) -> Result<Vec<Remote>, VendorError> {
+        const PER_PAGE: usize = 100;
+        let names: Vec<&str> = PERSON_FIELDS
+            .iter()
+            .map(|(n, _)| *n)
+            .chain(VENDOR_FIELDS.iter().copied())
+            .collect();
+        let mut out = Vec::new();
+        for page in 1.. {
+            let req = self.request(reqwest::Method::GET, "/v1/users").query(&[
+                ("per_page", PER_PAGE.to_string()),
+                ("page_no", page.to_string()),
+            ]);
+            let body = self.call(req).await?.json()?;
+            let users = body
+                .get("users")
+                .and_then(Value::as_array)
+                .ok_or_else(|| VendorError::Protocol("user list without `users`".into()))?;
+            for item in users {
+                if let Some(user) = item.get("user").unwrap_or(item).as_object() {
+                    out.push(remote(user, names.iter().copied())?);
+                }
+            }
+            // Advance by the page size the server says it used, as Motive's own clients do.
+            let per_page = body
+                .pointer("/pagination/per_page")
+                .and_then(Value::as_u64)
+                .map_or(PER_PAGE, |n| n as usize);
+            let total = body
+                .pointer("/pagination/total")
+                .and_then(Value::as_u64)
+                .map_or(0, |n| n as usize);
+            if users.is_empty() || page * per_page >= total {
+                break;
             }
         }
-        let active = user.get("status").and_then(Value::as_str) != Some("deactivated");
-        Ok(Some(Remote {
-            id,
-            active,
-            fields: current,
-        }))
+        Ok(out)
     }
 
     async fn create(&self, person: &PersonId, fields: &Fields) -> Result<String, VendorError> {
@@ -426,10 +480,13 @@ mod tests {
 
     #[test]
     fn map_combines_person_defaults_and_attributes() {
-        let m = motive("[vendors.motive.defaults]\nrole = \"driver\"\neld_mode = \"logs\"\ntime_tracking_mode = \"logs\"");
+        let m = motive(
+            "[vendors.motive.defaults]\nrole = \"driver\"\neld_mode = \"logs\"\ntime_tracking_mode = \"logs\"",
+        );
         let mut p = person();
         p.attributes.insert("motive.eld_mode".into(), "None".into());
-        p.attributes.insert("other.eld_mode".into(), "exempt".into());
+        p.attributes
+            .insert("other.eld_mode".into(), "exempt".into());
         let f = m.map(&p).expect("maps");
         assert_eq!(f["eld_mode"], "none");
         assert_eq!(f["role"], "driver");
@@ -439,9 +496,14 @@ mod tests {
 
     #[test]
     fn invalid_mode_pair_is_a_clear_skip() {
-        let m = motive("[vendors.motive.defaults]\neld_mode = \"exempt\"\ntime_tracking_mode = \"logs\"");
+        let m = motive(
+            "[vendors.motive.defaults]\neld_mode = \"exempt\"\ntime_tracking_mode = \"logs\"",
+        );
         let e = m.map(&person()).expect_err("invalid pair");
-        assert!(e.contains("time_tracking_mode `logs` cannot go with eld_mode `exempt`"), "{e}");
+        assert!(
+            e.contains("time_tracking_mode `logs` cannot go with eld_mode `exempt`"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -452,7 +514,9 @@ mod tests {
         assert!(m.map(&p).expect_err("unknown").contains("motive.colour"));
         let text = "[source]\ntype = \"file\"\npath = \"p.json\"\n[vendors.motive]\ntype = \"motive\"\napi_key = \"k\"\n[vendors.motive.defaults]\ncolour = \"red\"";
         let s = crate::config::load_str(text, Path::new("/"), Vec::new()).expect("config");
-        let e = Motive::new(&s.vendors["motive"], reqwest::Client::new()).err().expect("refused");
+        let e = Motive::new(&s.vendors["motive"], reqwest::Client::new())
+            .err()
+            .expect("refused");
         assert!(e.to_string().contains("vendors.motive.defaults.colour"));
     }
 
@@ -460,7 +524,9 @@ mod tests {
     fn credentials_are_required_and_exclusive() {
         let text = "[source]\ntype = \"file\"\npath = \"p.json\"\n[vendors.m]\ntype = \"motive\"\n";
         let s = crate::config::load_str(text, Path::new("/"), Vec::new()).expect("config");
-        let e = Motive::new(&s.vendors["m"], reqwest::Client::new()).err().expect("refused");
+        let e = Motive::new(&s.vendors["m"], reqwest::Client::new())
+            .err()
+            .expect("refused");
         assert!(e.to_string().contains("vendors.m.api_key"));
         let s = crate::config::load_str(
             &format!("{text}api_key = \"a\"\ntoken = \"b\"\n"),
@@ -469,9 +535,15 @@ mod tests {
         )
         .expect("config");
         assert!(Motive::new(&s.vendors["m"], reqwest::Client::new()).is_err());
-        let s = crate::config::load_str(&format!("{text}apikey = \"a\"\n"), Path::new("/"), Vec::new())
-            .expect("config");
-        let e = Motive::new(&s.vendors["m"], reqwest::Client::new()).err().expect("refused");
+        let s = crate::config::load_str(
+            &format!("{text}apikey = \"a\"\n"),
+            Path::new("/"),
+            Vec::new(),
+        )
+        .expect("config");
+        let e = Motive::new(&s.vendors["m"], reqwest::Client::new())
+            .err()
+            .expect("refused");
         assert!(e.to_string().contains("apikey"), "{e}");
     }
 

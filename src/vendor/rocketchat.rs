@@ -276,7 +276,11 @@ impl RocketChat {
             }
         }
         let active = user.get("active").and_then(Value::as_bool).unwrap_or(true);
-        Ok(Remote { id, active, fields })
+        Ok(Remote {
+            id,
+            active: Some(active),
+            fields,
+        })
     }
 }
 
@@ -731,6 +735,39 @@ impl Vendor for RocketChat {
             .and_then(Value::as_object)
             .ok_or_else(|| VendorError::Protocol("users.info answered without a user".into()))?;
         Self::remote(user, fields).map(Some)
+    }
+
+    async fn list(&self) -> Result<Vec<Remote>, VendorError> {
+        const COUNT: usize = 100;
+        let mut out = Vec::new();
+        let mut offset = 0usize;
+        loop {
+            let (count, at) = (COUNT.to_string(), offset.to_string());
+            let body = self
+                .call(
+                    Method::GET,
+                    "users.list",
+                    &[("count", count.as_str()), ("offset", at.as_str())],
+                    None,
+                )
+                .await?
+                .json()?;
+            let users = body
+                .get("users")
+                .and_then(Value::as_array)
+                .ok_or_else(|| VendorError::Protocol("users.list without `users`".into()))?;
+            for user in users.iter().filter_map(Value::as_object) {
+                // Roles and custom fields are only read for people roster manages them
+                // for, which a listing cannot know: they are left out of drift checks.
+                out.push(Self::remote(user, &Fields::new())?);
+            }
+            offset += users.len();
+            let total = body.get("total").and_then(Value::as_u64).unwrap_or(0) as usize;
+            if users.is_empty() || offset >= total {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     async fn create(&self, _person: &PersonId, fields: &Fields) -> Result<String, VendorError> {
@@ -1191,7 +1228,7 @@ mod tests {
         let user = user.as_object().expect("object");
         let r = RocketChat::remote(user, &Fields::new()).expect("remote");
         assert_eq!(r.id, "BsNr28znDkG8aeo7W");
-        assert!(!r.active);
+        assert_eq!(r.active, Some(false));
         assert_eq!(
             r.fields.len(),
             3,

@@ -615,9 +615,61 @@ impl Vendor for Telematics {
         };
         Ok(Some(Remote {
             id: device_token(user)?,
-            active: is_active(user),
+            active: Some(is_active(user)),
             fields: profile_fields(user),
         }))
+    }
+
+    async fn list(&self) -> Result<Vec<Remote>, VendorError> {
+        const PAGE_SIZE: u64 = 100;
+        let url = self.url("/v1/Management/users/GetFilteredPage");
+        let instance = self.instance_id.expose().to_string();
+        let mut out = Vec::new();
+        for page in 1u64.. {
+            let body = json!({
+                "PageNumber": page,
+                "PageSize": PAGE_SIZE,
+                "ShowInactiveUsers": true,
+                "IncludeAccountInfo": false,
+                "Sort": "DateCreated",
+                "InstanceIds": [instance],
+            });
+            let reply = self
+                .admin(|t| {
+                    self.client
+                        .post(url.clone())
+                        .bearer_auth(t.expose())
+                        .header("Content-Type", "application/json-patch+json")
+                        .body(body.to_string())
+                })
+                .await?
+                .json()?;
+            let result = reply
+                .get("Result")
+                .ok_or_else(|| VendorError::Protocol("GetFilteredPage without Result".into()))?;
+            let users = result
+                .get("Users")
+                .and_then(Value::as_array)
+                .ok_or_else(|| VendorError::Protocol("GetFilteredPage without Users".into()))?;
+            for user in users {
+                if user.get("Status").and_then(Value::as_str) == Some("Deleted") {
+                    continue;
+                }
+                out.push(Remote {
+                    id: device_token(user)?,
+                    active: Some(is_active(user)),
+                    fields: profile_fields(user),
+                });
+            }
+            let more = result
+                .get("HasNextPage")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            if !more || users.is_empty() {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     async fn create(&self, person: &PersonId, fields: &Fields) -> Result<String, VendorError> {

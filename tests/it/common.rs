@@ -65,7 +65,14 @@ impl Env {
         let dir = tempfile::tempdir().expect("tempdir");
         let fill = |text: &str| {
             let mut text = text.replace("{dir}", &dir.path().display().to_string());
-            for v in ["motive", "drivekit", "telematics", "rocketchat", "scim", "hr"] {
+            for v in [
+                "motive",
+                "drivekit",
+                "telematics",
+                "rocketchat",
+                "scim",
+                "hr",
+            ] {
                 text = text.replace(&format!("{{url:{v}}}"), &sandbox.url(v));
             }
             text
@@ -94,7 +101,10 @@ impl Env {
         for text in [&stdout, &stderr] {
             assert_no_secrets(text);
             for s in secrets {
-                assert!(!text.contains(s), "a source secret leaked into output:\n{text}");
+                assert!(
+                    !text.contains(s),
+                    "a source secret leaked into output:\n{text}"
+                );
             }
         }
         let report = serde_json::from_str(&stdout)

@@ -21,7 +21,10 @@ async fn killed_after_vendor_create_then_next_pass_adopts() {
     let mut child = env.command(&["reconcile"]).spawn().expect("spawn roster");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while motive.users().is_empty() {
-        assert!(std::time::Instant::now() < deadline, "the create never arrived");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the create never arrived"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // The vendor has the account; roster is still waiting for the reply. Kill it.
@@ -31,7 +34,10 @@ async fn killed_after_vendor_create_then_next_pass_adopts() {
     motive.control.clear_faults();
 
     let (_, s) = env.json(&["status"]).await;
-    assert_eq!(s["vendors"]["motive"]["pending_create"], 1, "the intent was recorded: {s}");
+    assert_eq!(
+        s["vendors"]["motive"]["pending_create"], 1,
+        "the intent was recorded: {s}"
+    );
 
     let (code, r) = env.reconcile().await;
     assert_eq!(code, 0, "{r}");

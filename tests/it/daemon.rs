@@ -123,7 +123,10 @@ async fn wait_metric(d: &Daemon, prefix: &str, value: f64) -> String {
         if metric(&text, prefix) == Some(value) {
             return text;
         }
-        assert!(Instant::now() < end, "{prefix} never reached {value}:\n{text}");
+        assert!(
+            Instant::now() < end,
+            "{prefix} never reached {value}:\n{text}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -147,14 +150,25 @@ async fn passes_run_on_schedule_and_endpoints_answer() {
     assert_eq!(d.get("/healthz").await.0, 200);
     assert_eq!(d.get("/readyz").await.0, 200);
 
-    wait_for(Duration::from_secs(20), || (motive.users().len() == 2).then_some(()))
-        .await
-        .expect("the first scheduled pass creates both people");
+    wait_for(Duration::from_secs(20), || {
+        (motive.users().len() == 2).then_some(())
+    })
+    .await
+    .expect("the first scheduled pass creates both people");
     let created = r#"roster_operations_total{vendor="motive",op="create",result="ok"}"#;
     let text = wait_metric(&d, created, 2.0).await;
-    assert!(metric(&text, r#"roster_last_success_timestamp_seconds{vendor="motive"}"#).is_some());
+    assert!(
+        metric(
+            &text,
+            r#"roster_last_success_timestamp_seconds{vendor="motive"}"#
+        )
+        .is_some()
+    );
     assert_eq!(metric(&text, "roster_source_people"), Some(2.0));
-    assert!(!text.contains("ann@example.com") && !text.contains("E1"), "no person data");
+    assert!(
+        !text.contains("ann@example.com") && !text.contains("E1"),
+        "no person data"
+    );
 
     // Passes keep coming on schedule; a new person is picked up and the metric moves.
     let before = d.passes();
@@ -163,19 +177,30 @@ async fn passes_run_on_schedule_and_endpoints_answer() {
         person("E2", "Bob", "Ray", "bob@example.com"),
         person("E3", "Cy", "Dee", "cy@example.com"),
     ]));
-    wait_for(Duration::from_secs(20), || (motive.users().len() == 3).then_some(()))
-        .await
-        .expect("a later pass creates the new person");
-    wait_for(Duration::from_secs(10), || (d.passes() >= before + 2).then_some(()))
-        .await
-        .expect("passes keep running");
+    wait_for(Duration::from_secs(20), || {
+        (motive.users().len() == 3).then_some(())
+    })
+    .await
+    .expect("a later pass creates the new person");
+    wait_for(Duration::from_secs(10), || {
+        (d.passes() >= before + 2).then_some(())
+    })
+    .await
+    .expect("passes keep running");
     let text = wait_metric(&d, created, 3.0).await;
     let duration_count = metric(&text, "roster_pass_duration_seconds_count").expect("histogram");
     assert!(duration_count >= 3.0, "{text}");
     // Each pass logged one summary line with the counts.
     let logs = d.logs.lock().expect("logs").clone();
-    assert!(logs.iter().any(|l| l["fields"]["message"] == "Next pass scheduled."));
-    assert!(logs.iter().any(|l| l["fields"]["counts"].as_str().is_some_and(|c| c.contains("created=1"))));
+    assert!(
+        logs.iter()
+            .any(|l| l["fields"]["message"] == "Next pass scheduled.")
+    );
+    assert!(logs.iter().any(|l| {
+        l["fields"]["counts"]
+            .as_str()
+            .is_some_and(|c| c.contains("created=1"))
+    }));
 
     d.signal("TERM");
     let status = tokio::time::timeout(Duration::from_secs(15), d.child.wait())
@@ -196,9 +221,11 @@ async fn on_demand_passes_by_signal_and_authenticated_http() {
     assert!(motive.users().is_empty(), "no pass before it is asked for");
 
     d.signal("USR1");
-    wait_for(Duration::from_secs(10), || (motive.users().len() == 1).then_some(()))
-        .await
-        .expect("SIGUSR1 starts a pass");
+    wait_for(Duration::from_secs(10), || {
+        (motive.users().len() == 1).then_some(())
+    })
+    .await
+    .expect("SIGUSR1 starts a pass");
 
     env.write_people(&json!([
         person("E1", "Ann", "Lee", "ann@example.com"),
@@ -215,7 +242,11 @@ async fn on_demand_passes_by_signal_and_authenticated_http() {
         .expect("post");
     assert_eq!(r.status().as_u16(), 401);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(motive.users().len(), 1, "an unauthenticated trigger starts nothing");
+    assert_eq!(
+        motive.users().len(),
+        1,
+        "an unauthenticated trigger starts nothing"
+    );
     let r = client
         .post(d.url("/trigger"))
         .bearer_auth(TOKEN)
@@ -223,9 +254,11 @@ async fn on_demand_passes_by_signal_and_authenticated_http() {
         .await
         .expect("post");
     assert_eq!(r.status().as_u16(), 202);
-    wait_for(Duration::from_secs(10), || (motive.users().len() == 2).then_some(()))
-        .await
-        .expect("an authenticated trigger starts a pass");
+    wait_for(Duration::from_secs(10), || {
+        (motive.users().len() == 2).then_some(())
+    })
+    .await
+    .expect("an authenticated trigger starts a pass");
 
     d.signal("INT");
     let status = tokio::time::timeout(Duration::from_secs(15), d.child.wait())
@@ -240,7 +273,14 @@ async fn sigterm_during_a_slow_pass_lets_in_flight_calls_finish() {
     let env = env_with("*/1 * * * * *", "").await;
     let motive = &env.sandbox.motive;
     let people: Vec<Value> = (0..6)
-        .map(|i| person(&format!("E{i}"), "P", &format!("L{i}"), &format!("p{i}@example.com")))
+        .map(|i| {
+            person(
+                &format!("E{i}"),
+                "P",
+                &format!("L{i}"),
+                &format!("p{i}@example.com"),
+            )
+        })
         .collect();
     env.write_people(&json!(people));
     // Each create is carried out at once but answered 2 s later.
@@ -248,9 +288,11 @@ async fn sigterm_during_a_slow_pass_lets_in_flight_calls_finish() {
         .control
         .delay_after_commit(Method::POST, "/v1/users", Duration::from_secs(2));
     let mut d = Daemon::start(&env).await;
-    wait_for(Duration::from_secs(20), || (!motive.users().is_empty()).then_some(()))
-        .await
-        .expect("a pass starts creating");
+    wait_for(Duration::from_secs(20), || {
+        (!motive.users().is_empty()).then_some(())
+    })
+    .await
+    .expect("a pass starts creating");
     let sent = Instant::now();
     d.signal("TERM");
     let status = tokio::time::timeout(Duration::from_secs(15), d.child.wait())
@@ -258,9 +300,15 @@ async fn sigterm_during_a_slow_pass_lets_in_flight_calls_finish() {
         .expect("exits within the grace period")
         .expect("wait");
     assert_eq!(status.code(), Some(0), "graceful exit");
-    assert!(sent.elapsed() >= Duration::from_secs(1), "it waited for the in-flight replies");
+    assert!(
+        sent.elapsed() >= Duration::from_secs(1),
+        "it waited for the in-flight replies"
+    );
     let made = motive.users().len();
-    assert!((1..6).contains(&made), "in-flight calls finished, no new ones started: {made}");
+    assert!(
+        (1..6).contains(&made),
+        "in-flight calls finished, no new ones started: {made}"
+    );
 
     // The store recorded every call that finished: nothing is left as a bare intent.
     let (_, s) = env.json(&["status"]).await;
@@ -277,6 +325,71 @@ async fn sigterm_during_a_slow_pass_lets_in_flight_calls_finish() {
     for i in 0..6 {
         assert_eq!(motive.by_external_id(&format!("E{i}")).len(), 1);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_passes_log_progress_and_full_schedule_repairs_drift() {
+    // Ordinary passes never come; full passes every second.
+    let env = env_with(
+        "0 0 0 1 1 * 2099",
+        "full_schedule = \"*/1 * * * * *\"\nprogress_log_secs = 1",
+    )
+    .await;
+    let motive = &env.sandbox.motive;
+    let people: Vec<Value> = (0..8)
+        .map(|i| {
+            person(
+                &format!("E{i}"),
+                "P",
+                &format!("L{i}"),
+                &format!("p{i}@example.com"),
+            )
+        })
+        .collect();
+    env.write_people(&json!(people));
+    // Slow vendor: 8 creates at concurrency 2 take about 4 × 0.6 s.
+    motive.control.set_latency(Duration::from_millis(300));
+    let mut d = Daemon::start(&env).await;
+    wait_for(Duration::from_secs(30), || {
+        (motive.users().len() == 8).then_some(())
+    })
+    .await
+    .expect("a full pass creates everyone");
+    wait_for(Duration::from_secs(10), || {
+        d.logs
+            .lock()
+            .expect("logs")
+            .iter()
+            .any(|l| {
+                l["fields"]["message"] == "Pass progress."
+                    && l["fields"]["total"].as_u64() == Some(8)
+            })
+            .then_some(())
+    })
+    .await
+    .expect("a progress line during the long pass");
+    motive.control.set_latency(Duration::ZERO);
+
+    // Someone edits an email at Motive; the next full pass puts it back.
+    let id = motive.by_external_id("E3")[0]["id"].to_string();
+    motive.edit(&id, "email", json!("edited@example.com"));
+    wait_for(Duration::from_secs(20), || {
+        (motive.by_external_id("E3")[0]["email"] == "p3@example.com").then_some(())
+    })
+    .await
+    .expect("drift repaired by a scheduled full pass");
+    assert!(d.logs.lock().expect("logs").iter().any(|l| {
+        l["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("Drift"))
+    }));
+
+    d.signal("TERM");
+    let status = tokio::time::timeout(Duration::from_secs(15), d.child.wait())
+        .await
+        .expect("exits")
+        .expect("wait");
+    assert_eq!(status.code(), Some(0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

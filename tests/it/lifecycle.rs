@@ -42,7 +42,10 @@ async fn create_unchanged_update_remove_return() {
     assert_eq!(code, 0);
     assert_eq!(counts(&r, "motive"), [0, 1, 0, 0, 2, 0, 0]);
     assert_eq!(motive.control.writes(), 1);
-    assert_eq!(motive.by_external_id("E2")[0]["email"], "bob.ray@example.com");
+    assert_eq!(
+        motive.by_external_id("E2")[0]["email"],
+        "bob.ray@example.com"
+    );
 
     // 4. Removed from the source: deactivated, not deleted.
     let removed = people.remove(0);
@@ -96,7 +99,11 @@ async fn inactive_and_out_of_scope_people_are_deactivated() {
     env.write_people(&json!([a, b, c]));
     let (code, r) = env.reconcile().await;
     assert_eq!(code, 0, "{r}");
-    assert_eq!(counts(&r, "motive")[0], 2, "only the drivers group is in scope");
+    assert_eq!(
+        counts(&r, "motive")[0],
+        2,
+        "only the drivers group is in scope"
+    );
     assert!(motive.by_external_id("C").is_empty());
 
     // A leaves the drivers group, B is marked inactive.
@@ -122,20 +129,34 @@ async fn plan_and_dry_run_list_operations_and_change_nothing() {
         assert_eq!(code, 0, "{r}");
         assert_eq!(r["dry_run"], true);
         assert_eq!(counts(&r, "motive")[0], 2);
-        let ops = r["vendors"]["motive"]["operations"].as_array().expect("operations");
+        let ops = r["vendors"]["motive"]["operations"]
+            .as_array()
+            .expect("operations");
         assert_eq!(ops.len(), 2);
         assert_eq!(ops[0]["person"], "E1");
         assert_eq!(ops[0]["op"], "create");
-        assert!(ops[0]["fields"].as_array().expect("fields").contains(&json!("email")));
+        assert!(
+            ops[0]["fields"]
+                .as_array()
+                .expect("fields")
+                .contains(&json!("email"))
+        );
     }
     assert!(env.sandbox.motive.users().is_empty());
-    assert_eq!(env.sandbox.motive.control.calls().len(), 0, "a plan calls no vendor");
+    assert_eq!(
+        env.sandbox.motive.control.calls().len(),
+        0,
+        "a plan calls no vendor"
+    );
     assert!(!env.path("state").exists(), "a plan writes no state");
 
     // The human table names each vendor and the counts.
     let out = env.run(&["plan"]).await;
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("motive") && text.contains("create E1"), "{text}");
+    assert!(
+        text.contains("motive") && text.contains("create E1"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,9 +201,15 @@ async fn config_mistakes_exit_2_naming_the_key() {
     let good = std::fs::read_to_string(&env.config).expect("config");
     for (bad, key) in [
         (good.replace("api_key", "apikey"), "apikey"),
-        (good.replace("type = \"motive\"", "type = \"moteev\""), "vendors.motive.type"),
+        (
+            good.replace("type = \"motive\"", "type = \"moteev\""),
+            "vendors.motive.type",
+        ),
         (format!("schedule = \"every minute\"\n{good}"), "schedule"),
-        (good.replace("max_deactivations = 50", "max_deactivations = \"x\""), "max_deactivations"),
+        (
+            good.replace("max_deactivations = 50", "max_deactivations = \"x\""),
+            "max_deactivations",
+        ),
         (good.replace(&env.sandbox.url("motive"), "nope"), "base_url"),
     ] {
         std::fs::write(&env.config, &bad).expect("write");

@@ -3,6 +3,11 @@
 mod common;
 mod crash;
 mod daemon;
+mod four_vendors;
 mod lifecycle;
 mod motive_faults;
 mod safety;
+mod slapd;
+mod source_http;
+mod source_ldap;
+mod source_scim;

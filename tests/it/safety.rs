@@ -6,7 +6,14 @@ use crate::common::{Env, MOTIVE_KEY, counts, motive_vendor, person};
 
 fn ten_people() -> Vec<serde_json::Value> {
     (0..10)
-        .map(|i| person(&format!("E{i}"), "First", &format!("Last{i}"), &format!("p{i}@example.com")))
+        .map(|i| {
+            person(
+                &format!("E{i}"),
+                "First",
+                &format!("Last{i}"),
+                &format!("p{i}@example.com"),
+            )
+        })
         .collect()
 }
 
@@ -27,7 +34,12 @@ async fn too_many_deactivations_are_refused_unless_forced() {
     motive.control.clear_calls();
     let (code, r) = env.reconcile().await;
     assert_eq!(code, 3, "{r}");
-    assert!(r["refused"].as_str().expect("refused").contains("max_deactivation_ratio"));
+    assert!(
+        r["refused"]
+            .as_str()
+            .expect("refused")
+            .contains("max_deactivation_ratio")
+    );
     assert_eq!(motive.control.writes(), 0, "nothing is pushed when refused");
     assert!(motive.users().iter().all(|u| u["status"] == "active"));
 
@@ -60,7 +72,13 @@ async fn a_source_that_shrank_too_much_is_refused_unless_forced() {
     env.sandbox.motive.control.clear_calls();
     let (code, r) = env.reconcile().await;
     assert_eq!(code, 3, "{r}");
-    assert!(r["refused"].as_str().expect("refused").contains("max_source_drop_ratio"), "{r}");
+    assert!(
+        r["refused"]
+            .as_str()
+            .expect("refused")
+            .contains("max_source_drop_ratio"),
+        "{r}"
+    );
     assert_eq!(env.sandbox.motive.control.writes(), 0);
     // The refused pass does not lower the bar: the same file is refused again.
     assert_eq!(env.reconcile().await.0, 3);
@@ -89,7 +107,12 @@ async fn absolute_deactivation_limit() {
     env.write_people(&json!(people[..6]));
     let (code, r) = env.reconcile().await;
     assert_eq!(code, 3);
-    assert!(r["refused"].as_str().expect("refused").contains("max_deactivations = 3"));
+    assert!(
+        r["refused"]
+            .as_str()
+            .expect("refused")
+            .contains("max_deactivations = 3")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -104,7 +127,10 @@ async fn empty_unreadable_or_malformed_source_is_always_refused() {
         ("empty list", Some("[]".into())),
         ("syntax error", Some("[{\"id\": \"E1\",".into())),
         ("not a list", Some("{\"id\": \"E1\"}".into())),
-        ("only invalid records", Some("[{\"email\": \"x@example.com\"}]".into())),
+        (
+            "only invalid records",
+            Some("[{\"email\": \"x@example.com\"}]".into()),
+        ),
         ("missing file", None),
     ];
     for (name, content) in cases {
@@ -145,7 +171,10 @@ async fn invalid_records_are_reported_and_never_deactivate_anyone() {
     assert_eq!(r["source"]["records"], 11);
     let errors = r["source"]["errors"].as_array().expect("errors");
     let text = serde_json::to_string(errors).expect("json");
-    assert!(text.contains("record 2 (index 1)") && text.contains("malformed email"), "{text}");
+    assert!(
+        text.contains("record 2 (index 1)") && text.contains("malformed email"),
+        "{text}"
+    );
     assert!(text.contains("missing `id`"), "{text}");
     assert!(text.contains("duplicate id `E3`"), "{text}");
     assert_eq!(counts(&r, "motive")[2], 0, "nobody deactivated");

@@ -44,7 +44,7 @@ const INSTALL: &str = "install it with: apt-get update && DEBIAN_FRONTEND=nonint
                        apt-get install -y --no-install-recommends slapd ldap-utils";
 
 /// Finds an OpenLDAP program (`slapd`, `slapadd` in /usr/sbin; `ldapmodify` in /usr/bin).
-fn program(name: &str) -> PathBuf {
+pub fn program(name: &str) -> PathBuf {
     let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).collect())
         .unwrap_or_default();
@@ -191,27 +191,23 @@ impl Slapd {
     }
 }
 
+/// Through the shell's own `kill`, which every system has.
 fn signal(pid: u32, sig: &str) {
-    let ok = Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg(pid.to_string())
+    let ok = Command::new("sh")
+        .arg("-c")
+        .arg(format!("kill -{sig} {pid}"))
         .status()
-        .expect("kill runs")
+        .expect("sh runs")
         .success();
     assert!(ok, "kill -{sig} {pid} failed");
 }
 
 impl Drop for Slapd {
+    /// SIGKILL ends a paused (SIGSTOPped) slapd too.
     fn drop(&mut self) {
-        signal_quiet(self.child.id());
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A stopped process ignores SIGKILL only until continued; make sure it can die.
-fn signal_quiet(pid: u32) {
-    let _ = Command::new("kill").arg("-CONT").arg(pid.to_string()).status();
 }
 
 /// An inetOrgPerson + adUser entry. `guid` is 16 bytes; `uac` is userAccountControl.
@@ -276,7 +272,11 @@ fn base64(bytes: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {

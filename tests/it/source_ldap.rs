@@ -4,11 +4,14 @@
 use crate::common::{Env, MOTIVE_KEY, counts};
 use crate::slapd::{AdPerson, CAPPED_DN, READER_DN, SERVICE_PW, SUFFIX, Slapd, guid_text};
 
-const SAFETY: &str = "max_deactivations = 50\nmax_deactivation_ratio = 1.0\nmax_source_drop_ratio = 1.0";
+const SAFETY: &str =
+    "max_deactivations = 50\nmax_deactivation_ratio = 1.0\nmax_source_drop_ratio = 1.0";
 
 fn guid(n: u8) -> [u8; 16] {
     // Bytes above 0x7f, so the value is not valid UTF-8 and arrives as binary.
-    [0xd4, 0x1d, 0x2d, n, 0x50, 0x31, 0xd7, 0x4a, 0x86, 0x7d, 0x8c, 0xfc, 0x6b, 0x89, 0xeb, n]
+    [
+        0xd4, 0x1d, 0x2d, n, 0x50, 0x31, 0xd7, 0x4a, 0x86, 0x7d, 0x8c, 0xfc, 0x6b, 0x89, 0xeb, n,
+    ]
 }
 
 fn ad_source(slapd: &Slapd, extra: &str) -> String {
@@ -97,7 +100,12 @@ async fn ad_style_lifecycle_add_change_disable_remove() {
     // `check` binds and probes without reading everything.
     let out = env.run(&["check"]).await;
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("source: ok"), "{text}");
     assert!(text.contains("paged results supported"), "{text}");
     assert!(!text.contains(SERVICE_PW));
@@ -109,10 +117,17 @@ async fn ad_style_lifecycle_add_change_disable_remove() {
     assert_eq!(r["source"]["invalid"], 1, "{r}");
     let err = &r["source"]["errors"][0];
     assert!(
-        err["location"].as_str().is_some_and(|l| l.contains("uid=noguid,ou=people")),
+        err["location"]
+            .as_str()
+            .is_some_and(|l| l.contains("uid=noguid,ou=people")),
         "{err}"
     );
-    assert!(err["message"].as_str().is_some_and(|m| m.contains("objectGUID")), "{err}");
+    assert!(
+        err["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("objectGUID")),
+        "{err}"
+    );
     assert_eq!(counts(&r, "motive"), [3, 0, 0, 0, 0, 0, 0], "{r}");
     let a = motive.by_external_id(&guid_text(&ann.guid));
     assert_eq!(a.len(), 1, "the external id is the GUID text");
@@ -151,15 +166,24 @@ async fn ad_style_lifecycle_add_change_disable_remove() {
     let (code, r) = env.json_without(&["reconcile"], &secrets()).await;
     assert_eq!(code, 0, "{r}");
     assert_eq!(counts(&r, "motive"), [1, 1, 1, 0, 1, 0, 0], "{r}");
-    assert_eq!(motive.by_external_id(&guid_text(&bob.guid))[0]["email"], "bob.ray@example.com");
-    assert_eq!(motive.by_external_id(&guid_text(&cy.guid))[0]["status"], "deactivated");
-    assert_eq!(motive.by_external_id(&guid_text(&dee.guid))[0]["status"], "active");
+    assert_eq!(
+        motive.by_external_id(&guid_text(&bob.guid))[0]["email"],
+        "bob.ray@example.com"
+    );
+    assert_eq!(
+        motive.by_external_id(&guid_text(&cy.guid))[0]["status"],
+        "deactivated"
+    );
+    assert_eq!(
+        motive.by_external_id(&guid_text(&dee.guid))[0]["status"],
+        "active"
+    );
 
     // 3. Removed from the directory: deactivated, same account kept.
     slapd.modify(&format!("dn: {}\nchangetype: delete\n\n", ann.dn()));
     let (code, r) = env.json_without(&["reconcile"], &secrets()).await;
     assert_eq!(code, 0, "{r}");
-    assert_eq!(counts(&r, "motive"), [0, 0, 1, 0, 2, 0, 0], "{r}");
+    assert_eq!(counts(&r, "motive"), [0, 0, 1, 0, 3, 0, 0], "{r}");
     let a = motive.by_external_id(&guid_text(&ann.guid));
     assert_eq!(a.len(), 1);
     assert_eq!(a[0]["status"], "deactivated");
@@ -172,7 +196,10 @@ async fn ad_style_lifecycle_add_change_disable_remove() {
     let (code, r) = env.json_without(&["reconcile"], &secrets()).await;
     assert_eq!(code, 0, "{r}");
     assert_eq!(counts(&r, "motive")[3], 1, "{r}");
-    assert_eq!(motive.by_external_id(&guid_text(&cy.guid))[0]["status"], "active");
+    assert_eq!(
+        motive.by_external_id(&guid_text(&cy.guid))[0]["status"],
+        "active"
+    );
 }
 
 /// `n` inetOrgPerson entries `uid=pNNN` (OpenLDAP style: the id is `entryUUID`), the
@@ -208,14 +235,27 @@ fn openldap_source(slapd: &Slapd, bind_dn: &str, extra: &str) -> String {
 async fn paged_read_gets_past_the_servers_size_limit() {
     let slapd = Slapd::start(&many(250, 30));
     // The bind DN's limit is 100 entries per unpaged search: prove it is in force.
-    let out = std::process::Command::new("ldapsearch")
-        .args(["-x", "-H", &slapd.url(), "-D", READER_DN, "-w", SERVICE_PW, "-b"])
+    let out = std::process::Command::new(crate::slapd::program("ldapsearch"))
+        .args([
+            "-x",
+            "-H",
+            &slapd.url(),
+            "-D",
+            READER_DN,
+            "-w",
+            SERVICE_PW,
+            "-b",
+        ])
         .arg(format!("ou=people,{SUFFIX}"))
         .arg("(objectClass=inetOrgPerson)")
         .arg("dn")
         .output()
         .expect("ldapsearch runs");
-    assert_eq!(out.status.code(), Some(4), "an unpaged search must hit sizeLimitExceeded");
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "an unpaged search must hit sizeLimitExceeded"
+    );
 
     let env = Env::with_source(
         &openldap_source(&slapd, READER_DN, ""),
@@ -225,10 +265,19 @@ async fn paged_read_gets_past_the_servers_size_limit() {
     .await;
     let (code, r) = env.json_without(&["plan"], &secrets()).await;
     assert_eq!(code, 0, "{r}");
-    assert_eq!(r["source"]["records"], 250, "all 250 entries over 7 pages of 40");
+    assert_eq!(
+        r["source"]["records"], 250,
+        "all 250 entries over 7 pages of 40"
+    );
     assert_eq!(r["source"]["invalid"], 0, "{r}");
-    let ops = r["vendors"]["motive"]["operations"].as_array().expect("operations");
-    assert_eq!(ops.len(), 30, "the 30 members of drivers (group search) are in scope");
+    let ops = r["vendors"]["motive"]["operations"]
+        .as_array()
+        .expect("operations");
+    assert_eq!(
+        ops.len(),
+        30,
+        "the 30 members of drivers (group search) are in scope"
+    );
     assert!(ops.iter().all(|o| o["op"] == "create"));
 }
 
@@ -265,13 +314,19 @@ async fn a_failed_page_or_a_silent_server_refuses_the_pass() {
     let (code, r) = env.json_without(&["reconcile"], &secrets()).await;
     assert_eq!(code, 3, "{r}");
     let refused = r["refused"].as_str().unwrap_or_default();
-    assert!(refused.contains("sizeLimitExceeded") || refused.contains("rc=4"), "{refused}");
+    assert!(
+        refused.contains("sizeLimitExceeded") || refused.contains("rc=4"),
+        "{refused}"
+    );
     assert_eq!(motive.control.writes(), 0, "{:?}", motive.control.calls());
     assert!(motive.users().iter().all(|u| u["status"] == "active"));
 
     // A server that accepts the connection but never answers: the timeout refuses.
-    std::fs::write(&env.config, good.replace("page_size = 40", "page_size = 40\ntimeout_secs = 1"))
-        .expect("config");
+    std::fs::write(
+        &env.config,
+        good.replace("page_size = 40", "page_size = 40\ntimeout_secs = 1"),
+    )
+    .expect("config");
     slapd.pause();
     let started = std::time::Instant::now();
     let (code, r) = env.json_without(&["reconcile"], &secrets()).await;
@@ -290,7 +345,10 @@ async fn a_failed_page_or_a_silent_server_refuses_the_pass() {
     drop(slapd);
     let (code, r) = env.json_without(&["reconcile"], &secrets()).await;
     assert_eq!(code, 3, "{r}");
-    assert!(r["refused"].as_str().is_some_and(|m| m.contains("connect")), "{r}");
+    assert!(
+        r["refused"].as_str().is_some_and(|m| m.contains("connect")),
+        "{r}"
+    );
     assert_eq!(motive.control.writes(), 0);
 }
 
@@ -305,12 +363,18 @@ async fn wrong_password_and_bad_config_are_reported() {
     .await;
     let (code, r) = env.json_without(&["reconcile"], &["wrong-password"]).await;
     assert_eq!(code, 3, "{r}");
-    assert!(r["refused"].as_str().is_some_and(|m| m.contains("bind")), "{r}");
+    assert!(
+        r["refused"].as_str().is_some_and(|m| m.contains("bind")),
+        "{r}"
+    );
 
     let good = std::fs::read_to_string(&env.config).expect("config");
     for (bad, key) in [
         (good.replace("base_dn = ", "based_n = "), "source.base_dn"),
-        (good.replace("page_size = 40", "page_size = 0"), "source.page_size"),
+        (
+            good.replace("page_size = 40", "page_size = 0"),
+            "source.page_size",
+        ),
         (good.replace("ldap://", "ldapx://"), "source.url"),
     ] {
         std::fs::write(&env.config, &bad).expect("write");

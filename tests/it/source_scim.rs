@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 
 use crate::common::{Env, MOTIVE_KEY, counts};
 
-const SAFETY: &str = "max_deactivations = 500\nmax_deactivation_ratio = 1.0\nmax_source_drop_ratio = 1.0";
+const SAFETY: &str =
+    "max_deactivations = 500\nmax_deactivation_ratio = 1.0\nmax_source_drop_ratio = 1.0";
 const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 
 fn token() -> String {
@@ -18,7 +19,11 @@ fn vendors(scope: bool) -> String {
     format!(
         "[vendors.motive]\ntype = \"motive\"\nbase_url = \"{{url:motive}}\"\napi_key = \"{MOTIVE_KEY}\"\n{}\
          [vendors.motive.defaults]\nrole = \"driver\"\neld_mode = \"logs\"\ntime_tracking_mode = \"logs\"\n",
-        if scope { "scope = { groups = [\"drivers\"] }\n" } else { "" }
+        if scope {
+            "scope = { groups = [\"drivers\"] }\n"
+        } else {
+            ""
+        }
     )
 }
 
@@ -90,7 +95,10 @@ async fn lifecycle_add_change_disable_remove() {
     assert!(motive.by_external_id("E0009").is_empty(), "out of scope");
 
     // Change one, disable one, add one.
-    scim.update(&ids[0], json!({"name": {"givenName": "Renamed", "familyName": "Family1"}}));
+    scim.update(
+        &ids[0],
+        json!({"name": {"givenName": "Renamed", "familyName": "Family1"}}),
+    );
     scim.update(&ids[1], json!({"active": false}));
     scim.add(user(4, true));
     let (code, r) = env.json_without(&["reconcile"], &[&tok]).await;
@@ -105,7 +113,7 @@ async fn lifecycle_add_change_disable_remove() {
     motive.control.clear_calls();
     let (code, r) = env.json_without(&["reconcile"], &[&tok]).await;
     assert_eq!(code, 0, "{r}");
-    assert_eq!(counts(&r, "motive"), [0, 0, 1, 0, 2, 0, 0], "{r}");
+    assert_eq!(counts(&r, "motive"), [0, 0, 1, 0, 3, 0, 0], "{r}");
     assert_eq!(motive.by_external_id("E0003")[0]["status"], "deactivated");
     assert_eq!(motive.control.writes(), 1);
 
@@ -131,9 +139,15 @@ async fn pages_follow_the_servers_cap_and_the_filter() {
     assert_eq!(counts(&r, "motive")[0], 120);
     let calls = list_calls(&env);
     assert_eq!(calls.len(), 3, "{calls:?}");
-    for (q, start) in calls.iter().zip(["startIndex=1&", "startIndex=51&", "startIndex=101&"]) {
+    for (q, start) in calls
+        .iter()
+        .zip(["startIndex=1&", "startIndex=51&", "startIndex=101&"])
+    {
         assert!(q.contains(start) && q.contains("count=100"), "{q}");
-        assert!(q.contains("filter=active+eq+true") || q.contains("filter=active%20eq%20true"), "{q}");
+        assert!(
+            q.contains("filter=active+eq+true") || q.contains("filter=active%20eq%20true"),
+            "{q}"
+        );
     }
 }
 
@@ -165,7 +179,10 @@ async fn a_failed_or_inconsistent_read_refuses_the_pass() {
     let (code, r) = env.json_without(&["reconcile"], &[&tok]).await;
     assert_eq!(code, 3, "{r}");
     let refused = r["refused"].as_str().unwrap_or_default();
-    assert!(refused.contains("503") && refused.contains("maintenance"), "{refused}");
+    assert!(
+        refused.contains("503") && refused.contains("maintenance"),
+        "{refused}"
+    );
     assert_eq!(motive.control.writes(), 0);
     scim.control.clear_faults();
 
@@ -173,7 +190,12 @@ async fn a_failed_or_inconsistent_read_refuses_the_pass() {
     scim.set_total_skew(5);
     let (code, r) = env.json_without(&["reconcile"], &[&tok]).await;
     assert_eq!(code, 3, "{r}");
-    assert!(r["refused"].as_str().is_some_and(|m| m.contains("incomplete")), "{r}");
+    assert!(
+        r["refused"]
+            .as_str()
+            .is_some_and(|m| m.contains("incomplete")),
+        "{r}"
+    );
     scim.set_total_skew(0);
 
     // Someone is added between page 1 and page 2: totalResults moves, the read is refused.
@@ -182,15 +204,25 @@ async fn a_failed_or_inconsistent_read_refuses_the_pass() {
     });
     let (code, r) = env.json_without(&["reconcile"], &[&tok]).await;
     assert_eq!(code, 3, "{r}");
-    assert!(r["refused"].as_str().is_some_and(|m| m.contains("totalResults changed")), "{r}");
+    assert!(
+        r["refused"]
+            .as_str()
+            .is_some_and(|m| m.contains("totalResults changed")),
+        "{r}"
+    );
     assert_eq!(motive.control.writes(), 0);
 
     // A rejected token: refused with the provider's RFC 7644 detail.
     std::fs::write(env.path("scim.token"), "revoked-token").expect("token");
-    let (code, r) = env.json_without(&["reconcile"], &[&tok, "revoked-token"]).await;
+    let (code, r) = env
+        .json_without(&["reconcile"], &[&tok, "revoked-token"])
+        .await;
     assert_eq!(code, 3, "{r}");
     let refused = r["refused"].as_str().unwrap_or_default();
-    assert!(refused.contains("401") && refused.contains("Authorization failure"), "{refused}");
+    assert!(
+        refused.contains("401") && refused.contains("Authorization failure"),
+        "{refused}"
+    );
     assert_eq!(motive.control.writes(), 0);
     assert!(motive.users().iter().all(|u| u["status"] == "active"));
 }

@@ -144,7 +144,11 @@ impl Control {
 
     /// Every call whose status was this one.
     pub fn count_status(&self, status: u16) -> usize {
-        self.lock().calls.iter().filter(|c| c.status == status).count()
+        self.lock()
+            .calls
+            .iter()
+            .filter(|c| c.status == status)
+            .count()
     }
 }
 
@@ -155,10 +159,14 @@ pub async fn layer(State(control): State<Control>, req: Request, next: Next) -> 
     let query = req.uri().query().unwrap_or_default().to_string();
     let (fault, latency) = {
         let mut g = control.lock();
-        let fault = g.faults.iter_mut().find(|f| f.matches(&method, &path)).map(|f| {
-            f.times -= 1;
-            f.clone()
-        });
+        let fault = g
+            .faults
+            .iter_mut()
+            .find(|f| f.matches(&method, &path))
+            .map(|f| {
+                f.times -= 1;
+                f.clone()
+            });
         (fault, g.latency)
     };
     if !latency.is_zero() {
@@ -194,7 +202,10 @@ fn fault_response(f: &Fault) -> Response {
         HeaderValue::from_static("application/json"),
     );
     for (k, v) in &f.headers {
-        if let (Ok(k), Ok(v)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+        if let (Ok(k), Ok(v)) = (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
             response.headers_mut().insert(k, v);
         }
     }

@@ -30,16 +30,52 @@ use serde_json::{Map, Value, json};
 use crate::control::{self, Control};
 
 const FIELDS: &[&str] = &[
-    "first_name", "last_name", "email", "username", "phone", "phone_ext", "password", "role",
-    "status", "eld_mode", "time_tracking_mode", "time_zone", "duty_status", "cycle",
-    "violation_alerts", "driver_company_id", "dot_id", "carrier_name", "carrier_street",
-    "carrier_city", "carrier_state", "carrier_zip", "terminal_street", "terminal_city",
-    "terminal_state", "terminal_zip", "drivers_license_number", "drivers_license_state",
-    "exception_24_hour_restart", "exception_8_hour_break", "exception_wait_time",
-    "exception_short_haul", "exception_ca_farm_school_bus", "exception_adverse_driving",
-    "export_combined", "export_recap", "export_odometers", "metric_units", "minute_logs",
-    "yard_moves_enabled", "personal_conveyance_enabled", "manual_driving_enabled",
-    "group_ids", "group_visibility", "custom_user_role", "external_ids_attributes",
+    "first_name",
+    "last_name",
+    "email",
+    "username",
+    "phone",
+    "phone_ext",
+    "password",
+    "role",
+    "status",
+    "eld_mode",
+    "time_tracking_mode",
+    "time_zone",
+    "duty_status",
+    "cycle",
+    "violation_alerts",
+    "driver_company_id",
+    "dot_id",
+    "carrier_name",
+    "carrier_street",
+    "carrier_city",
+    "carrier_state",
+    "carrier_zip",
+    "terminal_street",
+    "terminal_city",
+    "terminal_state",
+    "terminal_zip",
+    "drivers_license_number",
+    "drivers_license_state",
+    "exception_24_hour_restart",
+    "exception_8_hour_break",
+    "exception_wait_time",
+    "exception_short_haul",
+    "exception_ca_farm_school_bus",
+    "exception_adverse_driving",
+    "export_combined",
+    "export_recap",
+    "export_odometers",
+    "metric_units",
+    "minute_logs",
+    "yard_moves_enabled",
+    "personal_conveyance_enabled",
+    "manual_driving_enabled",
+    "group_ids",
+    "group_visibility",
+    "custom_user_role",
+    "external_ids_attributes",
 ];
 const PAIRS: &[(&str, &str)] = &[
     ("logs", "logs"),
@@ -102,7 +138,12 @@ impl Motive {
 
     /// Every user, as Motive would return it.
     pub fn users(&self) -> Vec<Value> {
-        self.lock().users.values().cloned().map(Value::Object).collect()
+        self.lock()
+            .users
+            .values()
+            .cloned()
+            .map(Value::Object)
+            .collect()
     }
 
     pub fn user(&self, id: &str) -> Option<Value> {
@@ -178,7 +219,10 @@ fn validate(st: &Users, u: &Map<String, Value>, self_id: Option<i64>) -> Result<
     let bad = |m: &str| Err(error(StatusCode::BAD_REQUEST, m));
     for k in u.keys() {
         if !FIELDS.contains(&k.as_str())
-            && !matches!(k.as_str(), "id" | "external_ids" | "created_at" | "updated_at")
+            && !matches!(
+                k.as_str(),
+                "id" | "external_ids" | "created_at" | "updated_at"
+            )
         {
             return bad(&format!("unknown attribute '{k}' for User"));
         }
@@ -206,8 +250,7 @@ fn validate(st: &Users, u: &Map<String, Value>, self_id: Option<i64>) -> Result<
     for (k, what) in [("email", "Email"), ("username", "Username")] {
         if let Some(v) = str_field(u, k) {
             let taken = st.users.iter().any(|(id, o)| {
-                Some(*id) != self_id
-                    && str_field(o, k).is_some_and(|x| x.eq_ignore_ascii_case(v))
+                Some(*id) != self_id && str_field(o, k).is_some_and(|x| x.eq_ignore_ascii_case(v))
             });
             if taken {
                 return bad(&format!("{what} has already been taken"));
@@ -226,7 +269,10 @@ fn apply_external_ids(
 ) -> Result<(), Response> {
     let Some(attrs) = attrs else { return Ok(()) };
     let Some(items) = attrs.as_array() else {
-        return Err(error(StatusCode::BAD_REQUEST, "external_ids_attributes must be a list"));
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "external_ids_attributes must be a list",
+        ));
     };
     let mut current = u
         .get("external_ids")
@@ -247,7 +293,10 @@ fn apply_external_ids(
             Some(*id) != self_id && ext_ids(o).iter().any(|(e, i)| e == ext && i == integ)
         });
         if taken {
-            return Err(error(StatusCode::BAD_REQUEST, "External id has already been taken"));
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "External id has already been taken",
+            ));
         }
         if !current.iter().any(|c| {
             c.get("external_id").and_then(Value::as_str) == Some(ext)
@@ -279,7 +328,10 @@ fn public(u: &Map<String, Value>) -> Value {
 async fn create(State(m): State<Motive>, headers: HeaderMap, body: Option<Json<Value>>) -> Reply {
     m.authorize(&headers)?;
     let Some(Json(Value::Object(mut body))) = body else {
-        return Err(error(StatusCode::BAD_REQUEST, "request body must be a JSON object"));
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "request body must be a JSON object",
+        ));
     };
     let attrs = body.remove("external_ids_attributes");
     let mut st = m.lock();
@@ -307,7 +359,10 @@ async fn update(
 ) -> Reply {
     m.authorize(&headers)?;
     let Some(Json(Value::Object(mut body))) = body else {
-        return Err(error(StatusCode::BAD_REQUEST, "request body must be a JSON object"));
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "request body must be a JSON object",
+        ));
     };
     let mut st = m.lock();
     let Some(id) = id.parse::<i64>().ok().filter(|i| st.users.contains_key(i)) else {
@@ -345,7 +400,11 @@ async fn list(
     Query(q): Query<BTreeMap<String, String>>,
 ) -> Reply {
     m.authorize(&headers)?;
-    let page: usize = q.get("page_no").and_then(|s| s.parse().ok()).unwrap_or(1).max(1);
+    let page: usize = q
+        .get("page_no")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1)
+        .max(1);
     let per_page: usize = q
         .get("per_page")
         .and_then(|s| s.parse().ok())

@@ -419,6 +419,7 @@ impl Telematics {
             .route("/v1/Auth/RefreshToken", post(refresh))
             .route("/v1/Registration/create", post(create))
             .route("/v1/Management/users/find", get(find))
+            .route("/v1/Management/users/GetFilteredPage", post(filtered_page))
             .route("/v1/Management/users", axum::routing::put(update))
             .route("/v1/Management/users/{token}", delete(remove))
             .with_state(self.clone())
@@ -749,6 +750,57 @@ async fn create(State(t): State<Telematics>, headers: HeaderMap, body: Bytes) ->
     Ok(envelope(
         StatusCode::OK,
         json!({ "DeviceToken": token, "AccessToken": access, "RefreshToken": refresh }),
+    ))
+}
+
+/// `POST /v1/Management/users/GetFilteredPage` with the flat body of the vendor notes:
+/// `PageNumber` (1-based) and `PageSize` required, `ShowInactiveUsers`,
+/// `IncludeAccountInfo`, `InstanceIds` optional.
+async fn filtered_page(
+    State(t): State<Telematics>,
+    headers: HeaderMap,
+    body: Option<Json<Value>>,
+) -> Reply {
+    t.admin(&headers)?;
+    let Some(Json(Value::Object(b))) = body else {
+        return Err(bad_request("", "A non-empty request body is required."));
+    };
+    let number = |k: &str| -> Result<usize, Response> {
+        match b.get(k).and_then(Value::as_u64) {
+            Some(n) if n >= 1 => Ok(n as usize),
+            _ => Err(bad_request(
+                k,
+                &format!("{k} must be a whole number of 1 or more."),
+            )),
+        }
+    };
+    let (page, size) = (number("PageNumber")?, number("PageSize")?);
+    let flag = |k: &str| b.get(k).and_then(Value::as_bool).unwrap_or(false);
+    let (show_inactive, account_info) = (flag("ShowInactiveUsers"), flag("IncludeAccountInfo"));
+    let st = t.lock();
+    let all: Vec<Value> = st
+        .users
+        .values()
+        .filter(|u| match u.status {
+            Status::Active => true,
+            Status::Deactivated => show_inactive,
+            Status::Deleted => false,
+        })
+        .map(|u| read_form(u, account_info))
+        .collect();
+    let total = all.len();
+    let pages = total.div_ceil(size);
+    let users: Vec<Value> = all.into_iter().skip((page - 1) * size).take(size).collect();
+    Ok(envelope(
+        StatusCode::OK,
+        json!({
+            "Users": users,
+            "HasPreviousPage": page > 1,
+            "HasNextPage": page < pages,
+            "TotalUsers": total,
+            "TotalPages": pages,
+            "CurrentPage": page,
+        }),
     ))
 }
 

@@ -24,9 +24,33 @@ async fn main() {
         }
     };
     eprintln!("roster-sandbox listening on http://{}", sandbox.addr);
-    eprintln!("  motive      base_url = {}  api_key = {}", sandbox.url("motive"), creds.motive_api_key);
-    eprintln!("  drivekit    base_url = {}  api_key = {}", sandbox.url("drivekit"), creds.drivekit_api_key);
-    eprintln!("  telematics  base_url = {}  email = {}", sandbox.url("telematics"), creds.telematics_email);
-    eprintln!("  rocketchat  base_url = {}  user_id = {}", sandbox.url("rocketchat"), creds.rocketchat_user_id);
+    eprintln!(
+        "  motive      base_url = {}  api_key = {}",
+        sandbox.url("motive"),
+        creds.motive_api_key
+    );
+    eprintln!(
+        "  drivekit    base_url = {}  api_key = {}",
+        sandbox.url("drivekit"),
+        creds.drivekit_api_key
+    );
+    eprintln!(
+        "  telematics  base_url = {}  email = {}",
+        sandbox.url("telematics"),
+        creds.telematics_email
+    );
+    eprintln!(
+        "  rocketchat  base_url = {}  user_id = {}",
+        sandbox.url("rocketchat"),
+        creds.rocketchat_user_id
+    );
+    eprintln!(
+        "  scim source  base_url = http://{}/scim/v2  token = {}",
+        sandbox.addr, creds.scim_token
+    );
+    eprintln!(
+        "  http source  url = http://{}/hr/v2/employees  auth_value = Bearer {}",
+        sandbox.addr, creds.hr_token
+    );
     let _ = tokio::signal::ctrl_c().await;
 }

@@ -1,0 +1,177 @@
+//! `roster explain <person-id>`: everything roster knows about one person and what a
+//! pass would do for them at each vendor, and why. No side effects: it reads the source
+//! and the store, calls no vendor, writes nothing.
+//!
+//! It uses the same `sync::desire` and `diff::plan` as a pass, so the answer cannot
+//! disagree with what the next pass does (drift aside, which only `--full` can see).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::diff::{self, Desired, OpKind};
+use crate::model::{Fields, Person, PersonId};
+use crate::source::{InvalidRecord, Snapshot};
+use crate::store::VendorRecord;
+use crate::sync::Context;
+
+#[derive(Debug, Serialize)]
+pub struct Explanation {
+    pub person: String,
+    pub source: SourcePart,
+    pub vendors: BTreeMap<String, VendorPart>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SourcePart {
+    /// `valid`, `invalid` or `absent`.
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record: Option<Person>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct VendorPart {
+    /// `active`, `inactive`, `out_of_scope`, `removed`, `skipped` or `held`.
+    pub wanted: &'static str,
+    /// The fields this vendor should hold (when wanted active).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fields: Option<Fields>,
+    /// What roster last pushed there.
+    pub stored: Option<VendorRecord>,
+    /// The operation the next pass would make, if any.
+    pub operation: Option<ExplainedOp>,
+    /// Why, in words.
+    pub why: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ExplainedOp {
+    pub op: &'static str,
+    pub fields: Vec<String>,
+}
+
+/// Builds the explanation from a source snapshot and each vendor's stored record.
+pub fn explain(
+    ctx: &Context,
+    id: &PersonId,
+    snapshot: &Snapshot,
+    stored: &BTreeMap<String, Option<VendorRecord>>,
+) -> Explanation {
+    let person = snapshot.people.iter().find(|p| &p.id == id);
+    let invalid: Vec<&InvalidRecord> = snapshot
+        .invalid
+        .iter()
+        .filter(|r| r.id.as_deref() == Some(id.as_str()))
+        .collect();
+    let source = SourcePart {
+        status: match (person, invalid.is_empty()) {
+            (Some(_), _) => "valid",
+            (None, false) => "invalid",
+            (None, true) => "absent",
+        },
+        record: person.cloned(),
+        errors: invalid.iter().map(|r| r.to_string()).collect(),
+    };
+    let mut vendors = BTreeMap::new();
+    for (settings, vendor) in &ctx.vendors {
+        let record = stored.get(&settings.name).cloned().flatten();
+        let wanted = match (person, invalid.is_empty()) {
+            (_, false) => Some(Desired::Hold),
+            (Some(p), true) => Some(crate::sync::desire(settings, vendor.as_ref(), p)),
+            (None, true) => None,
+        };
+        let desired: BTreeMap<PersonId, Desired> =
+            wanted.iter().map(|d| (id.clone(), d.clone())).collect();
+        let known: BTreeMap<PersonId, VendorRecord> =
+            record.iter().map(|r| (id.clone(), r.clone())).collect();
+        let plan = diff::plan(&desired, &known, settings.on_remove);
+        let op = plan.ops.first().map(|o| &o.kind);
+        let why = reason(wanted.as_ref(), record.as_ref(), op, &invalid);
+        vendors.insert(
+            settings.name.clone(),
+            VendorPart {
+                wanted: match &wanted {
+                    Some(Desired::Active(_)) => "active",
+                    Some(Desired::Inactive(diff::Why::Inactive)) => "inactive",
+                    Some(Desired::Inactive(diff::Why::OutOfScope)) => "out_of_scope",
+                    Some(Desired::Inactive(diff::Why::Removed)) | None => "removed",
+                    Some(Desired::Skip(_)) => "skipped",
+                    Some(Desired::Hold) => "held",
+                },
+                fields: match &wanted {
+                    Some(Desired::Active(f)) => Some(f.clone()),
+                    _ => None,
+                },
+                stored: record,
+                operation: op.map(|k| ExplainedOp {
+                    op: k.name(),
+                    fields: k.field_names(),
+                }),
+                why,
+            },
+        );
+    }
+    Explanation {
+        person: id.to_string(),
+        source,
+        vendors,
+    }
+}
+
+fn reason(
+    wanted: Option<&Desired>,
+    record: Option<&VendorRecord>,
+    op: Option<&OpKind>,
+    invalid: &[&InvalidRecord],
+) -> String {
+    use crate::store::RecordState;
+    match (op, wanted) {
+        (Some(OpKind::Create { resume: false, .. }), _) => {
+            "in the source, active and in scope, not linked yet: the pass looks the person up \
+             by matching key, adopts an existing account, or creates one"
+                .into()
+        }
+        (Some(OpKind::Create { resume: true, .. }), _) => {
+            "a create was started but never confirmed: the pass looks the person up and adopts \
+             the account if the vendor made it, or creates it"
+                .into()
+        }
+        (Some(OpKind::Update { changes, .. }), _) => format!(
+            "changed in the source since the last push: {}",
+            changes.keys().cloned().collect::<Vec<_>>().join(", ")
+        ),
+        (Some(OpKind::Reactivate { changes, .. }), _) if changes.is_empty() => {
+            "active again in the source: reactivated with the same account".into()
+        }
+        (Some(OpKind::Reactivate { changes, .. }), _) => format!(
+            "active again in the source: reactivated with the same account, then updated: {}",
+            changes.keys().cloned().collect::<Vec<_>>().join(", ")
+        ),
+        (Some(OpKind::Deactivate { why, .. }), _) => format!("{}: deactivated", why.as_str()),
+        (Some(OpKind::Delete { .. }), _) => {
+            "removed from the source and the vendor's on_remove is delete: deleted".into()
+        }
+        (None, Some(Desired::Hold)) => format!(
+            "the source record is invalid ({}): the person keeps their current state until it \
+             is fixed",
+            invalid
+                .iter()
+                .map(|r| r.message.clone())
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+        (None, Some(Desired::Skip(msg))) => format!("cannot be sent as the source has it: {msg}"),
+        (None, Some(Desired::Active(_))) => "unchanged: the account matches the source".into(),
+        (None, Some(Desired::Inactive(why))) => match record.map(|r| r.state) {
+            Some(RecordState::Deactivated) => format!("{}: already deactivated", why.as_str()),
+            _ => format!("{}: never linked, nothing to do", why.as_str()),
+        },
+        (None, None) => match record.map(|r| r.state) {
+            Some(RecordState::Deactivated) => "not in the source: already deactivated".into(),
+            _ => "not in the source and not linked at this vendor".into(),
+        },
+    }
+}
