@@ -181,10 +181,10 @@ fn config_error(e: &ConfigError) -> i32 {
     exit::CONFIG
 }
 
-/// Opens the store; a dry run of a state dir that does not exist yet uses an empty one
-/// in memory rather than creating the directory.
-fn open_store(settings: &Settings, dry_run: bool) -> Result<Store, i32> {
-    let result = if dry_run && !settings.state_dir.exists() {
+/// Opens the store; a read-only command on a state dir that does not exist yet uses an
+/// empty one in memory rather than creating the directory.
+fn open_store(settings: &Settings, read_only: bool) -> Result<Store, i32> {
+    let result = if read_only && !settings.state_dir.exists() {
         Store::temporary()
     } else {
         Store::open(&settings.state_dir)
@@ -193,6 +193,13 @@ fn open_store(settings: &Settings, dry_run: bool) -> Result<Store, i32> {
         eprintln!("roster: {e}");
         exit::CONFIG
     })
+}
+
+/// The store and the built connectors a command works with, or the exit code.
+fn prepare(settings: Settings, read_only: bool) -> Result<(Store, Context), i32> {
+    let store = open_store(&settings, read_only)?;
+    let ctx = Context::build(settings).map_err(|e| config_error(&e))?;
+    Ok((store, ctx))
 }
 
 async fn pass(settings: Settings, opts: PassOptions, json_out: bool) -> i32 {
@@ -214,13 +221,9 @@ async fn pass(settings: Settings, opts: PassOptions, json_out: bool) -> i32 {
             ),
         ));
     }
-    let store = match open_store(&settings, opts.dry_run) {
-        Ok(s) => s,
+    let (store, mut ctx) = match prepare(settings, opts.dry_run) {
+        Ok(p) => p,
         Err(code) => return code,
-    };
-    let mut ctx = match Context::build(settings) {
-        Ok(c) => c,
-        Err(e) => return config_error(&e),
     };
     if !opts.dry_run && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         ctx.on_progress = Some(crate::progress::terminal_bars());
@@ -382,13 +385,9 @@ async fn check(settings: Settings) -> i32 {
 }
 
 async fn explain(settings: Settings, args: &ExplainArgs) -> i32 {
-    let store = match open_store(&settings, true) {
-        Ok(s) => s,
+    let (store, ctx) = match prepare(settings, true) {
+        Ok(p) => p,
         Err(code) => return code,
-    };
-    let ctx = match Context::build(settings) {
-        Ok(c) => c,
-        Err(e) => return config_error(&e),
     };
     let snapshot = match ctx.source.fetch().await {
         Ok(s) => s,
@@ -463,13 +462,9 @@ async fn explain(settings: Settings, args: &ExplainArgs) -> i32 {
 }
 
 async fn rebuild_state(settings: Settings, json_out: bool) -> i32 {
-    let store = match open_store(&settings, false) {
-        Ok(s) => s,
+    let (store, ctx) = match prepare(settings, false) {
+        Ok(p) => p,
         Err(code) => return code,
-    };
-    let ctx = match Context::build(settings) {
-        Ok(c) => c,
-        Err(e) => return config_error(&e),
     };
     let snapshot = match ctx.source.fetch().await {
         Ok(s) if !s.people.is_empty() => s,

@@ -29,7 +29,8 @@ use url::Url;
 use crate::config::{ConfigError, SourceSettings};
 use crate::secret::Secret;
 
-use super::{InvalidRecord, Snapshot, Source, SourceError, parse_record, reject_duplicates};
+use super::record::value_kind as kind;
+use super::{Snapshot, Source, SourceError, parse_record, snapshot_from};
 
 // ---------------------------------------------------------------------------------------
 // Shared helpers.
@@ -818,17 +819,6 @@ fn link_next(headers: &HeaderMap) -> Option<String> {
     None
 }
 
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
-    }
-}
-
 /// A scalar as text for a text field; a structure is left as is for `parse_record` to
 /// reject with its field name.
 fn scalar_text(v: &Value) -> Option<Value> {
@@ -938,24 +928,11 @@ impl Mapping {
     }
 
     fn snapshot(&self, records: Vec<(String, Value)>) -> Snapshot {
-        let mut snapshot = Snapshot::default();
-        let mut locations = Vec::new();
-        for (location, rec) in records {
-            match self.to_record(&rec) {
-                Ok(p) => {
-                    snapshot.people.push(p);
-                    locations.push(location);
-                }
-                Err(e) => snapshot.invalid.push(InvalidRecord {
-                    location,
-                    id: e.id,
-                    email: e.email,
-                    message: e.message,
-                }),
-            }
-        }
-        reject_duplicates(&mut snapshot, &locations);
-        snapshot
+        snapshot_from(
+            records
+                .into_iter()
+                .map(|(location, rec)| (location, self.to_record(&rec))),
+        )
     }
 }
 

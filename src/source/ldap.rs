@@ -30,7 +30,7 @@ use url::Url;
 use crate::config::{ConfigError, SourceSettings};
 use crate::secret::Secret;
 
-use super::{InvalidRecord, Snapshot, Source, SourceError, parse_record, reject_duplicates};
+use super::{RecordError, Snapshot, Source, SourceError, parse_record, snapshot_from};
 
 /// The `[source]` keys of `type = "ldap"`.
 #[derive(Deserialize)]
@@ -880,39 +880,22 @@ impl Mapping {
     /// Group data that cannot be read completely (see `group_index`).
     fn snapshot(&self, users: &[Entry], groups: Option<&[Entry]>) -> Result<Snapshot, String> {
         let index = groups.map(|g| self.group_index(g)).transpose()?;
-        let mut snapshot = Snapshot::default();
-        let mut locations = Vec::new();
-        for entry in users {
-            let location = format!("entry {}", entry.dn);
-            match self
+        Ok(snapshot_from(users.iter().map(|entry| {
+            let parsed = self
                 .to_record(entry, index.as_ref())
-                .and_then(|v| parse_record(&v).map_err(|e| (e.id, e.email, e.message)))
-            {
-                Ok(person) => {
-                    snapshot.people.push(person);
-                    locations.push(location);
-                }
-                Err((id, email, message)) => snapshot.invalid.push(InvalidRecord {
-                    location,
-                    id,
-                    email,
-                    message,
-                }),
-            }
-        }
-        reject_duplicates(&mut snapshot, &locations);
-        Ok(snapshot)
+                .and_then(|v| parse_record(&v));
+            (format!("entry {}", entry.dn), parsed)
+        })))
     }
 
     /// The JSON person shape of one entry; an error keeps what can protect the person.
-    #[allow(clippy::type_complexity)]
-    fn to_record(
-        &self,
-        e: &Entry,
-        index: Option<&GroupIndex>,
-    ) -> Result<Value, (Option<String>, Option<String>, String)> {
+    fn to_record(&self, e: &Entry, index: Option<&GroupIndex>) -> Result<Value, RecordError> {
         let email = e.text(&self.email);
-        let fail = |id: Option<String>, message: String| (id, email.clone(), message);
+        let fail = |id: Option<String>, message: String| RecordError {
+            id,
+            email: email.clone(),
+            message,
+        };
         let id = self.id(e).map_err(|m| fail(None, m))?;
         let mut obj = Map::new();
         obj.insert("id".into(), Value::String(id.clone()));

@@ -116,6 +116,32 @@ pub fn build(settings: &SourceSettings) -> Result<Box<dyn Source>, ConfigError> 
     })
 }
 
+/// A snapshot from records in source order, each with its place: valid ones become
+/// people, invalid ones keep their place and what can protect their person, and every
+/// record of a repeated id is rejected (see `reject_duplicates`).
+pub(crate) fn snapshot_from(
+    records: impl IntoIterator<Item = (String, Result<Person, RecordError>)>,
+) -> Snapshot {
+    let mut snapshot = Snapshot::default();
+    let mut locations = Vec::new();
+    for (location, parsed) in records {
+        match parsed {
+            Ok(person) => {
+                snapshot.people.push(person);
+                locations.push(location);
+            }
+            Err(e) => snapshot.invalid.push(InvalidRecord {
+                location,
+                id: e.id,
+                email: e.email,
+                message: e.message,
+            }),
+        }
+    }
+    reject_duplicates(&mut snapshot, &locations);
+    snapshot
+}
+
 /// Marks every record whose id repeats an earlier one as invalid, keeping neither: which
 /// of the two is right cannot be known.
 pub(crate) fn reject_duplicates(snapshot: &mut Snapshot, locations: &[String]) {

@@ -38,7 +38,7 @@ pub fn parse_record(value: &Value) -> Result<Person, RecordError> {
         return Err(RecordError {
             id: None,
             email: None,
-            message: format!("expected a JSON object, found {}", kind(value)),
+            message: format!("expected a JSON object, found {}", value_kind(value)),
         });
     };
     let salvage_id = obj
@@ -67,7 +67,12 @@ pub fn parse_record(value: &Value) -> Result<Person, RecordError> {
         Some(v) => match value_as_id(v) {
             Some(s) if !s.is_empty() => s,
             Some(_) => return Err(fail("`id` is empty".into())),
-            None => return Err(fail(format!("`id` must be a string, found {}", kind(v)))),
+            None => {
+                return Err(fail(format!(
+                    "`id` must be a string, found {}",
+                    value_kind(v)
+                )));
+            }
         },
     };
     let email = opt_string(obj, "email").map_err(&fail)?;
@@ -84,7 +89,7 @@ pub fn parse_record(value: &Value) -> Result<Person, RecordError> {
         Some(v) => {
             return Err(fail(format!(
                 "`active` must be true or false, found {}",
-                kind(v)
+                value_kind(v)
             )));
         }
     };
@@ -104,7 +109,12 @@ pub fn parse_record(value: &Value) -> Result<Person, RecordError> {
             .filter(|g| !g.is_empty())
             .map(String::from)
             .collect(),
-        Some(v) => return Err(fail(format!("`groups` must be a list, found {}", kind(v)))),
+        Some(v) => {
+            return Err(fail(format!(
+                "`groups` must be a list, found {}",
+                value_kind(v)
+            )));
+        }
     };
     let attributes = match obj.get("attributes") {
         None | Some(Value::Null) => BTreeMap::new(),
@@ -117,14 +127,14 @@ pub fn parse_record(value: &Value) -> Result<Person, RecordError> {
                 Value::Number(n) => Some(Ok((k.clone(), n.to_string()))),
                 _ => Some(Err(fail(format!(
                     "attribute `{k}` must be a string, found {}",
-                    kind(v)
+                    value_kind(v)
                 )))),
             })
             .collect::<Result<_, _>>()?,
         Some(v) => {
             return Err(fail(format!(
                 "`attributes` must be an object, found {}",
-                kind(v)
+                value_kind(v)
             )));
         }
     };
@@ -158,7 +168,7 @@ fn opt_string(obj: &Map<String, Value>, key: &str) -> Result<Option<String>, Str
             let t = s.trim();
             Ok((!t.is_empty()).then(|| t.to_string()))
         }
-        Some(v) => Err(format!("`{key}` must be a string, found {}", kind(v))),
+        Some(v) => Err(format!("`{key}` must be a string, found {}", value_kind(v))),
     }
 }
 
@@ -185,7 +195,8 @@ fn is_plausible_email(e: &str) -> bool {
         && !e.chars().any(char::is_whitespace)
 }
 
-fn kind(v: &Value) -> &'static str {
+/// How a JSON value's type is named in messages ("a string", "a list", ...).
+pub(crate) fn value_kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -31,9 +31,7 @@ use crate::config::{ConfigError, SourceSettings};
 use crate::secret::Secret;
 
 use super::http::{Credential, JsonGet, check_http_url, parse_options, require, shown};
-use super::{
-    InvalidRecord, RecordError, Snapshot, Source, SourceError, parse_record, reject_duplicates,
-};
+use super::{RecordError, Snapshot, Source, SourceError, parse_record, snapshot_from};
 
 pub const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 const LIST_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
@@ -436,24 +434,11 @@ impl Mapping {
     }
 
     fn snapshot(&self, resources: Vec<(String, Value)>) -> Snapshot {
-        let mut snapshot = Snapshot::default();
-        let mut locations = Vec::new();
-        for (location, r) in resources {
-            match self.to_record(&r) {
-                Ok(p) => {
-                    snapshot.people.push(p);
-                    locations.push(location);
-                }
-                Err(e) => snapshot.invalid.push(InvalidRecord {
-                    location,
-                    id: e.id,
-                    email: e.email,
-                    message: e.message,
-                }),
-            }
-        }
-        reject_duplicates(&mut snapshot, &locations);
-        snapshot
+        snapshot_from(
+            resources
+                .into_iter()
+                .map(|(location, r)| (location, self.to_record(&r))),
+        )
     }
 }
 
