@@ -5,9 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo build --quiet --workspace --bins
+bin="${CARGO_TARGET_DIR:-target}/debug"
 rm -rf examples/state
 
-./target/debug/roster-sandbox 127.0.0.1:8900 &
+"$bin/roster-sandbox" 127.0.0.1:8900 &
 sandbox=$!
 trap 'kill "$sandbox" 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do
@@ -15,7 +16,7 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
-roster() { ./target/debug/roster --config examples/roster.toml "$@"; }
+roster() { "$bin/roster" --config examples/roster.toml "$@"; }
 
 echo "== roster plan (what would happen)"
 roster plan
