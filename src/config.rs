@@ -254,6 +254,10 @@ pub struct VendorSettings {
     pub defaults: BTreeMap<String, String>,
     /// How many calls to this vendor may be in flight at once.
     pub concurrency: usize,
+    /// `rate_limit = { calls = N, per_secs = S }`: at most N calls per S seconds to this
+    /// vendor (all its endpoints together); `None`: no limit beyond what the vendor's
+    /// answers teach (see `pace`).
+    pub rate_limit: Option<RateLimit>,
     pub on_remove: OnRemove,
     /// Connector-specific keys, validated by the connector.
     pub options: Map<String, Value>,
@@ -270,10 +274,59 @@ impl std::fmt::Debug for VendorSettings {
             .field("scope_groups", &self.scope_groups)
             .field("defaults", &self.defaults)
             .field("concurrency", &self.concurrency)
+            .field("rate_limit", &self.rate_limit)
             .field("on_remove", &self.on_remove)
             .field("options", &self.options.keys().collect::<Vec<_>>())
             .finish()
     }
+}
+
+/// A vendor's rate limit: `calls` per `per_secs` seconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimit {
+    pub calls: u32,
+    pub per_secs: f64,
+}
+
+impl RateLimit {
+    pub fn per_second(self) -> f64 {
+        f64::from(self.calls) / self.per_secs
+    }
+}
+
+fn parse_rate_limit(key: &str, v: Value) -> Result<RateLimit, ConfigError> {
+    let shape = "must be a table `{ calls = N, per_secs = S }` (N from 1 to 1000000, S > 0)";
+    let Value::Object(mut t) = v else {
+        return Err(ConfigError::invalid(key, shape));
+    };
+    if let Some(extra) = t
+        .keys()
+        .find(|k| !matches!(k.as_str(), "calls" | "per_secs"))
+    {
+        return Err(ConfigError::invalid(
+            format!("{key}.{extra}"),
+            "unknown key (expected: calls, per_secs)",
+        ));
+    }
+    let calls = match t.remove("calls").and_then(|c| c.as_u64()) {
+        Some(n) if (1..=1_000_000).contains(&n) => n as u32,
+        _ => {
+            return Err(ConfigError::invalid(
+                format!("{key}.calls"),
+                "must be a whole number from 1 to 1000000",
+            ));
+        }
+    };
+    let per_secs = match t.remove("per_secs").and_then(|c| c.as_f64()) {
+        Some(s) if s > 0.0 && s <= 86_400.0 => s,
+        _ => {
+            return Err(ConfigError::invalid(
+                format!("{key}.per_secs"),
+                "must be a number of seconds above 0 and at most 86400",
+            ));
+        }
+    };
+    Ok(RateLimit { calls, per_secs })
 }
 
 impl VendorSettings {
@@ -700,6 +753,10 @@ fn validate_vendor(
             }
         },
     };
+    let rate_limit = table
+        .remove("rate_limit")
+        .map(|v| parse_rate_limit(&key("rate_limit"), v))
+        .transpose()?;
     let on_remove = match table.remove("on_remove") {
         None => OnRemove::Deactivate,
         Some(v) => serde_json::from_value(v).map_err(|_| {
@@ -713,6 +770,7 @@ fn validate_vendor(
         scope_groups,
         defaults,
         concurrency,
+        rate_limit,
         on_remove,
         options: table,
         base_dir: base_dir.to_path_buf(),

@@ -11,6 +11,7 @@
 //! "Held" people have an invalid source record: they keep whatever state they have until
 //! the record is fixed, so a typo in the source never deactivates anyone.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -131,6 +132,8 @@ pub struct Plan {
     /// People that cannot be sent as they are: who, the operation they would have
     /// needed, and the reason.
     pub skipped: Vec<(PersonId, &'static str, String)>,
+    /// Stored records not deactivated (active or pending create): the safety gate's base.
+    pub linked: usize,
 }
 
 impl Plan {
@@ -145,39 +148,88 @@ pub fn plan(
     known: &BTreeMap<PersonId, VendorRecord>,
     on_remove: OnRemove,
 ) -> Plan {
+    plan_sorted(
+        desired.iter().map(|(k, v)| (k.clone(), v.clone())),
+        known.iter().map(|(k, v)| (k.clone(), v.clone())),
+        on_remove,
+    )
+}
+
+/// [`plan`] over two streams, each sorted by person id with no id twice: a merge-join,
+/// so neither side has to be held in memory (a pass streams the store's records, which
+/// sled yields in key order). Same decisions, same order as [`plan`].
+pub fn plan_sorted(
+    desired: impl IntoIterator<Item = (PersonId, Desired)>,
+    known: impl IntoIterator<Item = (PersonId, VendorRecord)>,
+    on_remove: OnRemove,
+) -> Plan {
     let mut out = Plan::default();
-    let ids: std::collections::BTreeSet<&PersonId> = desired.keys().chain(known.keys()).collect();
-    for id in ids {
-        let wanted = desired.get(id);
-        let record = known.get(id);
-        let kind = match (wanted, record) {
-            (Some(Desired::Hold), _) => None,
-            (Some(Desired::Skip(msg)), r) => {
-                let op = if r.is_some() { "update" } else { "create" };
-                out.skipped.push((id.clone(), op, msg.clone()));
-                None
-            }
-            (Some(Desired::Active(fields)), None) => Some(OpKind::Create {
-                fields: fields.clone(),
-                resume: false,
-            }),
-            (Some(Desired::Active(fields)), Some(r)) => active_op(fields, r),
-            (Some(Desired::Inactive(why)), Some(r)) => removal_op(r, *why, OnRemove::Deactivate),
-            (None, Some(r)) => removal_op(r, Why::Removed, on_remove),
-            (Some(Desired::Inactive(_)), None) | (None, None) => continue,
+    let mut desired = desired.into_iter().peekable();
+    let mut known = known.into_iter().peekable();
+    loop {
+        let order = match (desired.peek(), known.peek()) {
+            (None, None) => break,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some((a, _)), Some((b, _))) => a.cmp(b),
         };
-        match kind {
-            Some(kind) => out.ops.push(Operation {
-                person: id.clone(),
-                kind,
-            }),
-            None if record.is_some() && !matches!(wanted, Some(Desired::Skip(_))) => {
-                out.unchanged += 1;
+        let (id, wanted, record) = match order {
+            Ordering::Less => {
+                let Some((id, wanted)) = desired.next() else {
+                    break;
+                };
+                (id, Some(wanted), None)
             }
-            None => {}
-        }
+            Ordering::Greater => {
+                let Some((id, record)) = known.next() else {
+                    break;
+                };
+                (id, None, Some(record))
+            }
+            Ordering::Equal => {
+                let (Some((id, wanted)), Some((_, record))) = (desired.next(), known.next()) else {
+                    break;
+                };
+                (id, Some(wanted), Some(record))
+            }
+        };
+        decide(&mut out, id, wanted.as_ref(), record.as_ref(), on_remove);
     }
     out
+}
+
+/// One row of the decision table.
+fn decide(
+    out: &mut Plan,
+    id: PersonId,
+    wanted: Option<&Desired>,
+    record: Option<&VendorRecord>,
+    on_remove: OnRemove,
+) {
+    if record.is_some_and(|r| r.state != RecordState::Deactivated) {
+        out.linked += 1;
+    }
+    let kind = match (wanted, record) {
+        (Some(Desired::Hold), _) => None,
+        (Some(Desired::Skip(msg)), r) => {
+            let op = if r.is_some() { "update" } else { "create" };
+            out.skipped.push((id, op, msg.clone()));
+            return;
+        }
+        (Some(Desired::Active(fields)), None) => Some(OpKind::Create {
+            fields: fields.clone(),
+            resume: false,
+        }),
+        (Some(Desired::Active(fields)), Some(r)) => active_op(fields, r),
+        (Some(Desired::Inactive(why)), Some(r)) => removal_op(r, *why, OnRemove::Deactivate),
+        (None, Some(r)) => removal_op(r, Why::Removed, on_remove),
+        (Some(Desired::Inactive(_)), None) | (None, None) => return,
+    };
+    match kind {
+        Some(kind) => out.ops.push(Operation { person: id, kind }),
+        None if record.is_some() => out.unchanged += 1,
+        None => {}
+    }
 }
 
 fn active_op(fields: &Fields, record: &VendorRecord) -> Option<OpKind> {
@@ -186,6 +238,7 @@ fn active_op(fields: &Fields, record: &VendorRecord) -> Option<OpKind> {
             fields: fields.clone(),
             resume: true,
         }),
+        (RecordState::Active, Some(_)) if record.fields == *fields => None,
         (RecordState::Active, Some(remote)) => {
             let changes = changes(&record.fields, fields);
             (!changes.is_empty()).then(|| OpKind::Update {

@@ -11,6 +11,7 @@
 //! - `store`    — the only sled user: per-vendor records and the last report.
 //! - `vendor`   — the `Vendor` trait and one file per vendor: calls out.
 //! - `retry`    — the only `backoff` user: the retry policy for vendor calls.
+//! - `pace`     — per-vendor rate limit (governor) that adapts to 429s.
 //! - `push`     — runs one vendor's plan: concurrency, retries, store write per ack.
 //! - `sync`     — one pass: read, plan, safety gate, push, report.
 //! - `report`   — the JSON report, summary table and exit codes.
@@ -32,6 +33,7 @@ pub mod drift;
 pub mod explain;
 pub mod metrics;
 pub mod model;
+pub mod pace;
 pub mod progress;
 pub mod push;
 pub mod rebuild;

@@ -19,6 +19,7 @@ use tracing::{debug, warn};
 
 use crate::diff::{OpKind, Operation, Plan};
 use crate::model::{Fields, PersonId, changes};
+use crate::pace::Pacer;
 use crate::report::{OpError, Outcome, VendorReport};
 use crate::retry::Retry;
 use crate::shutdown::Shutdown;
@@ -60,6 +61,8 @@ pub struct Pusher {
     pub retry: Retry,
     pub concurrency: usize,
     pub shutdown: Shutdown,
+    /// Paces every call to this vendor (every attempt, retries included).
+    pub pacer: Arc<Pacer>,
     /// Set once the vendor rejects the credentials: no further calls this pass.
     auth_failed: AtomicBool,
     /// Hears of each retry (vendor, error), for metrics.
@@ -71,12 +74,14 @@ pub struct Pusher {
 
 impl Pusher {
     pub fn new(vendor: Arc<dyn Vendor>, store: Store, retry: Retry, concurrency: usize) -> Self {
+        let vendor_name = vendor.name().to_string();
         Self {
             vendor,
             store,
             retry,
             concurrency: concurrency.max(1),
             shutdown: Shutdown::never(),
+            pacer: Arc::new(Pacer::unlimited(&vendor_name)),
             auth_failed: AtomicBool::new(false),
             on_retry: Arc::new(|_, _| {}),
             on_progress: None,
@@ -206,15 +211,37 @@ impl Pusher {
         result
     }
 
-    /// Calls the vendor with retries, reporting each retry.
-    async fn call<T, F, Fut>(&self, call: F) -> Result<T, VendorError>
+    /// Calls the vendor with pacing and retries, reporting each retry.
+    async fn call<T, F, Fut>(&self, mut call: F) -> Result<T, VendorError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, VendorError>>,
     {
+        let paced = || {
+            let fut = call();
+            async move {
+                match self.pacer.ready(&self.shutdown).await {
+                    Ok(()) => {}
+                    Err(crate::pace::NotReady::Stopped) => {
+                        return Err(VendorError::Transport(
+                            "not sent: roster is shutting down".into(),
+                        ));
+                    }
+                    // Handed to the retry policy, which gives up on a wait this long.
+                    Err(crate::pace::NotReady::Held(left)) => {
+                        return Err(VendorError::RateLimited {
+                            retry_after: Some(left),
+                        });
+                    }
+                }
+                let result = fut.await;
+                self.pacer.observe(&result);
+                result
+            }
+        };
         let result = self
             .retry
-            .run(call, |error, wait| {
+            .run(paced, |error, wait| {
                 warn!(vendor = %self.name(), error = %error, delay_ms = wait.as_millis() as u64, "Retrying vendor call.");
                 (self.on_retry)(self.name(), error);
             })

@@ -1,7 +1,8 @@
 //! The embedded state: what roster last pushed to each vendor, per person.
 //!
 //! Owns: every use of sled. One tree per vendor (`vendor/NAME`, key = person id, value =
-//! JSON `VendorRecord`) and a `meta` tree (schema version, last report). Must not: know
+//! JSON `VendorRecord`) and a `meta` tree (schema version, last report, each vendor's
+//! learned pacing rate under `pace/NAME`). Must not: know
 //! how records are computed. Every write is flushed before it returns, because the
 //! record is what stops a second account from being created after a crash.
 //!
@@ -18,11 +19,24 @@ use crate::model::{Fields, PersonId};
 /// Bumped when the stored shapes change incompatibly.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// sled's page cache (its default is 1 GiB, which a large store fills on every pass).
+const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
 const META: &str = "meta";
 const KEY_SCHEMA: &[u8] = b"schema_version";
 const KEY_LAST_REPORT: &[u8] = b"last_report";
 const KEY_SOURCE_COUNT: &[u8] = b"last_source_count";
 const HISTORY: &str = "history";
+/// `meta/pace/NAME`: a vendor's learned rate (`PaceRecord`).
+const PACE_PREFIX: &str = "pace/";
+
+/// The rate pacing settled on for a vendor at the end of a pass (after a 429), so the
+/// next pass starts there instead of provoking the limit again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PaceRecord {
+    pub rate_per_sec: f64,
+    pub updated_at: DateTime<Utc>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -112,18 +126,22 @@ impl Store {
     /// # Errors
     /// `Locked` when another process holds the directory; `Schema` for a newer layout.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new().path(dir).open().map_err(|source| {
-            if source.to_string().contains("could not acquire lock") {
-                StoreError::Locked {
-                    path: dir.to_path_buf(),
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(CACHE_BYTES)
+            .open()
+            .map_err(|source| {
+                if source.to_string().contains("could not acquire lock") {
+                    StoreError::Locked {
+                        path: dir.to_path_buf(),
+                    }
+                } else {
+                    StoreError::Open {
+                        path: dir.to_path_buf(),
+                        source,
+                    }
                 }
-            } else {
-                StoreError::Open {
-                    path: dir.to_path_buf(),
-                    source,
-                }
-            }
-        })?;
+            })?;
         Self::init(db)
     }
 
@@ -188,6 +206,27 @@ impl Store {
         Ok(out)
     }
 
+    /// Every record of one vendor as a stream in person-id order (sled iterates keys in
+    /// order), so a pass never holds a vendor's records in memory at once.
+    ///
+    /// # Errors
+    /// sled errors; each item: sled errors, or a record that does not decode.
+    pub fn records(
+        &self,
+        vendor: &str,
+    ) -> Result<
+        impl Iterator<Item = Result<(PersonId, VendorRecord), StoreError>> + use<>,
+        StoreError,
+    > {
+        let vendor = vendor.to_string();
+        Ok(self.tree(&vendor)?.iter().map(move |item| {
+            let (k, v) = item?;
+            let id = String::from_utf8_lossy(&k).into_owned();
+            let record = decode(&v, || format!("vendor/{vendor}/{id}"))?;
+            Ok((PersonId(id), record))
+        }))
+    }
+
     /// One record.
     ///
     /// # Errors
@@ -215,6 +254,30 @@ impl Store {
         })?;
         let tree = self.tree(vendor)?;
         tree.insert(id.as_str(), bytes)?;
+        flush(tree).await?;
+        Ok(())
+    }
+
+    /// Writes many records of one vendor in one batch and waits until they are on disk
+    /// (bulk seeding: benchmarks, imports); per-ack writes use `put`.
+    ///
+    /// # Errors
+    /// sled or encoding errors.
+    pub async fn put_many<'a>(
+        &self,
+        vendor: &str,
+        records: impl IntoIterator<Item = (&'a PersonId, &'a VendorRecord)>,
+    ) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for (id, record) in records {
+            let bytes = serde_json::to_vec(record).map_err(|e| StoreError::Corrupt {
+                key: format!("vendor/{vendor}/{id}"),
+                message: e.to_string(),
+            })?;
+            batch.insert(id.as_str(), bytes);
+        }
+        let tree = self.tree(vendor)?;
+        tree.apply_batch(batch)?;
         flush(tree).await?;
         Ok(())
     }
@@ -286,6 +349,45 @@ impl Store {
     pub async fn set_last_source_count(&self, count: u64) -> Result<(), StoreError> {
         let meta = self.db.open_tree(META)?;
         meta.insert(KEY_SOURCE_COUNT, count.to_string().as_bytes())?;
+        flush(meta).await?;
+        Ok(())
+    }
+
+    /// What pacing learned about a vendor's rate (calls per second), if anything.
+    ///
+    /// # Errors
+    /// sled or decoding errors.
+    pub fn pace(&self, vendor: &str) -> Result<Option<PaceRecord>, StoreError> {
+        let key = format!("{PACE_PREFIX}{vendor}");
+        let meta = self.db.open_tree(META)?;
+        meta.get(key.as_bytes())?
+            .map(|v| decode(&v, || format!("meta/{key}")))
+            .transpose()
+    }
+
+    /// Keeps (or, with `None`, forgets) what pacing learned about a vendor.
+    ///
+    /// # Errors
+    /// sled or encoding errors.
+    pub async fn set_pace(
+        &self,
+        vendor: &str,
+        record: Option<&PaceRecord>,
+    ) -> Result<(), StoreError> {
+        let key = format!("{PACE_PREFIX}{vendor}");
+        let meta = self.db.open_tree(META)?;
+        match record {
+            Some(r) => {
+                let bytes = serde_json::to_vec(r).map_err(|e| StoreError::Corrupt {
+                    key: format!("meta/{key}"),
+                    message: e.to_string(),
+                })?;
+                meta.insert(key.as_bytes(), bytes)?;
+            }
+            None => {
+                meta.remove(key.as_bytes())?;
+            }
+        }
         flush(meta).await?;
         Ok(())
     }

@@ -14,6 +14,7 @@ use tracing::{error, info, warn};
 use crate::config::{HistorySettings, Safety, Settings, VendorSettings};
 use crate::diff::{self, Desired, OpKind, Plan, Why};
 use crate::model::{Person, PersonId};
+use crate::pace::Pacer;
 use crate::push::Pusher;
 use crate::report::{
     DriftReport, PlannedOp, Report, SourceCounts, SourceRecordError, VendorReport,
@@ -21,7 +22,7 @@ use crate::report::{
 use crate::retry::Retry;
 use crate::shutdown::Shutdown;
 use crate::source::{Snapshot, Source};
-use crate::store::{RecordState, Store, StoreError, VendorRecord};
+use crate::store::{Store, StoreError, VendorRecord};
 use crate::vendor::Vendor;
 
 /// Everything a pass needs, built once from the config.
@@ -101,6 +102,38 @@ pub fn desired_for(
     out
 }
 
+/// [`desired_for`] as a stream in person-id order, computed as it is consumed; `people`
+/// must be sorted by id (a later duplicate wins, as in the map). Held ids win over people.
+fn desired_sorted<'a>(
+    settings: &'a VendorSettings,
+    vendor: &'a dyn Vendor,
+    people: &'a [&'a Person],
+    held: &'a BTreeSet<PersonId>,
+) -> impl Iterator<Item = (PersonId, Desired)> + 'a {
+    let mut i = 0;
+    let mut held = held.iter().peekable();
+    std::iter::from_fn(move || {
+        // Of a run of equal ids, the last one counts.
+        while i + 1 < people.len() && people[i].id == people[i + 1].id {
+            i += 1;
+        }
+        let person = people.get(i);
+        match (person, held.peek()) {
+            (None, None) => None,
+            (Some(p), Some(h)) if p.id == **h => {
+                i += 1;
+                held.next().map(|h| (h.clone(), Desired::Hold))
+            }
+            (Some(p), Some(h)) if p.id > **h => held.next().map(|h| (h.clone(), Desired::Hold)),
+            (None, Some(_)) => held.next().map(|h| (h.clone(), Desired::Hold)),
+            (Some(p), _) => {
+                i += 1;
+                Some((p.id.clone(), desire(settings, vendor, p)))
+            }
+        }
+    })
+}
+
 pub fn desire(settings: &VendorSettings, vendor: &dyn Vendor, p: &Person) -> Desired {
     if !p.active {
         return Desired::Inactive(Why::Inactive);
@@ -118,7 +151,10 @@ pub fn desire(settings: &VendorSettings, vendor: &dyn Vendor, p: &Person) -> Des
 
 /// People whose invalid source record must not change anything: those with an id, and
 /// linked people whose last pushed email matches an id-less invalid record.
-fn held_ids(snapshot: &Snapshot, known: &BTreeMap<PersonId, VendorRecord>) -> BTreeSet<PersonId> {
+fn held_ids(
+    snapshot: &Snapshot,
+    known: impl IntoIterator<Item = (PersonId, VendorRecord)>,
+) -> BTreeSet<PersonId> {
     let mut held: BTreeSet<PersonId> = snapshot
         .invalid
         .iter()
@@ -136,7 +172,7 @@ fn held_ids(snapshot: &Snapshot, known: &BTreeMap<PersonId, VendorRecord>) -> BT
                 .get("email")
                 .is_some_and(|e| emails.contains(&e.to_ascii_lowercase()))
             {
-                held.insert(id.clone());
+                held.insert(id);
             }
         }
     }
@@ -179,12 +215,7 @@ async fn check_drift(
 }
 
 /// Why the safety gate refuses this plan, if it does.
-pub fn safety_refusal(
-    vendor: &str,
-    plan: &Plan,
-    known: &BTreeMap<PersonId, VendorRecord>,
-    safety: &Safety,
-) -> Option<String> {
+pub fn safety_refusal(vendor: &str, plan: &Plan, safety: &Safety) -> Option<String> {
     let removals = plan.removals();
     if removals == 0 {
         return None;
@@ -195,10 +226,7 @@ pub fn safety_refusal(
             safety.max_deactivations
         ));
     }
-    let linked = known
-        .values()
-        .filter(|r| r.state != RecordState::Deactivated)
-        .count();
+    let linked = plan.linked;
     let ratio = removals as f64 / linked.max(1) as f64;
     if ratio > safety.max_deactivation_ratio {
         return Some(format!(
@@ -348,15 +376,43 @@ pub async fn run_once(
     let retry = Retry::for_pass(ctx.settings.retry).stop_on(shutdown.clone());
     let mut plans = Vec::new();
     let mut drifts = BTreeMap::new();
-    for (settings, vendor) in &vendors {
-        let mut known = store.load(&settings.name)?;
-        if opts.full {
+    // Sorted once for every vendor's merge-join against the store.
+    let mut sorted: Vec<&Person> = snapshot.people.iter().collect();
+    sorted.sort_by(|a, b| a.id.cmp(&b.id));
+    // `--full` first reads every vendor's accounts (async) and corrects what is known.
+    let mut corrected = BTreeMap::new();
+    if opts.full {
+        for (settings, vendor) in &vendors {
+            let mut known = store.load(&settings.name)?;
             let d = check_drift(&settings.name, vendor.as_ref(), &mut known, &retry).await;
             drifts.insert(settings.name.clone(), d);
+            corrected.insert(settings.name.clone(), known);
         }
-        let held = held_ids(&snapshot, &known);
-        let desired = desired_for(settings, vendor.as_ref(), &snapshot.people, &held);
-        let plan = diff::plan(&desired, &known, settings.on_remove);
+    }
+    // Planning is CPU and store reads only, and each vendor's is independent: one thread
+    // per vendor.
+    let planned: Vec<Result<Plan, StoreError>> = std::thread::scope(|scope| {
+        let sorted = &sorted;
+        let snapshot = &snapshot;
+        let handles: Vec<_> = vendors
+            .iter()
+            .map(|(settings, vendor)| {
+                let known = corrected.remove(&settings.name);
+                scope.spawn(move || {
+                    plan_vendor(store, snapshot, sorted, settings, vendor.as_ref(), known)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    for ((settings, vendor), plan) in vendors.iter().zip(planned) {
+        let plan = plan?;
         info!(
             vendor = %settings.name,
             ops = plan.ops.len(),
@@ -365,12 +421,7 @@ pub async fn run_once(
             skipped = plan.skipped.len(),
             "Planned."
         );
-        limits.extend(safety_refusal(
-            &settings.name,
-            &plan,
-            &known,
-            &ctx.settings.safety,
-        ));
+        limits.extend(safety_refusal(&settings.name, &plan, &ctx.settings.safety));
         plans.push((settings, vendor, plan));
     }
     if !limits.is_empty() {
@@ -394,6 +445,14 @@ pub async fn run_once(
         return finish(report, store, opts, ctx.settings.history).await;
     }
 
+    // What pacing learned in earlier passes, per vendor.
+    let mut learned = BTreeMap::new();
+    for (settings, _, _) in &plans {
+        if let Some(p) = store.pace(&settings.name)? {
+            learned.insert(settings.name.clone(), p.rate_per_sec);
+        }
+    }
+    let learned = &learned;
     let pushes = plans.iter().map(|(settings, vendor, plan)| {
         let mut pusher = Pusher::new(
             Arc::clone(vendor),
@@ -402,18 +461,87 @@ pub async fn run_once(
             settings.concurrency,
         );
         pusher.shutdown = shutdown.clone();
+        pusher.pacer = Arc::new(
+            Pacer::new(
+                &settings.name,
+                settings.rate_limit,
+                learned.get(&settings.name).copied(),
+            )
+            .with_max_hold(std::time::Duration::from_secs(
+                ctx.settings.retry.max_interval_secs,
+            )),
+        );
         if let Some(hook) = &ctx.on_retry {
             pusher.on_retry = Arc::clone(hook);
         }
         pusher.on_progress = ctx.on_progress.clone();
-        async move { (settings.name.clone(), pusher.push(plan).await) }
+        async move {
+            let report = pusher.push(plan).await;
+            (
+                settings.name.clone(),
+                report,
+                pusher.pacer.learned(),
+                settings.rate_limit,
+            )
+        }
     });
-    for (name, mut vendor_report) in futures::future::join_all(pushes).await {
+    for (name, mut vendor_report, rate, configured) in futures::future::join_all(pushes).await {
+        let keep = match (rate, configured.map(crate::config::RateLimit::per_second)) {
+            (Some(r), Some(c)) if r < c => Some(r),
+            (Some(r), None) => Some(r),
+            _ => None,
+        };
+        let record = keep.map(|rate_per_sec| crate::store::PaceRecord {
+            rate_per_sec,
+            updated_at: Utc::now(),
+        });
+        store.set_pace(&name, record.as_ref()).await?;
         vendor_report.drift = drifts.remove(&name);
         report.vendors.insert(name, vendor_report);
     }
     store.set_last_source_count(records).await?;
     finish(report, store, opts, ctx.settings.history).await
+}
+
+/// One vendor's plan: the source (sorted by id) merge-joined with the store's records, or
+/// with `known` when `--full` has already read and corrected them.
+fn plan_vendor(
+    store: &Store,
+    snapshot: &Snapshot,
+    sorted: &[&Person],
+    settings: &VendorSettings,
+    vendor: &dyn Vendor,
+    known: Option<BTreeMap<PersonId, VendorRecord>>,
+) -> Result<Plan, StoreError> {
+    if let Some(known) = known {
+        let held = held_ids(snapshot, known.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let desired = desired_sorted(settings, vendor, sorted, &held);
+        return Ok(diff::plan_sorted(desired, known, settings.on_remove));
+    }
+    let mut failed = None;
+    let held = held_ids(
+        snapshot,
+        stored_records(store, &settings.name, &mut failed)?,
+    );
+    let desired = desired_sorted(settings, vendor, sorted, &held);
+    let known = stored_records(store, &settings.name, &mut failed)?;
+    let plan = diff::plan_sorted(desired, known, settings.on_remove);
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(plan),
+    }
+}
+
+/// A vendor's stored records as a stream; the first store error ends it and is left in
+/// `failed` (the caller must check it before using anything built from the stream).
+fn stored_records<'a>(
+    store: &Store,
+    vendor: &str,
+    failed: &'a mut Option<StoreError>,
+) -> Result<impl Iterator<Item = (PersonId, VendorRecord)> + 'a, StoreError> {
+    Ok(store
+        .records(vendor)?
+        .map_while(move |r| r.map_err(|e| *failed = Some(e)).ok()))
 }
 
 async fn finish(

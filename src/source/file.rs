@@ -102,36 +102,11 @@ pub fn read_file(path: &Path) -> Result<Snapshot, SourceError> {
 }
 
 fn parse(text: &str, format: Format) -> Result<Snapshot, String> {
-    let records: Located = match format {
-        Format::JsonArray => {
-            let all: Value =
-                serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
-            let Value::Array(items) = all else {
-                return Err("expected a JSON array of people".into());
-            };
-            items
-                .into_iter()
-                .enumerate()
-                .map(|(i, v)| (format!("record {} (index {i})", i + 1), Ok(v)))
-                .collect()
-        }
-        Format::JsonLines => text
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-            .map(|(i, l)| {
-                (
-                    format!("line {}", i + 1),
-                    serde_json::from_str(l).map_err(|e| format!("not valid JSON: {e}")),
-                )
-            })
-            .collect(),
-        Format::Csv => csv_records(text)?,
-    };
-
     let mut snapshot = Snapshot::default();
     let mut locations = Vec::new();
-    for (location, value) in records {
+    // Each record becomes a `Person` as soon as it is read: the whole file is never held
+    // as a JSON tree (at a million people that tree alone is over a gigabyte).
+    let mut add = |location: String, value: Result<Value, String>| {
         let parsed = value
             .map_err(|message| RecordError {
                 id: None,
@@ -151,9 +126,57 @@ fn parse(text: &str, format: Format) -> Result<Snapshot, String> {
                 message: e.message,
             }),
         }
+    };
+    match format {
+        Format::JsonArray => {
+            use serde::de::Deserializer as _;
+            let mut de = serde_json::Deserializer::from_str(text);
+            de.deserialize_any(EachElement(&mut add))
+                .map_err(|e| match e.classify() {
+                    serde_json::error::Category::Data => e.to_string(),
+                    _ => format!("not valid JSON: {e}"),
+                })?;
+            de.end().map_err(|e| format!("not valid JSON: {e}"))?;
+        }
+        Format::JsonLines => {
+            for (i, l) in text.lines().enumerate() {
+                if l.trim().is_empty() {
+                    continue;
+                }
+                add(
+                    format!("line {}", i + 1),
+                    serde_json::from_str(l).map_err(|e| format!("not valid JSON: {e}")),
+                );
+            }
+        }
+        Format::Csv => {
+            for (location, value) in csv_records(text)? {
+                add(location, value);
+            }
+        }
     }
     reject_duplicates(&mut snapshot, &locations);
     Ok(snapshot)
+}
+
+/// Visits a JSON array, handing each element to the callback with its place.
+struct EachElement<'f, F>(&'f mut F);
+
+impl<'de, F: FnMut(String, Result<Value, String>)> serde::de::Visitor<'de> for EachElement<'_, F> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON array of people")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut i = 0usize;
+        while let Some(v) = seq.next_element::<Value>()? {
+            (self.0)(format!("record {} (index {i})", i + 1), Ok(v));
+            i += 1;
+        }
+        Ok(())
+    }
 }
 
 const CSV_COLUMNS: &[&str] = &[

@@ -1,0 +1,636 @@
+//! roster's benchmark: N synthetic people × 4 vendors, a table of what a pass costs.
+//!
+//! ```sh
+//! cargo bench --bench roster_bench -- --quick                 # 10k people, short scenarios
+//! cargo bench --bench roster_bench -- --people 10000,100000,1000000
+//! ```
+//!
+//! Each measurement runs in a child process (the binary re-invokes itself with
+//! `--child …`) so that its peak RSS (`VmHWM`) is its own. Scenarios:
+//!
+//! 1. `parse`: a bare `source::file::read_file` of the people file;
+//!    `noop`: a `sync::run_once` pass where nothing changed (store pre-populated with
+//!    what every vendor holds), 4 vendors;
+//! 2. `changed`: a pass where 1% of the people changed their email; the vendors ack
+//!    instantly in-process (what is measured is roster's own work: read, map, diff,
+//!    push executor, store writes and audit history);
+//! 3. `push`: updates against the Motive sandbox fake with injected latency, at
+//!    concurrency C: operations/s against the ideal C / latency;
+//! 4. `ratelimit`: updates against the Rocket.Chat fake with a rate limit: achieved rate /
+//!    limit and the 429s received.
+//!
+//! Generated data is cached under `target/roster-bench/N/` (delete it to regenerate).
+//! Not a test: nothing here asserts a speed; it is not run in CI.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use roster::config::Settings;
+use roster::diff::Desired;
+use roster::model::{Changes, Fields, Person, PersonId};
+use roster::shutdown::Shutdown;
+use roster::store::{RecordState, Store, VendorRecord};
+use roster::sync::{Context, PassOptions};
+use roster::vendor::{Remote, Vendor, VendorError};
+use serde_json::{Value, json};
+
+const CHUNK: usize = 20_000;
+/// Parse and no-op timings are the best of this many runs in the same process.
+const REPS: usize = 3;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(i) = args.iter().position(|a| a == "--child") {
+        let rest = &args[i + 1..];
+        let out = child(rest);
+        println!("RESULT {out}");
+        return;
+    }
+    let mut people = vec![10_000usize, 100_000, 1_000_000];
+    let mut latency_ms = 50u64;
+    let mut concurrency = 16usize;
+    let mut quick = false;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--quick" => {
+                quick = true;
+                people = vec![10_000];
+            }
+            "--people" => {
+                people = it
+                    .next()
+                    .expect("--people needs a list")
+                    .split(',')
+                    .map(|n| n.trim().parse().expect("--people: whole numbers"))
+                    .collect();
+            }
+            "--latency-ms" => {
+                latency_ms = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--latency-ms N");
+            }
+            "--concurrency" => {
+                concurrency = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--concurrency N");
+            }
+            // `cargo bench` passes `--bench`.
+            "--bench" => {}
+            other => panic!("unknown argument `{other}`"),
+        }
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/roster-bench");
+    std::fs::create_dir_all(&root).expect("bench dir");
+
+    println!(
+        "roster benchmark — {} ({} cores)",
+        cpu_name(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!();
+    println!("1/2. passes, 4 vendors (child process per row; peak RSS is the whole process)");
+    println!(
+        "{:>9} | {:>10} {:>9} | {:>10} {:>9} {:>7} | {:>10} {:>9} {:>7}",
+        "people",
+        "parse s",
+        "RSS MiB",
+        "no-op s",
+        "RSS MiB",
+        "×parse",
+        "1% chg s",
+        "RSS MiB",
+        "×parse"
+    );
+    for &n in &people {
+        let dir = root.join(n.to_string());
+        if !dir.join("ready").exists() {
+            eprintln!("preparing {n} people × 4 vendors in {} …", dir.display());
+            run_child(&["prepare", &n.to_string(), path_str(&dir)]);
+        }
+        let parse = run_child(&["parse", path_str(&dir)]);
+        let noop = run_child(&["noop", path_str(&dir)]);
+        let changed = run_child(&["changed", path_str(&dir)]);
+        let p = secs(&parse);
+        println!(
+            "{:>9} | {:>10.3} {:>9.0} | {:>10.3} {:>9.0} {:>7.2} | {:>10.3} {:>9.0} {:>7.2}",
+            n,
+            p,
+            mib(&parse),
+            secs(&noop),
+            mib(&noop),
+            secs(&noop) / p,
+            secs(&changed),
+            mib(&changed),
+            secs(&changed) / p
+        );
+        for (what, r) in [("no-op", &noop), ("1% changed", &changed)] {
+            if let Some(note) = r.get("note").and_then(Value::as_str) {
+                eprintln!("  {n} {what}: {note}");
+            }
+        }
+    }
+
+    println!();
+    let ops = if quick {
+        concurrency * 10
+    } else {
+        concurrency * 40
+    };
+    let push = run_child(&[
+        "push",
+        &ops.to_string(),
+        &concurrency.to_string(),
+        &latency_ms.to_string(),
+    ]);
+    let ideal = concurrency as f64 / (latency_ms as f64 / 1000.0);
+    let rate = push["ops"].as_f64().unwrap_or(0.0) / secs(&push);
+    println!(
+        "3. push throughput (Motive fake, {latency_ms} ms latency, concurrency {concurrency}, {ops} updates)"
+    );
+    println!(
+        "   {:.3} s, {:.1} ops/s, ideal C/latency {:.1} ops/s, ratio {:.2}, peak RSS {:.0} MiB",
+        secs(&push),
+        rate,
+        ideal,
+        rate / ideal,
+        mib(&push)
+    );
+
+    println!();
+    let (calls, window_ms, updates) = if quick { (10, 500, 40) } else { (10, 1000, 80) };
+    for known in ["unknown", "configured"] {
+        let rl = run_child(&[
+            "ratelimit",
+            &updates.to_string(),
+            &calls.to_string(),
+            &window_ms.to_string(),
+            known,
+        ]);
+        let limit = f64::from(calls) / (window_ms as f64 / 1000.0);
+        let sent = rl["calls"].as_f64().unwrap_or(0.0);
+        let took = secs(&rl);
+        // A fixed window that opens at the first call: the best possible time to send
+        // `sent` calls is (windows needed - 1) × window.
+        let windows = (sent / f64::from(calls)).ceil().max(1.0);
+        let best = (windows - 1.0) * window_ms as f64 / 1000.0;
+        println!(
+            "4. rate limit (Rocket.Chat fake, {calls} calls / {window_ms} ms per route, limit {} to roster): {updates} updates",
+            known
+        );
+        println!(
+            "   {:.3} s, {} users.update calls, achieved {:.1}/s of limit {:.1}/s = {:.2}; \
+             best possible fixed-window time {:.1} s ({:.0}% of it); 429s received: {}",
+            took,
+            sent,
+            sent / took,
+            limit,
+            sent / took / limit,
+            best,
+            if took > 0.0 { best / took * 100.0 } else { 0.0 },
+            rl["429s"]
+        );
+    }
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+fn secs(v: &Value) -> f64 {
+    v["secs"].as_f64().unwrap_or(f64::NAN)
+}
+
+fn mib(v: &Value) -> f64 {
+    v["peak_rss_kib"].as_f64().unwrap_or(f64::NAN) / 1024.0
+}
+
+fn cpu_name() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+fn run_child(args: &[&str]) -> Value {
+    let exe = std::env::current_exe().expect("own path");
+    let out = Command::new(exe)
+        .arg("--child")
+        .args(args)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("run child");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .unwrap_or_else(|| panic!("child {args:?} failed ({}): {text}", out.status));
+    serde_json::from_str(line).expect("child result")
+}
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn child(args: &[String]) -> Value {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let mut result = match args.first().map(String::as_str) {
+        Some("prepare") => {
+            let n: usize = args[1].parse().expect("n");
+            rt.block_on(prepare(n, Path::new(&args[2])))
+        }
+        Some("parse") => {
+            let file = Path::new(&args[1]).join("people.json");
+            let mut best = f64::MAX;
+            let mut people = 0;
+            for _ in 0..REPS {
+                let t = Instant::now();
+                let snapshot = roster::source::file::read_file(&file).expect("parse");
+                best = best.min(t.elapsed().as_secs_f64());
+                people = snapshot.people.len();
+            }
+            json!({ "secs": best, "people": people })
+        }
+        Some("noop") => rt.block_on(noop(Path::new(&args[1]))),
+        Some("changed") => rt.block_on(changed(Path::new(&args[1]))),
+        Some("push") => rt.block_on(push(
+            args[1].parse().expect("ops"),
+            args[2].parse().expect("concurrency"),
+            args[3].parse().expect("latency"),
+        )),
+        Some("ratelimit") => rt.block_on(ratelimit(
+            args[1].parse().expect("updates"),
+            args[2].parse().expect("calls"),
+            args[3].parse().expect("window"),
+            args[4] == "configured",
+        )),
+        other => panic!("unknown child scenario {other:?}"),
+    };
+    drop(rt);
+    result["peak_rss_kib"] = json!(peak_rss_kib());
+    result
+}
+
+fn person(i: usize, email_tag: &str) -> Value {
+    let first = format!("First{i}");
+    let last = format!("Last{i}");
+    json!({
+        "id": format!("E{i:08}"),
+        "first_name": first,
+        "last_name": last,
+        "email": format!("first{i}.last{i}{email_tag}@example.com"),
+        "username": format!("first{i}.last{i}"),
+        "phone": format!("+1555{:07}", i % 10_000_000),
+        "groups": ["drivers", "staff"],
+    })
+}
+
+/// Writes `people.json` as one JSON array, streaming.
+fn write_people(path: &Path, n: usize, changed_every: usize) {
+    use std::io::Write;
+    let mut w = std::io::BufWriter::new(std::fs::File::create(path).expect("create people"));
+    w.write_all(b"[\n").expect("write");
+    for i in 0..n {
+        let tag = if changed_every > 0 && i % changed_every == 0 {
+            ".new"
+        } else {
+            ""
+        };
+        serde_json::to_writer(&mut w, &person(i, tag)).expect("write");
+        w.write_all(if i + 1 < n { b",\n" } else { b"\n" })
+            .expect("write");
+    }
+    w.write_all(b"]\n").expect("write");
+    w.flush().expect("flush");
+}
+
+fn config(
+    dir: &Path,
+    state: &Path,
+    file: &str,
+    urls: &BTreeMap<&str, String>,
+    chat_extra: &str,
+) -> Settings {
+    let url = |k: &str| {
+        urls.get(k)
+            .cloned()
+            .unwrap_or_else(|| "http://127.0.0.1:9".into())
+    };
+    let c = roster_sandbox::Credentials::default();
+    let text = format!(
+        r#"
+state_dir = "{state}"
+[safety]
+max_deactivation_ratio = 1.0
+max_source_drop_ratio = 1.0
+[source]
+type = "file"
+path = "{file}"
+
+[vendors.motive]
+type = "motive"
+base_url = "{motive_url}"
+api_key = "{motive}"
+concurrency = 16
+[vendors.motive.defaults]
+role = "driver"
+eld_mode = "logs"
+time_tracking_mode = "logs"
+
+[vendors.drivekit]
+type = "drivekit"
+base_url = "{drivekit_url}"
+api_key = "{drivekit}"
+concurrency = 16
+
+[vendors.telematics]
+type = "telematics"
+base_url = "{telematics_url}"
+email = "{tm_email}"
+password = "{tm_password}"
+instance_id = "{tm_id}"
+instance_key = "{tm_key}"
+concurrency = 16
+
+[vendors.chat]
+type = "rocketchat"
+base_url = "{rc_url}"
+user_id = "{rc_user}"
+auth_token = "{rc_token}"
+concurrency = 16
+{chat_extra}
+"#,
+        state = state.display(),
+        motive_url = url("motive"),
+        drivekit_url = url("drivekit"),
+        telematics_url = url("telematics"),
+        rc_url = url("rocketchat"),
+        motive = c.motive_api_key,
+        drivekit = c.drivekit_api_key,
+        tm_email = c.telematics_email,
+        tm_password = c.telematics_password,
+        tm_id = c.telematics_instance_id,
+        tm_key = c.telematics_instance_key,
+        rc_user = c.rocketchat_user_id,
+        rc_token = c.rocketchat_auth_token,
+    );
+    roster::config::load_str(&text, dir, Vec::new()).expect("bench config")
+}
+
+async fn prepare(n: usize, dir: &Path) -> Value {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).expect("dir");
+    let t = Instant::now();
+    write_people(&dir.join("people.json"), n, 0);
+    write_people(&dir.join("people-changed.json"), n, 100);
+    let settings = config(dir, &dir.join("state"), "people.json", &BTreeMap::new(), "");
+    let ctx = Context::build(settings).expect("context");
+    let store = Store::open(&dir.join("state")).expect("store");
+    let now = chrono::Utc::now();
+    let mut start = 0;
+    while start < n {
+        let end = (start + CHUNK).min(n);
+        let people: Vec<Person> = (start..end)
+            .map(|i| roster::source::parse_record(&person(i, "")).expect("valid person"))
+            .collect();
+        for (settings, vendor) in &ctx.vendors {
+            let records: Vec<(PersonId, VendorRecord)> = people
+                .iter()
+                .map(|p| {
+                    let Desired::Active(fields) =
+                        roster::sync::desire(settings, vendor.as_ref(), p)
+                    else {
+                        panic!("{}: person {} is not active", settings.name, p.id);
+                    };
+                    let record = VendorRecord {
+                        remote_id: Some(format!("r-{}", p.id)),
+                        state: RecordState::Active,
+                        fields,
+                        linked_at: now,
+                        updated_at: now,
+                    };
+                    (p.id.clone(), record)
+                })
+                .collect();
+            store
+                .put_many(&settings.name, records.iter().map(|(k, v)| (k, v)))
+                .await
+                .expect("seed");
+        }
+        start = end;
+    }
+    store.flush().await.expect("flush");
+    std::fs::write(dir.join("ready"), b"").expect("marker");
+    json!({ "secs": t.elapsed().as_secs_f64() })
+}
+
+async fn noop(dir: &Path) -> Value {
+    let settings = config(dir, &dir.join("state"), "people.json", &BTreeMap::new(), "");
+    let ctx = Context::build(settings).expect("context");
+    let store = Store::open(&dir.join("state")).expect("store");
+    let mut best = f64::MAX;
+    let mut last = None;
+    for _ in 0..REPS {
+        let t = Instant::now();
+        let report =
+            roster::sync::run_once(&ctx, &store, &PassOptions::default(), &Shutdown::never())
+                .await
+                .expect("pass");
+        best = best.min(t.elapsed().as_secs_f64());
+        last = Some(report);
+    }
+    summary(best, &last.expect("one pass"))
+}
+
+fn summary(secs: f64, report: &roster::report::Report) -> Value {
+    let mut ops = 0;
+    let mut unchanged = 0;
+    let mut failed = 0;
+    for v in report.vendors.values() {
+        ops += v.created + v.updated + v.deactivated + v.reactivated + v.adopted + v.deleted;
+        unchanged += v.unchanged;
+        failed += v.failed + v.skipped;
+    }
+    let note = format!(
+        "{ops} ops, {unchanged} unchanged, {failed} failed/skipped{}",
+        report
+            .refused
+            .as_ref()
+            .map(|r| format!(", REFUSED: {r}"))
+            .unwrap_or_default()
+    );
+    json!({ "secs": secs, "ops": ops, "note": note })
+}
+
+/// A vendor that maps like the real connector and acknowledges every write at once.
+struct Ack(Arc<dyn Vendor>);
+
+#[async_trait]
+impl Vendor for Ack {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn map(&self, person: &Person) -> Result<Fields, String> {
+        self.0.map(person)
+    }
+    async fn check(&self) -> Result<(), VendorError> {
+        Ok(())
+    }
+    async fn lookup(&self, _: &PersonId, _: &Fields) -> Result<Option<Remote>, VendorError> {
+        Ok(None)
+    }
+    async fn create(&self, person: &PersonId, _: &Fields) -> Result<String, VendorError> {
+        Ok(format!("r-{person}"))
+    }
+    async fn update(&self, _: &str, _: &Changes, _: &Fields) -> Result<(), VendorError> {
+        Ok(())
+    }
+    async fn set_active(&self, _: &str, _: bool) -> Result<(), VendorError> {
+        Ok(())
+    }
+}
+
+async fn changed(dir: &Path) -> Value {
+    // The pass rewrites records: work on a copy of the prepared store.
+    let scratch = dir.join("scratch-state");
+    let _ = std::fs::remove_dir_all(&scratch);
+    let status = Command::new("cp")
+        .arg("-r")
+        .arg(dir.join("state"))
+        .arg(&scratch)
+        .status()
+        .expect("cp");
+    assert!(status.success(), "copying the store failed");
+    let settings = config(dir, &scratch, "people-changed.json", &BTreeMap::new(), "");
+    let mut ctx = Context::build(settings).expect("context");
+    ctx.vendors = ctx
+        .vendors
+        .into_iter()
+        .map(|(s, v)| (s, Arc::new(Ack(v)) as Arc<dyn Vendor>))
+        .collect();
+    let store = Store::open(&scratch).expect("store");
+    let t = Instant::now();
+    let report = roster::sync::run_once(&ctx, &store, &PassOptions::default(), &Shutdown::never())
+        .await
+        .expect("pass");
+    let secs = t.elapsed().as_secs_f64();
+    drop(store);
+    let _ = std::fs::remove_dir_all(&scratch);
+    summary(secs, &report)
+}
+
+/// A sandbox-backed environment with one vendor selected.
+async fn sandbox_pass(
+    sandbox: &roster_sandbox::Sandbox,
+    dir: &Path,
+    store: &Store,
+    only: &str,
+    extra: &str,
+) -> (f64, roster::report::Report) {
+    let urls: BTreeMap<&str, String> = ["motive", "drivekit", "telematics", "rocketchat"]
+        .into_iter()
+        .map(|v| (v, sandbox.url(v)))
+        .collect();
+    let mut settings = config(dir, &dir.join("state"), "people.json", &urls, extra);
+    settings.retry.max_interval_secs = 120;
+    settings.retry.max_elapsed_secs = 600;
+    settings.retry.pass_budget_secs = 3600;
+    let ctx = Context::build(settings).expect("context");
+    let opts = PassOptions {
+        only: vec![only.to_string()],
+        ..PassOptions::default()
+    };
+    let t = Instant::now();
+    let report = roster::sync::run_once(&ctx, store, &opts, &Shutdown::never())
+        .await
+        .expect("pass");
+    (t.elapsed().as_secs_f64(), report)
+}
+
+fn write_small(dir: &Path, n: usize, tag: &str) {
+    let people: Vec<Value> = (0..n).map(|i| person(i, tag)).collect();
+    std::fs::write(
+        dir.join("people.json"),
+        serde_json::to_vec(&people).expect("json"),
+    )
+    .expect("write");
+}
+
+async fn push(ops: usize, concurrency: usize, latency_ms: u64) -> Value {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let sandbox = roster_sandbox::Sandbox::start(roster_sandbox::Credentials::default())
+        .await
+        .expect("sandbox");
+    let store = Store::open(&dir.join("state")).expect("store");
+    write_small(dir, ops, "");
+    let (_, first) = sandbox_pass(&sandbox, dir, &store, "motive", "").await;
+    assert_eq!(first.vendors["motive"].created, ops, "seeding pass");
+    write_small(dir, ops, ".new");
+    sandbox
+        .motive
+        .control
+        .set_latency(Duration::from_millis(latency_ms));
+    let _ = concurrency; // the executor takes `concurrency` from config (16 in `config`)
+    let (secs, report) = sandbox_pass(&sandbox, dir, &store, "motive", "").await;
+    let mut out = summary(secs, &report);
+    out["ops"] = json!(report.vendors["motive"].updated);
+    out
+}
+
+async fn ratelimit(updates: usize, calls: u32, window_ms: u64, configured: bool) -> Value {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let sandbox = roster_sandbox::Sandbox::start(roster_sandbox::Credentials::default())
+        .await
+        .expect("sandbox");
+    sandbox.rocketchat.disable_rate_limit();
+    let store = Store::open(&dir.join("state")).expect("store");
+    write_small(dir, updates, "");
+    let (_, first) = sandbox_pass(&sandbox, dir, &store, "chat", "").await;
+    assert_eq!(first.vendors["chat"].created, updates, "seeding pass");
+    write_small(dir, updates, ".new");
+    sandbox
+        .rocketchat
+        .set_rate_limit(calls, Duration::from_millis(window_ms));
+    sandbox.rocketchat.control.clear_calls();
+    let limit = if configured {
+        format!(
+            "rate_limit = {{ calls = {calls}, per_secs = {} }}",
+            window_ms as f64 / 1000.0
+        )
+    } else {
+        String::new()
+    };
+    let (secs, report) = sandbox_pass(&sandbox, dir, &store, "chat", &limit).await;
+    let control = &sandbox.rocketchat.control;
+    let sent = control
+        .calls()
+        .iter()
+        .filter(|c| c.path.contains("users.update"))
+        .count();
+    let mut out = summary(secs, &report);
+    out["calls"] = json!(sent);
+    out["429s"] = json!(control.count_status(429));
+    out
+}
