@@ -8,8 +8,10 @@
 //! learned, whichever is lower), or unlimited when neither is known. A rate-limit answer
 //! (`VendorError::RateLimited`, i.e. a 429, with its `Retry-After` when given) halves the
 //! rate (from the rate actually achieved, when that is lower) and holds every call to the
-//! vendor until the `Retry-After` has passed (one longer than `retry.max_interval_secs`
-//! holds nothing: the retry policy gives up on it anyway). After every `INCREASE_EVERY`
+//! vendor until the `Retry-After` has passed. While a hold longer than `max_hold`
+//! (`retry.max_interval_secs`) lasts, calls fail at once without reaching the vendor (the
+//! retry policy gives up on such a wait anyway, and they are retried next pass) — e.g.
+//! Damoov's one-hour login block must not park the pass. After every `INCREASE_EVERY`
 //! successful calls without a 429 the rate grows by a twentieth of the configured limit
 //! (or a tenth of the rate that drew the 429, when none is configured): back to the
 //! configured limit, or, without one, back to unlimited once twice the rate that drew the
@@ -34,10 +36,6 @@ use crate::vendor::VendorError;
 pub const INCREASE_EVERY: u32 = 20;
 /// The rate never drops below this (calls per second): one call a minute.
 pub const MIN_RATE: f64 = 1.0 / 60.0;
-/// The longest a call waits for a hold the vendor asked for (Retry-After). A longer hold
-/// — e.g. Damoov's one-hour login block — fails the call at once instead: it is retried
-/// next pass, and the pass is not parked behind it.
-pub const MAX_HOLD: Duration = Duration::from_secs(60);
 /// Longest `Retry-After` that holds every call, unless set otherwise.
 pub const DEFAULT_MAX_HOLD: Duration = Duration::from_secs(60);
 /// How far back the achieved rate is measured.
@@ -55,8 +53,8 @@ pub struct Controller {
     limited_at: Option<f64>,
     successes: u32,
     hold_until: Option<Instant>,
-    /// A `Retry-After` longer than this holds nothing (the retry policy gives up on such a
-    /// call anyway, and connectors that fail fast during a block keep doing so).
+    /// While a hold longer than this lasts, calls fail at once instead of waiting (the
+    /// retry policy gives up on such a wait anyway).
     max_hold: Duration,
 }
 
@@ -105,7 +103,7 @@ impl Controller {
         self.limited_at = Some(base);
         self.rate = Some((base / 2.0).max(MIN_RATE));
         self.successes = 0;
-        if let Some(wait) = retry_after.filter(|w| *w <= self.max_hold) {
+        if let Some(wait) = retry_after {
             let until = now + wait;
             self.hold_until = Some(self.hold_until.map_or(until, |h| h.max(until)));
         }
@@ -145,7 +143,7 @@ impl Controller {
 pub enum NotReady {
     /// Roster is shutting down.
     Stopped,
-    /// The vendor asked for a pause longer than `MAX_HOLD`; this much of it is left.
+    /// The vendor asked for a pause longer than `max_hold`; this much of it is left.
     Held(Duration),
 }
 
@@ -219,7 +217,7 @@ impl Pacer {
     ///
     /// # Errors
     /// `Stopped` when shutdown fires first; `Held` when the vendor's requested pause is
-    /// longer than `MAX_HOLD`.
+    /// longer than `max_hold`.
     pub async fn ready(&self, shutdown: &Shutdown) -> Result<(), NotReady> {
         loop {
             if shutdown.is_triggered() {
@@ -230,7 +228,7 @@ impl Pacer {
                 let now = Instant::now();
                 st.controller.release_hold(now);
                 match st.controller.hold_until() {
-                    Some(until) if until - now > MAX_HOLD => {
+                    Some(until) if until - now > st.controller.max_hold => {
                         return Err(NotReady::Held(until - now));
                     }
                     Some(until) => Some(until - now),
@@ -351,11 +349,12 @@ mod tests {
     }
 
     #[test]
-    fn an_excessive_retry_after_slows_down_but_holds_nothing() {
+    fn an_excessive_retry_after_slows_down_and_is_remembered() {
         let mut c = Controller::new(Some(10.0), None).with_max_hold(Duration::from_secs(10));
-        c.on_rate_limited(Instant::now(), Some(Duration::from_secs(3600)), 0.0);
+        let now = Instant::now();
+        c.on_rate_limited(now, Some(Duration::from_secs(3600)), 0.0);
         assert_eq!(c.rate(), Some(5.0));
-        assert_eq!(c.hold_until(), None);
+        assert_eq!(c.hold_until(), Some(now + Duration::from_secs(3600)));
     }
 
     #[test]
@@ -367,7 +366,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn pacer_holds_calls_after_a_429_and_shutdown_ends_the_wait() {
-        let pacer = Pacer::unlimited("v").with_max_hold(Duration::from_secs(7200));
+        let pacer = Pacer::unlimited("v").with_max_hold(Duration::from_secs(60));
         let never = Shutdown::never();
         assert_eq!(pacer.ready(&never).await, Ok(()));
         pacer.observe::<()>(&Err(VendorError::RateLimited {
@@ -377,12 +376,14 @@ mod tests {
         assert_eq!(pacer.ready(&never).await, Ok(()));
         assert!(started.elapsed() >= Duration::from_secs(30));
 
-        // A pause longer than MAX_HOLD is not waited for: the call fails at once.
+        // A pause longer than max_hold is not waited for: the call fails at once.
         pacer.observe::<()>(&Err(VendorError::RateLimited {
             retry_after: Some(Duration::from_secs(3600)),
         }));
         let held = Instant::now();
-        assert!(matches!(pacer.ready(&never).await, Err(NotReady::Held(left)) if left > MAX_HOLD));
+        assert!(
+            matches!(pacer.ready(&never).await, Err(NotReady::Held(left)) if left > Duration::from_secs(60))
+        );
         assert!(held.elapsed() < Duration::from_secs(1));
 
         // A shorter one is waited for, and shutdown ends the wait.
