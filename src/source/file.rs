@@ -11,9 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::config::{ConfigError, SourceSettings};
 
-use super::{
-    InvalidRecord, RecordError, Snapshot, Source, SourceError, parse_record, reject_duplicates,
-};
+use super::{FIELDS, RecordError, Snapshot, SnapshotBuilder, Source, SourceError, parse_record};
 
 pub struct FileSource {
     path: PathBuf,
@@ -102,8 +100,7 @@ pub fn read_file(path: &Path) -> Result<Snapshot, SourceError> {
 }
 
 fn parse(text: &str, format: Format) -> Result<Snapshot, String> {
-    let mut snapshot = Snapshot::default();
-    let mut locations = Vec::new();
+    let mut builder = SnapshotBuilder::default();
     // Each record becomes a `Person` as soon as it is read: the whole file is never held
     // as a JSON tree (at a million people that tree alone is over a gigabyte).
     let mut add = |location: String, value: Result<Value, String>| {
@@ -114,18 +111,7 @@ fn parse(text: &str, format: Format) -> Result<Snapshot, String> {
                 message,
             })
             .and_then(|v| parse_record(&v));
-        match parsed {
-            Ok(person) => {
-                snapshot.people.push(person);
-                locations.push(location);
-            }
-            Err(e) => snapshot.invalid.push(InvalidRecord {
-                location,
-                id: e.id,
-                email: e.email,
-                message: e.message,
-            }),
-        }
+        builder.add(location, parsed);
     };
     match format {
         Format::JsonArray => {
@@ -155,8 +141,7 @@ fn parse(text: &str, format: Format) -> Result<Snapshot, String> {
             }
         }
     }
-    reject_duplicates(&mut snapshot, &locations);
-    Ok(snapshot)
+    Ok(builder.finish())
 }
 
 /// Visits a JSON array, handing each element to the callback with its place.
@@ -179,16 +164,10 @@ impl<'de, F: FnMut(String, Result<Value, String>)> serde::de::Visitor<'de> for E
     }
 }
 
-const CSV_COLUMNS: &[&str] = &[
-    "id",
-    "email",
-    "username",
-    "first_name",
-    "last_name",
-    "phone",
-    "active",
-    "groups",
-];
+/// CSV columns: every person field but `attributes`, which comes as `attributes.NAME`.
+fn csv_columns() -> impl Iterator<Item = &'static str> {
+    FIELDS.iter().copied().filter(|f| *f != "attributes")
+}
 
 /// Each record with its place; a record that could not even be read is an error text.
 type Located = Vec<(String, Result<Value, String>)>;
@@ -202,10 +181,10 @@ fn csv_records(text: &str) -> Result<Located, String> {
         .map_err(|e| format!("cannot read the CSV header: {e}"))?
         .clone();
     for h in &headers {
-        if !CSV_COLUMNS.contains(&h) && !h.starts_with("attributes.") {
+        if !csv_columns().any(|c| c == h) && !h.starts_with("attributes.") {
             return Err(format!(
                 "unknown CSV column `{h}` (expected {} or attributes.NAME)",
-                CSV_COLUMNS.join(", ")
+                csv_columns().collect::<Vec<_>>().join(", ")
             ));
         }
     }

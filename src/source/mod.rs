@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use crate::config::{ConfigError, SourceSettings};
 use crate::model::Person;
 
-pub use record::{RecordError, parse_record};
+pub use record::{FIELDS, RecordError, parse_record};
 
 /// One full read of the source.
 #[derive(Debug, Clone, Default)]
@@ -122,15 +122,29 @@ pub fn build(settings: &SourceSettings) -> Result<Box<dyn Source>, ConfigError> 
 pub(crate) fn snapshot_from(
     records: impl IntoIterator<Item = (String, Result<Person, RecordError>)>,
 ) -> Snapshot {
-    let mut snapshot = Snapshot::default();
-    let mut locations = Vec::new();
+    let mut builder = SnapshotBuilder::default();
     for (location, parsed) in records {
+        builder.add(location, parsed);
+    }
+    builder.finish()
+}
+
+/// `snapshot_from` for sources that are handed their records one at a time.
+#[derive(Default)]
+pub(crate) struct SnapshotBuilder {
+    snapshot: Snapshot,
+    /// The place of each person in `snapshot.people`, for duplicate messages.
+    locations: Vec<String>,
+}
+
+impl SnapshotBuilder {
+    pub(crate) fn add(&mut self, location: String, parsed: Result<Person, RecordError>) {
         match parsed {
             Ok(person) => {
-                snapshot.people.push(person);
-                locations.push(location);
+                self.snapshot.people.push(person);
+                self.locations.push(location);
             }
-            Err(e) => snapshot.invalid.push(InvalidRecord {
+            Err(e) => self.snapshot.invalid.push(InvalidRecord {
                 location,
                 id: e.id,
                 email: e.email,
@@ -138,13 +152,16 @@ pub(crate) fn snapshot_from(
             }),
         }
     }
-    reject_duplicates(&mut snapshot, &locations);
-    snapshot
+
+    pub(crate) fn finish(mut self) -> Snapshot {
+        reject_duplicates(&mut self.snapshot, &self.locations);
+        self.snapshot
+    }
 }
 
 /// Marks every record whose id repeats an earlier one as invalid, keeping neither: which
 /// of the two is right cannot be known.
-pub(crate) fn reject_duplicates(snapshot: &mut Snapshot, locations: &[String]) {
+fn reject_duplicates(snapshot: &mut Snapshot, locations: &[String]) {
     use std::collections::BTreeMap;
     let mut seen: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, p) in snapshot.people.iter().enumerate() {

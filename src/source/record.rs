@@ -9,7 +9,8 @@ use serde_json::{Map, Value};
 
 use crate::model::{Person, PersonId};
 
-const KNOWN: &[&str] = &[
+/// Every field a person record may have.
+pub const FIELDS: &[&str] = &[
     "id",
     "email",
     "username",
@@ -56,10 +57,10 @@ pub fn parse_record(value: &Value) -> Result<Person, RecordError> {
         message,
     };
 
-    if let Some(unknown) = obj.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+    if let Some(unknown) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
         return Err(fail(format!(
             "unknown field `{unknown}` (expected one of: {})",
-            KNOWN.join(", ")
+            FIELDS.join(", ")
         )));
     }
     let id = match obj.get("id") {
