@@ -330,6 +330,7 @@ fn config(
     file: &str,
     urls: &BTreeMap<&str, String>,
     chat_extra: &str,
+    concurrency: usize,
 ) -> Settings {
     let url = |k: &str| {
         urls.get(k)
@@ -351,7 +352,7 @@ path = "{file}"
 type = "motive"
 base_url = "{motive_url}"
 api_key = "{motive}"
-concurrency = 16
+concurrency = {concurrency}
 [vendors.motive.defaults]
 role = "driver"
 eld_mode = "logs"
@@ -361,7 +362,7 @@ time_tracking_mode = "logs"
 type = "drivekit"
 base_url = "{drivekit_url}"
 api_key = "{drivekit}"
-concurrency = 16
+concurrency = {concurrency}
 
 [vendors.telematics]
 type = "telematics"
@@ -370,14 +371,14 @@ email = "{tm_email}"
 password = "{tm_password}"
 instance_id = "{tm_id}"
 instance_key = "{tm_key}"
-concurrency = 16
+concurrency = {concurrency}
 
 [vendors.chat]
 type = "rocketchat"
 base_url = "{rc_url}"
 user_id = "{rc_user}"
 auth_token = "{rc_token}"
-concurrency = 16
+concurrency = {concurrency}
 {chat_extra}
 "#,
         state = state.display(),
@@ -403,7 +404,14 @@ async fn prepare(n: usize, dir: &Path) -> Value {
     let t = Instant::now();
     write_people(&dir.join("people.json"), n, 0);
     write_people(&dir.join("people-changed.json"), n, 100);
-    let settings = config(dir, &dir.join("state"), "people.json", &BTreeMap::new(), "");
+    let settings = config(
+        dir,
+        &dir.join("state"),
+        "people.json",
+        &BTreeMap::new(),
+        "",
+        16,
+    );
     let ctx = Context::build(settings).expect("context");
     let store = Store::open(&dir.join("state")).expect("store");
     let now = chrono::Utc::now();
@@ -445,7 +453,14 @@ async fn prepare(n: usize, dir: &Path) -> Value {
 }
 
 async fn noop(dir: &Path) -> Value {
-    let settings = config(dir, &dir.join("state"), "people.json", &BTreeMap::new(), "");
+    let settings = config(
+        dir,
+        &dir.join("state"),
+        "people.json",
+        &BTreeMap::new(),
+        "",
+        16,
+    );
     let ctx = Context::build(settings).expect("context");
     let store = Store::open(&dir.join("state")).expect("store");
     let mut best = f64::MAX;
@@ -521,7 +536,14 @@ async fn changed(dir: &Path) -> Value {
         .status()
         .expect("cp");
     assert!(status.success(), "copying the store failed");
-    let settings = config(dir, &scratch, "people-changed.json", &BTreeMap::new(), "");
+    let settings = config(
+        dir,
+        &scratch,
+        "people-changed.json",
+        &BTreeMap::new(),
+        "",
+        16,
+    );
     let mut ctx = Context::build(settings).expect("context");
     ctx.vendors = ctx
         .vendors
@@ -546,12 +568,20 @@ async fn sandbox_pass(
     store: &Store,
     only: &str,
     extra: &str,
+    concurrency: usize,
 ) -> (f64, roster::report::Report) {
     let urls: BTreeMap<&str, String> = ["motive", "drivekit", "telematics", "rocketchat"]
         .into_iter()
         .map(|v| (v, sandbox.url(v)))
         .collect();
-    let mut settings = config(dir, &dir.join("state"), "people.json", &urls, extra);
+    let mut settings = config(
+        dir,
+        &dir.join("state"),
+        "people.json",
+        &urls,
+        extra,
+        concurrency,
+    );
     settings.retry.max_interval_secs = 120;
     settings.retry.max_elapsed_secs = 600;
     settings.retry.pass_budget_secs = 3600;
@@ -584,15 +614,14 @@ async fn push(ops: usize, concurrency: usize, latency_ms: u64) -> Value {
         .expect("sandbox");
     let store = Store::open(&dir.join("state")).expect("store");
     write_small(dir, ops, "");
-    let (_, first) = sandbox_pass(&sandbox, dir, &store, "motive", "").await;
+    let (_, first) = sandbox_pass(&sandbox, dir, &store, "motive", "", concurrency).await;
     assert_eq!(first.vendors["motive"].created, ops, "seeding pass");
     write_small(dir, ops, ".new");
     sandbox
         .motive
         .control
         .set_latency(Duration::from_millis(latency_ms));
-    let _ = concurrency; // the executor takes `concurrency` from config (16 in `config`)
-    let (secs, report) = sandbox_pass(&sandbox, dir, &store, "motive", "").await;
+    let (secs, report) = sandbox_pass(&sandbox, dir, &store, "motive", "", concurrency).await;
     let mut out = summary(secs, &report);
     out["ops"] = json!(report.vendors["motive"].updated);
     out
@@ -607,7 +636,7 @@ async fn ratelimit(updates: usize, calls: u32, window_ms: u64, configured: bool)
     sandbox.rocketchat.disable_rate_limit();
     let store = Store::open(&dir.join("state")).expect("store");
     write_small(dir, updates, "");
-    let (_, first) = sandbox_pass(&sandbox, dir, &store, "chat", "").await;
+    let (_, first) = sandbox_pass(&sandbox, dir, &store, "chat", "", 16).await;
     assert_eq!(first.vendors["chat"].created, updates, "seeding pass");
     write_small(dir, updates, ".new");
     sandbox
@@ -622,7 +651,7 @@ async fn ratelimit(updates: usize, calls: u32, window_ms: u64, configured: bool)
     } else {
         String::new()
     };
-    let (secs, report) = sandbox_pass(&sandbox, dir, &store, "chat", &limit).await;
+    let (secs, report) = sandbox_pass(&sandbox, dir, &store, "chat", &limit, 16).await;
     let control = &sandbox.rocketchat.control;
     let sent = control
         .calls()

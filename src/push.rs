@@ -265,11 +265,11 @@ impl Pusher {
         Fut: std::future::Future<Output = Result<T, VendorError>>,
     {
         let result = self.call(call).await;
-        self.audit(person, op, fields, &result).await;
+        self.audit(person, op, fields, &result);
         result
     }
 
-    async fn audit<T>(
+    fn audit<T>(
         &self,
         person: &PersonId,
         op: &str,
@@ -290,7 +290,7 @@ impl Pusher {
             fields,
             message,
         };
-        if let Err(error) = self.store.record_history(&entry).await {
+        if let Err(error) = self.store.record_history(&entry) {
             warn!(vendor = %self.name(), user = %person, error = %error, "Could not record audit history.");
         }
     }
@@ -354,8 +354,7 @@ impl Pusher {
             .await;
         // A create that turned into an adoption (found on a retry) wrote nothing.
         if !matches!(made, Ok(Err(_))) {
-            self.audit(person, "create", fields.keys().cloned().collect(), &made)
-                .await;
+            self.audit(person, "create", fields.keys().cloned().collect(), &made);
         }
         match made {
             Ok(Ok(id)) => {

@@ -10,6 +10,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -118,6 +120,20 @@ pub struct HistoryFilter {
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
+    commits: Arc<GroupCommit>,
+}
+
+/// Group commit: every write waits until it is on disk, but writes that arrive while a
+/// flush is running share the next one instead of each paying for its own fsync (a pass
+/// pushing to a vendor at concurrency C acknowledges up to C calls at once).
+#[derive(Default)]
+struct GroupCommit {
+    /// Tickets handed out, one per write that asked to be made durable.
+    issued: AtomicU64,
+    /// Every ticket up to this one is on disk.
+    durable: AtomicU64,
+    /// One flush at a time; waiters queue here and most find their ticket covered.
+    flushing: tokio::sync::Mutex<()>,
 }
 
 impl Store {
@@ -176,7 +192,10 @@ impl Store {
                 }
             }
         }
-        Ok(Self { db })
+        Ok(Self {
+            db,
+            commits: Arc::default(),
+        })
     }
 
     pub fn schema_version(&self) -> Result<u32, StoreError> {
@@ -254,7 +273,7 @@ impl Store {
         })?;
         let tree = self.tree(vendor)?;
         tree.insert(id.as_str(), bytes)?;
-        flush(tree).await?;
+        self.durable().await?;
         Ok(())
     }
 
@@ -278,7 +297,7 @@ impl Store {
         }
         let tree = self.tree(vendor)?;
         tree.apply_batch(batch)?;
-        flush(tree).await?;
+        self.durable().await?;
         Ok(())
     }
 
@@ -289,7 +308,7 @@ impl Store {
     pub async fn remove(&self, vendor: &str, id: &PersonId) -> Result<(), StoreError> {
         let tree = self.tree(vendor)?;
         tree.remove(id.as_str())?;
-        flush(tree).await?;
+        self.durable().await?;
         Ok(())
     }
 
@@ -318,7 +337,7 @@ impl Store {
         })?;
         let meta = self.db.open_tree(META)?;
         meta.insert(KEY_LAST_REPORT, bytes)?;
-        flush(meta).await?;
+        self.durable().await?;
         Ok(())
     }
 
@@ -349,7 +368,7 @@ impl Store {
     pub async fn set_last_source_count(&self, count: u64) -> Result<(), StoreError> {
         let meta = self.db.open_tree(META)?;
         meta.insert(KEY_SOURCE_COUNT, count.to_string().as_bytes())?;
-        flush(meta).await?;
+        self.durable().await?;
         Ok(())
     }
 
@@ -388,16 +407,21 @@ impl Store {
                 meta.remove(key.as_bytes())?;
             }
         }
-        flush(meta).await?;
+        self.durable().await?;
         Ok(())
     }
 
     /// Appends one audit entry. Keys are the time in nanoseconds plus a sled-generated
     /// id, so entries sort by time and never collide.
     ///
+    /// It does not wait for the disk: the entry becomes durable with the next write that
+    /// does (after a successful call, the record written right after it; otherwise the
+    /// next operation's, the end of the pass, or sled's own flush within half a second),
+    /// so auditing a call costs no fsync of its own.
+    ///
     /// # Errors
     /// sled or encoding errors.
-    pub async fn record_history(&self, entry: &HistoryEntry) -> Result<(), StoreError> {
+    pub fn record_history(&self, entry: &HistoryEntry) -> Result<(), StoreError> {
         let tree = self.db.open_tree(HISTORY)?;
         let mut key = nanos_key(entry.time).to_be_bytes().to_vec();
         key.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
@@ -406,7 +430,7 @@ impl Store {
             message: e.to_string(),
         })?;
         tree.insert(key, value)?;
-        flush(tree).await?;
+
         Ok(())
     }
 
@@ -454,7 +478,7 @@ impl Store {
             tree.remove(k)?;
             removed += 1;
         }
-        flush(tree).await?;
+        self.durable().await?;
         Ok(removed)
     }
 
@@ -463,10 +487,29 @@ impl Store {
     /// # Errors
     /// sled errors.
     pub async fn flush(&self) -> Result<(), StoreError> {
+        self.durable().await
+    }
+
+    /// Waits until every write made before this call is on disk, sharing the flush with
+    /// concurrent callers (see `GroupCommit`).
+    ///
+    /// sled 0.34's `flush_async` can deadlock when several are awaited at once
+    /// (spacejam/sled#1241, #1308), so the blocking flush runs on the blocking pool.
+    async fn durable(&self) -> Result<(), StoreError> {
+        let c = &self.commits;
+        // Taken after the caller's write: a flush that starts later covers it.
+        let ticket = c.issued.fetch_add(1, Ordering::SeqCst) + 1;
+        let _turn = c.flushing.lock().await;
+        if c.durable.load(Ordering::SeqCst) >= ticket {
+            return Ok(());
+        }
+        // Every ticket issued so far belongs to a write that is already in sled.
+        let covered = c.issued.load(Ordering::SeqCst);
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || db.flush())
             .await
             .map_err(|e| StoreError::Flush(e.to_string()))??;
+        c.durable.fetch_max(covered, Ordering::SeqCst);
         Ok(())
     }
 }
@@ -479,16 +522,6 @@ fn nanos_key(t: DateTime<Utc>) -> u64 {
         None if t.timestamp() > 0 => u64::MAX,
         None => 0,
     }
-}
-
-/// Waits until `tree`'s writes are on disk. sled 0.34's `flush_async` can deadlock when
-/// several are awaited at once (spacejam/sled#1241, #1308), as concurrent pushes do, so
-/// the blocking flush runs on the blocking thread pool instead.
-async fn flush(tree: sled::Tree) -> Result<(), StoreError> {
-    tokio::task::spawn_blocking(move || tree.flush())
-        .await
-        .map_err(|e| StoreError::Flush(e.to_string()))??;
-    Ok(())
 }
 
 fn decode<T: for<'de> Deserialize<'de>>(
@@ -597,7 +630,6 @@ mod tests {
                     fields: vec!["email".into()],
                     message: None,
                 })
-                .await
                 .expect("record");
         }
         let all = store.history(&HistoryFilter::default()).expect("all");

@@ -17,7 +17,7 @@
 //! Assumptions where Motive's docs are silent are the same as the notes' suggestions:
 //! create answers 201; unknown ids answer 404 `{"error_message":"Record not found"}`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::extract::{Path, Query, State};
@@ -87,8 +87,64 @@ const PAIRS: &[(&str, &str)] = &[
 #[derive(Default)]
 pub struct Users {
     users: BTreeMap<i64, Map<String, Value>>,
+    /// Who holds each unique key (see `unique_keys`): Motive's uniqueness checks and
+    /// external-id lookups answer from here instead of scanning every user, so the fake's
+    /// own work does not grow with its size and skew throughput measurements.
+    index: HashMap<String, BTreeSet<i64>>,
     next_id: i64,
     next_ext_id: i64,
+}
+
+impl Users {
+    fn put(&mut self, id: i64, user: Map<String, Value>) {
+        self.take(id);
+        for k in unique_keys(&user) {
+            self.index.entry(k).or_default().insert(id);
+        }
+        self.users.insert(id, user);
+    }
+
+    fn take(&mut self, id: i64) -> Option<Map<String, Value>> {
+        let old = self.users.remove(&id)?;
+        for k in unique_keys(&old) {
+            if let Some(ids) = self.index.get_mut(&k) {
+                ids.remove(&id);
+                if ids.is_empty() {
+                    self.index.remove(&k);
+                }
+            }
+        }
+        Some(old)
+    }
+
+    /// Users other than `self_id` holding `key`.
+    fn holders(&self, key: &str, self_id: Option<i64>) -> impl Iterator<Item = i64> + '_ {
+        self.index
+            .get(key)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(move |&id| Some(id) != self_id)
+    }
+}
+
+/// The keys Motive keeps unique: email and username (case-insensitively) and each
+/// (integration, external id) pair.
+fn unique_keys(u: &Map<String, Value>) -> Vec<String> {
+    let mut keys: Vec<String> = ["email", "username"]
+        .into_iter()
+        .filter_map(|k| str_field(u, k).map(|v| field_key(k, v)))
+        .collect();
+    keys.extend(ext_ids(u).iter().map(|(e, i)| ext_key(e, i)));
+    keys
+}
+
+fn field_key(field: &str, value: &str) -> String {
+    format!("{field}\0{}", value.to_ascii_lowercase())
+}
+
+fn ext_key(external_id: &str, integration: &str) -> String {
+    format!("ext\0{integration}\0{external_id}")
 }
 
 /// The fake's handle: its state for assertions and its control for faults.
@@ -164,17 +220,19 @@ impl Motive {
 
     /// Changes a user behind roster's back (drift tests).
     pub fn edit(&self, id: &str, field: &str, value: Value) {
+        let mut st = self.lock();
         if let Ok(id) = id.parse::<i64>()
-            && let Some(u) = self.lock().users.get_mut(&id)
+            && let Some(mut u) = st.users.get(&id).cloned()
         {
             u.insert(field.to_string(), value);
+            st.put(id, u);
         }
     }
 
     /// Removes a user behind roster's back (drift tests).
     pub fn remove(&self, id: &str) {
         if let Ok(id) = id.parse::<i64>() {
-            self.lock().users.remove(&id);
+            self.lock().take(id);
         }
     }
 
@@ -248,13 +306,10 @@ fn validate(st: &Users, u: &Map<String, Value>, self_id: Option<i64>) -> Result<
         ));
     }
     for (k, what) in [("email", "Email"), ("username", "Username")] {
-        if let Some(v) = str_field(u, k) {
-            let taken = st.users.iter().any(|(id, o)| {
-                Some(*id) != self_id && str_field(o, k).is_some_and(|x| x.eq_ignore_ascii_case(v))
-            });
-            if taken {
-                return bad(&format!("{what} has already been taken"));
-            }
+        if let Some(v) = str_field(u, k)
+            && st.holders(&field_key(k, v), self_id).next().is_some()
+        {
+            return bad(&format!("{what} has already been taken"));
         }
     }
     Ok(())
@@ -289,10 +344,7 @@ fn apply_external_ids(
                 "external_id and integration_name are required",
             ));
         };
-        let taken = st.users.iter().any(|(id, o)| {
-            Some(*id) != self_id && ext_ids(o).iter().any(|(e, i)| e == ext && i == integ)
-        });
-        if taken {
+        if st.holders(&ext_key(ext, integ), self_id).next().is_some() {
             return Err(error(
                 StatusCode::BAD_REQUEST,
                 "External id has already been taken",
@@ -347,7 +399,7 @@ async fn create(State(m): State<Motive>, headers: HeaderMap, body: Option<Json<V
     user.insert("created_at".into(), json!(now()));
     user.insert("updated_at".into(), json!(now()));
     let out = public(&user);
-    st.users.insert(id, user);
+    st.put(id, user);
     Ok((StatusCode::CREATED, Json(json!({ "user": out }))).into_response())
 }
 
@@ -381,7 +433,7 @@ async fn update(
     apply_external_ids(&mut st, &mut merged, attrs, Some(id))?;
     merged.insert("updated_at".into(), json!(now()));
     let out = public(&merged);
-    st.users.insert(id, merged);
+    st.put(id, merged);
     Ok(Json(json!({ "user": out })).into_response())
 }
 
@@ -438,9 +490,9 @@ async fn lookup(
         ));
     };
     let st = m.lock();
-    st.users
-        .values()
-        .find(|u| ext_ids(u).iter().any(|(e, i)| e == ext && i == integ))
+    st.holders(&ext_key(ext, integ), None)
+        .next()
+        .and_then(|id| st.users.get(&id))
         .map(|u| Json(json!({ "user": public(u) })).into_response())
         .ok_or_else(|| error(StatusCode::NOT_FOUND, "Record not found"))
 }
