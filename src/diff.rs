@@ -11,6 +11,7 @@
 //! "Held" people have an invalid source record: they keep whatever state they have until
 //! the record is fixed, so a typo in the source never deactivates anyone.
 
+use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
@@ -142,6 +143,55 @@ impl Plan {
     }
 }
 
+/// What the plan needs of a stored record. A pass streams the store's records as
+/// `store::StoredRecord`s, which answer these without decoding unchanged fields; plain
+/// `(PersonId, VendorRecord)` pairs serve everywhere else.
+pub trait Known {
+    fn person(&self) -> &str;
+    fn state(&self) -> RecordState;
+    fn remote_id(&self) -> Option<&str>;
+    /// Whether the fields last pushed are exactly `fields`.
+    fn holds(&self, fields: &Fields) -> bool;
+    /// The fields last pushed (only asked for when they differ).
+    fn fields(&self) -> Fields;
+}
+
+impl Known for (PersonId, VendorRecord) {
+    fn person(&self) -> &str {
+        self.0.as_str()
+    }
+    fn state(&self) -> RecordState {
+        self.1.state
+    }
+    fn remote_id(&self) -> Option<&str> {
+        self.1.remote_id.as_deref()
+    }
+    fn holds(&self, fields: &Fields) -> bool {
+        self.1.fields == *fields
+    }
+    fn fields(&self) -> Fields {
+        self.1.fields.clone()
+    }
+}
+
+impl Known for crate::store::StoredRecord {
+    fn person(&self) -> &str {
+        self.person()
+    }
+    fn state(&self) -> RecordState {
+        self.state()
+    }
+    fn remote_id(&self) -> Option<&str> {
+        self.remote_id()
+    }
+    fn holds(&self, fields: &Fields) -> bool {
+        self.holds(fields)
+    }
+    fn fields(&self) -> Fields {
+        self.fields()
+    }
+}
+
 /// Computes the operations that bring one vendor in line with the source.
 pub fn plan(
     desired: &BTreeMap<PersonId, Desired>,
@@ -149,7 +199,7 @@ pub fn plan(
     on_remove: OnRemove,
 ) -> Plan {
     plan_sorted(
-        desired.iter().map(|(k, v)| (k.clone(), v.clone())),
+        desired.iter().map(|(k, v)| (k, v.clone())),
         known.iter().map(|(k, v)| (k.clone(), v.clone())),
         on_remove,
     )
@@ -157,10 +207,11 @@ pub fn plan(
 
 /// [`plan`] over two streams, each sorted by person id with no id twice: a merge-join,
 /// so neither side has to be held in memory (a pass streams the store's records, which
-/// sled yields in key order). Same decisions, same order as [`plan`].
-pub fn plan_sorted(
-    desired: impl IntoIterator<Item = (PersonId, Desired)>,
-    known: impl IntoIterator<Item = (PersonId, VendorRecord)>,
+/// sled yields in key order). Same decisions, same order as [`plan`]. Person ids are
+/// only copied for the people an operation or a skip is about.
+pub fn plan_sorted<P: Borrow<PersonId>, K: Known>(
+    desired: impl IntoIterator<Item = (P, Desired)>,
+    known: impl IntoIterator<Item = K>,
     on_remove: OnRemove,
 ) -> Plan {
     let mut out = Plan::default();
@@ -171,49 +222,50 @@ pub fn plan_sorted(
             (None, None) => break,
             (Some(_), None) => Ordering::Less,
             (None, Some(_)) => Ordering::Greater,
-            (Some((a, _)), Some((b, _))) => a.cmp(b),
+            (Some((a, _)), Some(b)) => a.borrow().as_str().cmp(b.person()),
         };
-        let (id, wanted, record) = match order {
+        match order {
             Ordering::Less => {
                 let Some((id, wanted)) = desired.next() else {
                     break;
                 };
-                (id, Some(wanted), None)
+                decide::<K>(&mut out, || id.borrow().clone(), Some(&wanted), None, on_remove);
             }
             Ordering::Greater => {
-                let Some((id, record)) = known.next() else {
+                let Some(record) = known.next() else {
                     break;
                 };
-                (id, None, Some(record))
+                let id = || PersonId(record.person().to_string());
+                decide(&mut out, id, None, Some(&record), on_remove);
             }
             Ordering::Equal => {
-                let (Some((id, wanted)), Some((_, record))) = (desired.next(), known.next()) else {
+                let (Some((id, wanted)), Some(record)) = (desired.next(), known.next()) else {
                     break;
                 };
-                (id, Some(wanted), Some(record))
+                let id = || id.borrow().clone();
+                decide(&mut out, id, Some(&wanted), Some(&record), on_remove);
             }
-        };
-        decide(&mut out, id, wanted.as_ref(), record.as_ref(), on_remove);
+        }
     }
     out
 }
 
 /// One row of the decision table.
-fn decide(
+fn decide<K: Known>(
     out: &mut Plan,
-    id: PersonId,
+    id: impl FnOnce() -> PersonId,
     wanted: Option<&Desired>,
-    record: Option<&VendorRecord>,
+    record: Option<&K>,
     on_remove: OnRemove,
 ) {
-    if record.is_some_and(|r| r.state != RecordState::Deactivated) {
+    if record.is_some_and(|r| r.state() != RecordState::Deactivated) {
         out.linked += 1;
     }
     let kind = match (wanted, record) {
         (Some(Desired::Hold), _) => None,
         (Some(Desired::Skip(msg)), r) => {
             let op = if r.is_some() { "update" } else { "create" };
-            out.skipped.push((id, op, msg.clone()));
+            out.skipped.push((id(), op, msg.clone()));
             return;
         }
         (Some(Desired::Active(fields)), None) => Some(OpKind::Create {
@@ -226,44 +278,43 @@ fn decide(
         (Some(Desired::Inactive(_)), None) | (None, None) => return,
     };
     match kind {
-        Some(kind) => out.ops.push(Operation { person: id, kind }),
+        Some(kind) => out.ops.push(Operation { person: id(), kind }),
         None if record.is_some() => out.unchanged += 1,
         None => {}
     }
 }
 
-fn active_op(fields: &Fields, record: &VendorRecord) -> Option<OpKind> {
-    match (&record.state, &record.remote_id) {
+fn active_op(fields: &Fields, record: &impl Known) -> Option<OpKind> {
+    match (record.state(), record.remote_id()) {
         (RecordState::Creating, _) | (_, None) => Some(OpKind::Create {
             fields: fields.clone(),
             resume: true,
         }),
-        (RecordState::Active, Some(_)) if record.fields == *fields => None,
+        (RecordState::Active, Some(_)) if record.holds(fields) => None,
         (RecordState::Active, Some(remote)) => {
-            let changes = changes(&record.fields, fields);
+            let changes = changes(&record.fields(), fields);
             (!changes.is_empty()).then(|| OpKind::Update {
-                remote: remote.clone(),
+                remote: remote.to_string(),
                 changes,
                 fields: fields.clone(),
             })
         }
         (RecordState::Deactivated, Some(remote)) => Some(OpKind::Reactivate {
-            remote: remote.clone(),
-            changes: changes(&record.fields, fields),
+            remote: remote.to_string(),
+            changes: changes(&record.fields(), fields),
             fields: fields.clone(),
         }),
     }
 }
 
-fn removal_op(record: &VendorRecord, why: Why, on_remove: OnRemove) -> Option<OpKind> {
+fn removal_op(record: &impl Known, why: Why, on_remove: OnRemove) -> Option<OpKind> {
     let delete = on_remove == OnRemove::Delete && why == Why::Removed;
-    match (record.state, delete) {
-        (_, true) => Some(OpKind::Delete {
-            remote: record.remote_id.clone(),
-        }),
+    let remote = || record.remote_id().map(String::from);
+    match (record.state(), delete) {
+        (_, true) => Some(OpKind::Delete { remote: remote() }),
         (RecordState::Deactivated, false) => None,
         (RecordState::Active | RecordState::Creating, false) => Some(OpKind::Deactivate {
-            remote: record.remote_id.clone(),
+            remote: remote(),
             why,
         }),
     }

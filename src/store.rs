@@ -1,7 +1,7 @@
 //! The embedded state: what roster last pushed to each vendor, per person.
 //!
 //! Owns: every use of sled. One tree per vendor (`vendor/NAME`, key = person id, value =
-//! JSON `VendorRecord`) and a `meta` tree (schema version, last report, each vendor's
+//! a `VendorRecord` in the binary layout of `codec`) and a `meta` tree (schema version, last report, each vendor's
 //! learned pacing rate under `pace/NAME`). Must not: know
 //! how records are computed. Every write is flushed before it returns, because the
 //! record is what stops a second account from being created after a crash.
@@ -18,11 +18,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{Fields, PersonId};
 
-/// Bumped when the stored shapes change incompatibly.
-pub const SCHEMA_VERSION: u32 = 1;
+mod codec;
+
+pub use codec::StoredRecord;
+
+/// Bumped when the stored shapes change incompatibly. 2: vendor records in the binary
+/// layout of `codec` (schema 1's JSON records are still read, and rewritten as they
+/// change).
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// sled's page cache (its default is 1 GiB, which a large store fills on every pass).
-const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+const CACHE_BYTES: u64 = 256 * 1024 * 1024;
 
 const META: &str = "meta";
 const KEY_SCHEMA: &[u8] = b"schema_version";
@@ -190,6 +196,12 @@ impl Store {
                         supported: SCHEMA_VERSION,
                     });
                 }
+                if found < SCHEMA_VERSION {
+                    // Older records stay readable; the marker keeps an older roster,
+                    // which could not read the new ones, from opening this store.
+                    meta.insert(KEY_SCHEMA, SCHEMA_VERSION.to_string().as_bytes())?;
+                    meta.flush()?;
+                }
             }
         }
         Ok(Self {
@@ -215,34 +227,28 @@ impl Store {
     /// # Errors
     /// sled errors, or a record that does not decode.
     pub fn load(&self, vendor: &str) -> Result<BTreeMap<PersonId, VendorRecord>, StoreError> {
-        let mut out = BTreeMap::new();
-        for item in self.tree(vendor)?.iter() {
-            let (k, v) = item?;
-            let id = String::from_utf8_lossy(&k).into_owned();
-            let record = decode(&v, || format!("vendor/{vendor}/{id}"))?;
-            out.insert(PersonId(id), record);
-        }
-        Ok(out)
+        self.stored(vendor)?
+            .map(|item| {
+                let stored = item?;
+                Ok((stored.person_id(), stored.record()?))
+            })
+            .collect()
     }
 
     /// Every record of one vendor as a stream in person-id order (sled iterates keys in
-    /// order), so a pass never holds a vendor's records in memory at once.
+    /// order), so a pass never holds a vendor's records in memory at once. Each comes as
+    /// a `StoredRecord`: header read, fields compared in place (see `codec`).
     ///
     /// # Errors
-    /// sled errors; each item: sled errors, or a record that does not decode.
-    pub fn records(
+    /// sled errors; each item: sled errors, or a record whose header does not decode.
+    pub fn stored(
         &self,
         vendor: &str,
-    ) -> Result<
-        impl Iterator<Item = Result<(PersonId, VendorRecord), StoreError>> + use<>,
-        StoreError,
-    > {
-        let vendor = vendor.to_string();
-        Ok(self.tree(&vendor)?.iter().map(move |item| {
+    ) -> Result<impl Iterator<Item = Result<StoredRecord, StoreError>> + use<>, StoreError> {
+        let tree_name = format!("vendor/{vendor}");
+        Ok(self.tree(vendor)?.iter().map(move |item| {
             let (k, v) = item?;
-            let id = String::from_utf8_lossy(&k).into_owned();
-            let record = decode(&v, || format!("vendor/{vendor}/{id}"))?;
-            Ok((PersonId(id), record))
+            StoredRecord::parse(&tree_name, k, v)
         }))
     }
 
@@ -251,10 +257,13 @@ impl Store {
     /// # Errors
     /// sled errors, or a record that does not decode.
     pub fn get(&self, vendor: &str, id: &PersonId) -> Result<Option<VendorRecord>, StoreError> {
-        self.tree(vendor)?
-            .get(id.as_str())?
-            .map(|v| decode(&v, || format!("vendor/{vendor}/{id}")))
-            .transpose()
+        let tree = self.tree(vendor)?;
+        match tree.get(id.as_str())? {
+            Some(v) => StoredRecord::parse(&format!("vendor/{vendor}"), id.as_str().into(), v)?
+                .record()
+                .map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Writes one record and waits until it is on disk.
@@ -267,9 +276,9 @@ impl Store {
         id: &PersonId,
         record: &VendorRecord,
     ) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(record).map_err(|e| StoreError::Corrupt {
+        let bytes = codec::encode(record).map_err(|message| StoreError::Corrupt {
             key: format!("vendor/{vendor}/{id}"),
-            message: e.to_string(),
+            message,
         })?;
         let tree = self.tree(vendor)?;
         tree.insert(id.as_str(), bytes)?;
@@ -289,9 +298,9 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         for (id, record) in records {
-            let bytes = serde_json::to_vec(record).map_err(|e| StoreError::Corrupt {
+            let bytes = codec::encode(record).map_err(|message| StoreError::Corrupt {
                 key: format!("vendor/{vendor}/{id}"),
-                message: e.to_string(),
+                message,
             })?;
             batch.insert(id.as_str(), bytes);
         }
@@ -595,6 +604,32 @@ mod tests {
         let err = Store::open(dir.path()).err().expect("locked");
         assert!(matches!(err, StoreError::Locked { .. }), "{err}");
         assert!(err.to_string().contains("in use by another roster process"));
+    }
+
+    #[tokio::test]
+    async fn a_schema_1_store_is_read_and_upgraded_in_place() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let old = record("r-1", RecordState::Active);
+        {
+            let db = sled::open(dir.path()).expect("sled");
+            db.open_tree(META)
+                .expect("tree")
+                .insert(KEY_SCHEMA, b"1")
+                .expect("insert");
+            db.open_tree("vendor/motive")
+                .expect("tree")
+                .insert("E1", serde_json::to_vec(&old).expect("json"))
+                .expect("insert");
+            db.flush().expect("flush");
+        }
+        let store = Store::open(dir.path()).expect("open");
+        assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+        let id = PersonId::from("E1");
+        assert_eq!(store.get("motive", &id).expect("get"), Some(old.clone()));
+        let mut new = old.clone();
+        new.state = RecordState::Deactivated;
+        store.put("motive", &id, &new).await.expect("put");
+        assert_eq!(store.load("motive").expect("load")[&id], new);
     }
 
     #[tokio::test]

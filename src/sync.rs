@@ -12,7 +12,7 @@ use chrono::Utc;
 use tracing::{error, info, warn};
 
 use crate::config::{HistorySettings, Safety, Settings, VendorSettings};
-use crate::diff::{self, Desired, OpKind, Plan, Why};
+use crate::diff::{self, Desired, Known, OpKind, Plan, Why};
 use crate::model::{Person, PersonId};
 use crate::pace::Pacer;
 use crate::push::Pusher;
@@ -22,7 +22,7 @@ use crate::report::{
 use crate::retry::Retry;
 use crate::shutdown::Shutdown;
 use crate::source::{Snapshot, Source};
-use crate::store::{Store, StoreError, VendorRecord};
+use crate::store::{Store, StoreError, StoredRecord, VendorRecord};
 use crate::vendor::Vendor;
 
 /// Everything a pass needs, built once from the config.
@@ -109,7 +109,7 @@ fn desired_sorted<'a>(
     vendor: &'a dyn Vendor,
     people: &'a [&'a Person],
     held: &'a BTreeSet<PersonId>,
-) -> impl Iterator<Item = (PersonId, Desired)> + 'a {
+) -> impl Iterator<Item = (&'a PersonId, Desired)> + 'a {
     let mut i = 0;
     let mut held = held.iter().peekable();
     std::iter::from_fn(move || {
@@ -122,13 +122,13 @@ fn desired_sorted<'a>(
             (None, None) => None,
             (Some(p), Some(h)) if p.id == **h => {
                 i += 1;
-                held.next().map(|h| (h.clone(), Desired::Hold))
+                held.next().map(|h| (h, Desired::Hold))
             }
-            (Some(p), Some(h)) if p.id > **h => held.next().map(|h| (h.clone(), Desired::Hold)),
-            (None, Some(_)) => held.next().map(|h| (h.clone(), Desired::Hold)),
+            (Some(p), Some(h)) if p.id > **h => held.next().map(|h| (h, Desired::Hold)),
+            (None, Some(_)) => held.next().map(|h| (h, Desired::Hold)),
             (Some(p), _) => {
                 i += 1;
-                Some((p.id.clone(), desire(settings, vendor, p)))
+                Some((&p.id, desire(settings, vendor, p)))
             }
         }
     })
@@ -151,10 +151,7 @@ pub fn desire(settings: &VendorSettings, vendor: &dyn Vendor, p: &Person) -> Des
 
 /// People whose invalid source record must not change anything: those with an id, and
 /// linked people whose last pushed email matches an id-less invalid record.
-fn held_ids(
-    snapshot: &Snapshot,
-    known: impl IntoIterator<Item = (PersonId, VendorRecord)>,
-) -> BTreeSet<PersonId> {
+fn held_ids<K: Known>(snapshot: &Snapshot, known: impl IntoIterator<Item = K>) -> BTreeSet<PersonId> {
     let mut held: BTreeSet<PersonId> = snapshot
         .invalid
         .iter()
@@ -167,12 +164,12 @@ fn held_ids(
         .filter_map(|r| r.email.as_ref().map(|e| e.to_ascii_lowercase()))
         .collect();
     if !emails.is_empty() {
-        for (id, r) in known {
-            if r.fields
+        for r in known {
+            if r.fields()
                 .get("email")
                 .is_some_and(|e| emails.contains(&e.to_ascii_lowercase()))
             {
-                held.insert(id);
+                held.insert(PersonId(r.person().to_string()));
             }
         }
     }
@@ -514,7 +511,10 @@ fn plan_vendor(
     known: Option<BTreeMap<PersonId, VendorRecord>>,
 ) -> Result<Plan, StoreError> {
     if let Some(known) = known {
-        let held = held_ids(snapshot, known.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let held = held_ids(
+            snapshot,
+            known.iter().map(|(k, v)| (k.clone(), v.clone())),
+        );
         let desired = desired_sorted(settings, vendor, sorted, &held);
         return Ok(diff::plan_sorted(desired, known, settings.on_remove));
     }
@@ -538,9 +538,9 @@ fn stored_records<'a>(
     store: &Store,
     vendor: &str,
     failed: &'a mut Option<StoreError>,
-) -> Result<impl Iterator<Item = (PersonId, VendorRecord)> + 'a, StoreError> {
+) -> Result<impl Iterator<Item = StoredRecord> + 'a, StoreError> {
     Ok(store
-        .records(vendor)?
+        .stored(vendor)?
         .map_while(move |r| r.map_err(|e| *failed = Some(e)).ok()))
 }
 
