@@ -38,6 +38,10 @@ use roster::sync::{Context, PassOptions};
 use roster::vendor::{Remote, Vendor, VendorError};
 use serde_json::{Value, json};
 
+// The allocator the `roster` binary uses (see src/main.rs), so figures match it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const CHUNK: usize = 20_000;
 /// Parse and no-op timings are the best of this many runs in the same process.
 const REPS: usize = 3;

@@ -187,7 +187,7 @@ fn open_store(settings: &Settings, read_only: bool) -> Result<Store, i32> {
     let result = if read_only && !settings.state_dir.exists() {
         Store::temporary()
     } else {
-        Store::open(&settings.state_dir)
+        Store::open_with_cache(&settings.state_dir, settings.state_cache_mb)
     };
     result.map_err(|e| {
         eprintln!("roster: {e}");
@@ -265,7 +265,7 @@ fn status(settings: &Settings, json_out: bool) -> i32 {
         }
         return exit::OK;
     }
-    let store = match Store::open(&settings.state_dir) {
+    let store = match Store::open_with_cache(&settings.state_dir, settings.state_cache_mb) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("roster: {e}");
@@ -416,7 +416,7 @@ async fn explain(settings: Settings, args: &ExplainArgs) -> i32 {
     }
     println!("person {}: {} in the source", e.person, e.source.status);
     if let Some(p) = &e.source.record {
-        let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+        let show = |v: &Option<Box<str>>| v.as_deref().unwrap_or("-").to_string();
         println!(
             "  name {} {}, email {}, username {}, phone {}, active {}, groups [{}]",
             show(&p.first_name),
@@ -516,7 +516,7 @@ fn history(settings: &Settings, args: &HistoryArgs) -> i32 {
         println!("{}", if args.json { "[]" } else { "no history yet" });
         return exit::OK;
     }
-    let store = match Store::open(&settings.state_dir) {
+    let store = match Store::open_with_cache(&settings.state_dir, settings.state_cache_mb) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("roster: {e}");

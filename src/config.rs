@@ -45,6 +45,8 @@ impl ConfigError {
 pub struct Settings {
     /// Where the sled store lives.
     pub state_dir: PathBuf,
+    /// sled's page cache, in MiB: how much of the store stays in memory between reads.
+    pub state_cache_mb: u64,
     /// The daemon's schedule, parsed at load so a bad expression never reaches the loop.
     pub schedule: Option<Schedule>,
     /// A random delay of up to this many seconds before each scheduled pass, so a fleet
@@ -411,6 +413,7 @@ fn resolve_secret(
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     state_dir: Option<PathBuf>,
+    state_cache_mb: Option<u64>,
     schedule: Option<String>,
     schedule_jitter_secs: Option<u64>,
     shutdown_grace_secs: Option<u64>,
@@ -494,6 +497,13 @@ pub fn load_str(
 
 fn validate(raw: RawConfig, base_dir: &Path) -> Result<Settings, ConfigError> {
     let state_dir = base_dir.join(raw.state_dir.unwrap_or_else(|| "/var/lib/roster".into()));
+    let state_cache_mb = raw.state_cache_mb.unwrap_or(crate::store::DEFAULT_CACHE_MB);
+    if state_cache_mb == 0 {
+        return Err(ConfigError::invalid(
+            "state_cache_mb",
+            "must be at least 1 (MiB)",
+        ));
+    }
 
     let full_schedule = raw
         .full_schedule
@@ -577,6 +587,7 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Settings, ConfigError> {
 
     Ok(Settings {
         state_dir,
+        state_cache_mb,
         schedule,
         schedule_jitter_secs: raw.schedule_jitter_secs.unwrap_or(0),
         shutdown_grace_secs: raw.shutdown_grace_secs.unwrap_or(30),

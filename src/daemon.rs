@@ -31,7 +31,7 @@ pub async fn run(settings: Settings) -> i32 {
         eprintln!("roster: config key `schedule`: is required for `roster run`");
         return exit::CONFIG;
     };
-    let store = match Store::open(&settings.state_dir) {
+    let store = match Store::open_with_cache(&settings.state_dir, settings.state_cache_mb) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("roster: {e}");

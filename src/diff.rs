@@ -229,7 +229,13 @@ pub fn plan_sorted<P: Borrow<PersonId>, K: Known>(
                 let Some((id, wanted)) = desired.next() else {
                     break;
                 };
-                decide::<K>(&mut out, || id.borrow().clone(), Some(&wanted), None, on_remove);
+                decide::<K>(
+                    &mut out,
+                    || id.borrow().clone(),
+                    Some(&wanted),
+                    None,
+                    on_remove,
+                );
             }
             Ordering::Greater => {
                 let Some(record) = known.next() else {

@@ -10,6 +10,12 @@ use roster::cli::{self, Cli};
 use roster::config::LogFormat;
 use roster::report::exit;
 
+// A pass allocates and frees millions of small strings (parse, map, compare). With
+// glibc's malloc that was a quarter of a no-op pass's time, and freed memory stayed with
+// the planning threads (1M people: 1.10 GiB peak vs 0.92 GiB with mimalloc).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let cli = Cli::parse();
     let settings = match cli::load_settings(&cli) {

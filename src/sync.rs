@@ -151,7 +151,10 @@ pub fn desire(settings: &VendorSettings, vendor: &dyn Vendor, p: &Person) -> Des
 
 /// People whose invalid source record must not change anything: those with an id, and
 /// linked people whose last pushed email matches an id-less invalid record.
-fn held_ids<K: Known>(snapshot: &Snapshot, known: impl IntoIterator<Item = K>) -> BTreeSet<PersonId> {
+fn held_ids<K: Known>(
+    snapshot: &Snapshot,
+    known: impl IntoIterator<Item = K>,
+) -> BTreeSet<PersonId> {
     let mut held: BTreeSet<PersonId> = snapshot
         .invalid
         .iter()
@@ -511,10 +514,7 @@ fn plan_vendor(
     known: Option<BTreeMap<PersonId, VendorRecord>>,
 ) -> Result<Plan, StoreError> {
     if let Some(known) = known {
-        let held = held_ids(
-            snapshot,
-            known.iter().map(|(k, v)| (k.clone(), v.clone())),
-        );
+        let held = held_ids(snapshot, known.iter().map(|(k, v)| (k.clone(), v.clone())));
         let desired = desired_sorted(settings, vendor, sorted, &held);
         return Ok(diff::plan_sorted(desired, known, settings.on_remove));
     }

@@ -11,7 +11,9 @@ use serde_json::{Map, Value};
 
 use crate::config::{ConfigError, SourceSettings};
 
-use super::{FIELDS, RecordError, Snapshot, SnapshotBuilder, Source, SourceError, parse_record};
+use super::{
+    FIELDS, Place, RecordError, Snapshot, SnapshotBuilder, Source, SourceError, parse_record,
+};
 
 pub struct FileSource {
     path: PathBuf,
@@ -81,6 +83,9 @@ fn format_of(path: &Path) -> Option<Format> {
 
 /// Reads and parses a whole source file.
 ///
+/// The file is parsed as it is read, never held whole: at a million people the text
+/// alone is some 200 MB, next to the people parsed from it.
+///
 /// # Errors
 /// The file cannot be read, has an unknown extension, or is structurally broken.
 pub fn read_file(path: &Path) -> Result<Snapshot, SourceError> {
@@ -89,21 +94,46 @@ pub fn read_file(path: &Path) -> Result<Snapshot, SourceError> {
         path: shown.clone(),
         message: "unknown extension (expected .json, .jsonl or .csv)".into(),
     })?;
-    let text = std::fs::read_to_string(path).map_err(|error| SourceError::Unreadable {
+    let file = std::fs::File::open(path).map_err(|error| SourceError::Unreadable {
         path: shown.clone(),
         message: error.to_string(),
     })?;
-    parse(&text, format).map_err(|message| SourceError::Malformed {
-        path: shown,
-        message,
-    })
+    let reader = std::io::BufReader::with_capacity(1 << 20, file);
+    let builder = parse(reader, format).map_err(|e| match e {
+        ReadError::Io(message) => SourceError::Unreadable {
+            path: shown,
+            message,
+        },
+        ReadError::Malformed(message) => SourceError::Malformed {
+            path: shown,
+            message,
+        },
+    })?;
+    Ok(builder.finish())
 }
 
-fn parse(text: &str, format: Format) -> Result<Snapshot, String> {
+/// Why a read stopped: the file could not be read, or its structure is broken.
+#[derive(Debug)]
+enum ReadError {
+    Io(String),
+    Malformed(String),
+}
+
+impl ReadError {
+    fn json(e: &serde_json::Error) -> Self {
+        match e.classify() {
+            serde_json::error::Category::Io => Self::Io(e.to_string()),
+            serde_json::error::Category::Data => Self::Malformed(e.to_string()),
+            _ => Self::Malformed(format!("not valid JSON: {e}")),
+        }
+    }
+}
+
+fn parse(reader: impl std::io::BufRead, format: Format) -> Result<SnapshotBuilder, ReadError> {
     let mut builder = SnapshotBuilder::default();
     // Each record becomes a `Person` as soon as it is read: the whole file is never held
     // as a JSON tree (at a million people that tree alone is over a gigabyte).
-    let mut add = |location: String, value: Result<Value, String>| {
+    let mut add = |location: Place, value: Result<Value, String>| {
         let parsed = value
             .map_err(|message| RecordError {
                 id: None,
@@ -116,38 +146,37 @@ fn parse(text: &str, format: Format) -> Result<Snapshot, String> {
     match format {
         Format::JsonArray => {
             use serde::de::Deserializer as _;
-            let mut de = serde_json::Deserializer::from_str(text);
+            let mut de = serde_json::Deserializer::from_reader(reader);
             de.deserialize_any(EachElement(&mut add))
-                .map_err(|e| match e.classify() {
-                    serde_json::error::Category::Data => e.to_string(),
-                    _ => format!("not valid JSON: {e}"),
-                })?;
-            de.end().map_err(|e| format!("not valid JSON: {e}"))?;
+                .map_err(|e| ReadError::json(&e))?;
+            de.end().map_err(|e| ReadError::json(&e))?;
         }
         Format::JsonLines => {
-            for (i, l) in text.lines().enumerate() {
+            for (i, l) in reader.lines().enumerate() {
+                let l = l.map_err(|e| match e.kind() {
+                    std::io::ErrorKind::InvalidData => {
+                        ReadError::Malformed(format!("line {} is not UTF-8", i + 1))
+                    }
+                    _ => ReadError::Io(e.to_string()),
+                })?;
                 if l.trim().is_empty() {
                     continue;
                 }
                 add(
-                    format!("line {}", i + 1),
-                    serde_json::from_str(l).map_err(|e| format!("not valid JSON: {e}")),
+                    Place::Line(i + 1),
+                    serde_json::from_str(&l).map_err(|e| format!("not valid JSON: {e}")),
                 );
             }
         }
-        Format::Csv => {
-            for (location, value) in csv_records(text)? {
-                add(location, value);
-            }
-        }
+        Format::Csv => csv_records(reader, &mut add)?,
     }
-    Ok(builder.finish())
+    Ok(builder)
 }
 
 /// Visits a JSON array, handing each element to the callback with its place.
 struct EachElement<'f, F>(&'f mut F);
 
-impl<'de, F: FnMut(String, Result<Value, String>)> serde::de::Visitor<'de> for EachElement<'_, F> {
+impl<'de, F: FnMut(Place, Result<Value, String>)> serde::de::Visitor<'de> for EachElement<'_, F> {
     type Value = ();
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
@@ -157,7 +186,7 @@ impl<'de, F: FnMut(String, Result<Value, String>)> serde::de::Visitor<'de> for E
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let mut i = 0usize;
         while let Some(v) = seq.next_element::<Value>()? {
-            (self.0)(format!("record {} (index {i})", i + 1), Ok(v));
+            (self.0)(Place::Element(i), Ok(v));
             i += 1;
         }
         Ok(())
@@ -169,34 +198,38 @@ fn csv_columns() -> impl Iterator<Item = &'static str> {
     FIELDS.iter().copied().filter(|f| *f != "attributes")
 }
 
-/// Each record with its place; a record that could not even be read is an error text.
-type Located = Vec<(String, Result<Value, String>)>;
-
-fn csv_records(text: &str) -> Result<Located, String> {
+/// Hands each CSV row to `add` with its place, as an object of the person fields; a row
+/// that could not even be read comes as an error text.
+fn csv_records(
+    reader: impl std::io::Read,
+    add: &mut impl FnMut(Place, Result<Value, String>),
+) -> Result<(), ReadError> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
-        .from_reader(text.as_bytes());
+        .from_reader(reader);
     let headers = reader
         .headers()
-        .map_err(|e| format!("cannot read the CSV header: {e}"))?
+        .map_err(|e| ReadError::Malformed(format!("cannot read the CSV header: {e}")))?
         .clone();
     for h in &headers {
         if !csv_columns().any(|c| c == h) && !h.starts_with("attributes.") {
-            return Err(format!(
+            return Err(ReadError::Malformed(format!(
                 "unknown CSV column `{h}` (expected {} or attributes.NAME)",
                 csv_columns().collect::<Vec<_>>().join(", ")
-            ));
+            )));
         }
     }
-    let mut out = Vec::new();
     for row in reader.records() {
         match row {
+            Err(e) if matches!(e.kind(), csv::ErrorKind::Io(_)) => {
+                return Err(ReadError::Io(e.to_string()));
+            }
             Err(e) => {
                 let line = e.position().map_or(0, |p| p.line());
-                out.push((
-                    format!("line {line}"),
+                add(
+                    Place::Line(line as usize),
                     Err(format!("malformed CSV row: {e}")),
-                ));
+                );
             }
             Ok(row) => {
                 let line = row.position().map_or(0, |p| p.line());
@@ -218,16 +251,22 @@ fn csv_records(text: &str) -> Result<Located, String> {
                 if !attrs.is_empty() {
                     obj.insert("attributes".into(), Value::Object(attrs));
                 }
-                out.push((format!("line {line}"), Ok(Value::Object(obj))));
+                add(Place::Line(line as usize), Ok(Value::Object(obj)));
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn read(text: &str, format: Format) -> Result<Snapshot, String> {
+        parse(text.as_bytes(), format)
+            .map(SnapshotBuilder::finish)
+            .map_err(|e| format!("{e:?}"))
+    }
 
     fn ids(s: &Snapshot) -> Vec<&str> {
         s.people.iter().map(|p| p.id.as_str()).collect()
@@ -235,7 +274,7 @@ mod tests {
 
     #[test]
     fn json_array_with_bad_and_duplicate_records() {
-        let s = parse(
+        let s = read(
             r#"[{"id":"1","email":"a@b.io"},{"email":"x@y.io"},{"id":"2"},{"id":"2","first_name":"B"}]"#,
             Format::JsonArray,
         )
@@ -254,13 +293,13 @@ mod tests {
 
     #[test]
     fn json_syntax_error_fails_whole_source() {
-        assert!(parse(r#"[{"id":"1"},"#, Format::JsonArray).is_err());
-        assert!(parse(r#"{"id":"1"}"#, Format::JsonArray).is_err());
+        assert!(read(r#"[{"id":"1"},"#, Format::JsonArray).is_err());
+        assert!(read(r#"{"id":"1"}"#, Format::JsonArray).is_err());
     }
 
     #[test]
     fn jsonl_reports_line_numbers() {
-        let s = parse(
+        let s = read(
             "{\"id\":\"1\"}\n\n{oops\n{\"id\":\"3\",\"active\":\"x\"}\n",
             Format::JsonLines,
         )
@@ -273,7 +312,7 @@ mod tests {
 
     #[test]
     fn csv_maps_groups_and_attributes() {
-        let s = parse(
+        let s = read(
             "id,email,active,groups,attributes.motive.eld_mode\n\
              1,a@b.io,true,drivers;ops,logs\n\
              2,bad-email,,,\n",
@@ -290,7 +329,7 @@ mod tests {
 
     #[test]
     fn csv_unknown_column_fails_whole_source() {
-        let e = parse("id,frist_name\n1,x\n", Format::Csv).expect_err("refused");
+        let e = read("id,frist_name\n1,x\n", Format::Csv).expect_err("refused");
         assert!(e.contains("frist_name"));
     }
 

@@ -3,11 +3,11 @@
 //! Shared by every source that yields JSON-shaped records, so that "what is a valid
 //! person" is decided in one place.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use crate::model::{Person, PersonId};
+use crate::model::{Groups, Person, PersonId};
 
 /// Every field a person record may have.
 pub const FIELDS: &[&str] = &[
@@ -95,7 +95,7 @@ pub fn parse_record(value: &Value) -> Result<Person, RecordError> {
         }
     };
     let groups = match obj.get("groups") {
-        None | Some(Value::Null) => BTreeSet::new(),
+        None | Some(Value::Null) => Groups::default(),
         Some(Value::Array(items)) => items
             .iter()
             .map(|g| match g {
@@ -162,12 +162,12 @@ fn value_as_id(v: &Value) -> Option<String> {
 }
 
 /// An optional text field; empty or blank counts as absent.
-fn opt_string(obj: &Map<String, Value>, key: &str) -> Result<Option<String>, String> {
+fn opt_string(obj: &Map<String, Value>, key: &str) -> Result<Option<Box<str>>, String> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => {
             let t = s.trim();
-            Ok((!t.is_empty()).then(|| t.to_string()))
+            Ok((!t.is_empty()).then(|| t.into()))
         }
         Some(v) => Err(format!("`{key}` must be a string, found {}", value_kind(v))),
     }

@@ -136,15 +136,14 @@ impl StoredRecord {
             Form::Binary { fields_at, .. } => BUFFER.with_borrow_mut(|buffer| {
                 let mut out = std::mem::take(buffer);
                 out.clear();
-                let same = match postcard::to_extend(fields, out) {
+                match postcard::to_extend(fields, out) {
                     Ok(encoded) => {
                         let same = encoded[..] == self.value[*fields_at..];
                         *buffer = encoded;
                         same
                     }
                     Err(_) => false,
-                };
-                same
+                }
             }),
             Form::Json(r) => r.fields == *fields,
         }
@@ -260,8 +259,8 @@ mod tests {
     fn schema_1_json_records_are_still_read() {
         let r = record(RecordState::Deactivated, Some("r-9"));
         let json = serde_json::to_vec(&r).expect("json");
-        let s = StoredRecord::parse("vendor/v", "E1".as_bytes().into(), json.into())
-            .expect("parse");
+        let s =
+            StoredRecord::parse("vendor/v", "E1".as_bytes().into(), json.into()).expect("parse");
         assert_eq!(s.state(), RecordState::Deactivated);
         assert_eq!(s.remote_id(), Some("r-9"));
         assert!(s.holds(&r.fields));

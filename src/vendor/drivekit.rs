@@ -234,13 +234,13 @@ impl Vendor for DriveKit {
             .attributes
             .contains_key(&format!("{}.pseudo", self.settings.name));
         if !own_pseudo && let Some(u) = person.username.as_ref().filter(|u| !u.is_empty()) {
-            fields.insert("pseudo".into(), u.clone());
+            fields.insert("pseudo".into(), u.to_string());
         }
         if let Some(v) = &person.first_name {
-            fields.insert("firstname".into(), v.clone());
+            fields.insert("firstname".into(), v.to_string());
         }
         if let Some(v) = &person.last_name {
-            fields.insert("lastname".into(), v.clone());
+            fields.insert("lastname".into(), v.to_string());
         }
         fields.retain(|_, v| !v.is_empty());
         let id = fields

@@ -231,12 +231,12 @@ pub enum PersonField {
 impl PersonField {
     pub fn get(self, p: &Person) -> Option<String> {
         match self {
-            Self::FirstName => p.first_name.clone(),
-            Self::LastName => p.last_name.clone(),
+            Self::FirstName => p.first_name.as_deref().map(String::from),
+            Self::LastName => p.last_name.as_deref().map(String::from),
             Self::DisplayName => p.display_name(),
-            Self::Email => p.email.clone(),
-            Self::Username => p.username.clone(),
-            Self::Phone => p.phone.clone(),
+            Self::Email => p.email.as_deref().map(String::from),
+            Self::Username => p.username.as_deref().map(String::from),
+            Self::Phone => p.phone.as_deref().map(String::from),
         }
     }
 }
