@@ -265,12 +265,9 @@ fn status(settings: &Settings, json_out: bool) -> i32 {
         }
         return exit::OK;
     }
-    let store = match Store::open_with_cache(&settings.state_dir, settings.state_cache_mb) {
+    let store = match open_store(settings, false) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("roster: {e}");
-            return exit::CONFIG;
-        }
+        Err(code) => return code,
     };
     let mut names: Vec<String> = settings.vendors.keys().cloned().collect();
     for n in store.vendors() {
@@ -516,12 +513,9 @@ fn history(settings: &Settings, args: &HistoryArgs) -> i32 {
         println!("{}", if args.json { "[]" } else { "no history yet" });
         return exit::OK;
     }
-    let store = match Store::open_with_cache(&settings.state_dir, settings.state_cache_mb) {
+    let store = match open_store(settings, false) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("roster: {e}");
-            return exit::CONFIG;
-        }
+        Err(code) => return code,
     };
     let filter = crate::store::HistoryFilter {
         person: args.person.clone(),

@@ -64,12 +64,14 @@ impl Person {
 
     /// "First Last", or whichever half exists.
     pub fn display_name(&self) -> Option<String> {
-        let parts: Vec<&str> = [self.first_name.as_deref(), self.last_name.as_deref()]
-            .into_iter()
-            .flatten()
-            .filter(|s| !s.is_empty())
-            .collect();
-        (!parts.is_empty()).then(|| parts.join(" "))
+        fn part(s: &Option<Box<str>>) -> Option<&str> {
+            s.as_deref().filter(|s| !s.is_empty())
+        }
+        match (part(&self.first_name), part(&self.last_name)) {
+            (Some(first), Some(last)) => Some(format!("{first} {last}")),
+            (Some(one), None) | (None, Some(one)) => Some(one.to_string()),
+            (None, None) => None,
+        }
     }
 }
 

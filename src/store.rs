@@ -616,6 +616,47 @@ mod tests {
         assert!(err.to_string().contains("in use by another roster process"));
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writes_share_flushes_and_all_survive_a_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let writes: Vec<_> = (0..64)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let id = PersonId(format!("E{i:02}"));
+                    store
+                        .put(
+                            "motive",
+                            &id,
+                            &record(&format!("r-{i}"), RecordState::Active),
+                        )
+                        .await
+                })
+            })
+            .collect();
+        for w in writes {
+            w.await.expect("task").expect("put");
+        }
+        let c = &store.commits;
+        let (issued, flushed) = (
+            c.issued.load(Ordering::SeqCst),
+            c.durable.load(Ordering::SeqCst),
+        );
+        assert_eq!(
+            flushed, issued,
+            "every write waited for a flush covering it"
+        );
+        drop(store);
+        let store = Store::open(dir.path()).expect("reopen");
+        let all = store.load("motive").expect("load");
+        assert_eq!(all.len(), 64);
+        assert_eq!(
+            all[&PersonId::from("E63")].remote_id.as_deref(),
+            Some("r-63")
+        );
+    }
+
     #[tokio::test]
     async fn a_schema_1_store_is_read_and_upgraded_in_place() {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -172,9 +172,11 @@ pub fn vendor_fields(
     for (k, v) in &settings.defaults {
         out.insert(k.clone(), v.clone());
     }
-    let prefix = format!("{}.", settings.name);
     for (k, v) in &person.attributes {
-        if let Some(field) = k.strip_prefix(&prefix) {
+        if let Some(field) = k
+            .strip_prefix(settings.name.as_str())
+            .and_then(|rest| rest.strip_prefix('.'))
+        {
             if !allowed.contains(field) {
                 return Err(format!(
                     "attribute `{k}`: `{field}` is not a {} field",
