@@ -1,98 +1,43 @@
 //! The DriveQuant DriveKit connector against the sandbox's stateful fake, through the
 //! library: config → `Context` → `run_once` with a real store.
 
+mod support;
+
 use std::path::Path;
 
 use axum::http::Method;
-use chrono::Utc;
 use roster::config::load_str;
-use roster::model::{Fields, PersonId};
 use roster::report::Report;
-use roster::shutdown::Shutdown;
-use roster::store::{RecordState, Store, VendorRecord};
-use roster::sync::{Context, PassOptions, run_once};
-use roster_sandbox::{Credentials, Fault, Sandbox};
+use roster::store::{RecordState, VendorRecord};
+use roster::sync::Context;
+use roster_sandbox::{Credentials, Fault};
 use serde_json::{Value, json};
-use tempfile::TempDir;
+use support::Env;
 
 const V: &str = "drivekit";
 
-struct Env {
-    sandbox: Sandbox,
-    dir: TempDir,
-    store: Store,
-}
-
+/// The DriveKit side of the shared harness.
 impl Env {
-    async fn new() -> Self {
-        let sandbox = Sandbox::start(Credentials::default())
-            .await
-            .expect("sandbox starts");
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("state")).expect("store opens");
-        Self {
-            sandbox,
-            dir,
-            store,
-        }
-    }
-
-    fn config(&self, api_key: &str, extra: &str) -> String {
-        format!(
-            "state_dir = \"state\"\n\
-             [retry]\ninitial_interval_ms = 10\nmax_interval_secs = 5\nmax_elapsed_secs = 10\n\
-             pass_budget_secs = 30\nrequest_timeout_secs = 5\n\
-             [safety]\nmax_deactivations = 50\nmax_deactivation_ratio = 1.0\n\
-             max_source_drop_ratio = 1.0\n\
-             [source]\ntype = \"file\"\npath = \"people.json\"\n\
-             [vendors.{V}]\ntype = \"drivekit\"\nbase_url = \"{url}\"\napi_key = \"{api_key}\"\n{extra}\n",
-            url = self.sandbox.url(V),
-        )
-    }
-
     fn context(&self, extra: &str) -> Context {
         let key = Credentials::default().drivekit_api_key;
         self.context_with_key(&key, extra)
     }
 
     fn context_with_key(&self, key: &str, extra: &str) -> Context {
-        let settings =
-            load_str(&self.config(key, extra), self.dir.path(), Vec::new()).expect("config");
-        Context::build(settings).expect("context")
-    }
-
-    fn write_people(&self, people: &[Value]) {
-        std::fs::write(
-            self.dir.path().join("people.json"),
-            Value::from(people.to_vec()).to_string(),
-        )
-        .expect("write people");
+        let table = format!(
+            "[vendors.{V}]\ntype = \"drivekit\"\nbase_url = \"{url}\"\napi_key = \"{key}\"\n{extra}",
+            url = self.sandbox.url(V),
+        );
+        self.context_from(&self.config_around(&table, 5))
     }
 
     async fn pass(&self, ctx: &Context) -> Report {
-        let report = run_once(
-            ctx,
-            &self.store,
-            &PassOptions::default(),
-            &Shutdown::never(),
-        )
-        .await
-        .expect("pass runs");
-        assert!(
-            report.refused.is_none(),
-            "pass refused: {:?}",
-            report.refused
-        );
-        let text = serde_json::to_string(&report).expect("json");
-        assert!(
-            !text.contains(&Credentials::default().drivekit_api_key),
-            "the API key leaked into the report: {text}"
-        );
-        report
+        let key = Credentials::default().drivekit_api_key;
+        self.pass_without(ctx, &[&key]).await
     }
 
     fn record(&self, id: &str) -> Option<VendorRecord> {
-        self.store.get(V, &PersonId::from(id)).expect("store read")
+        self.record_in(V, id)
     }
 
     fn driver(&self, id: &str) -> Value {
@@ -248,17 +193,7 @@ async fn a_link_interrupted_by_a_crash_is_adopted() {
     // has the intent. E5: same, and then removed from the source.
     for id in ["E1", "E5"] {
         dk.sign_in(id);
-        let record = VendorRecord {
-            remote_id: None,
-            state: RecordState::Creating,
-            fields: Fields::new(),
-            linked_at: Utc::now(),
-            updated_at: Utc::now(),
-        };
-        env.store
-            .put(V, &PersonId::from(id), &record)
-            .await
-            .expect("put");
+        env.put_intent(V, id).await;
     }
     dk.set_identity("E1", "Ann", "Lee", "");
     env.write_people(&[person("E1", "Ann", "Lee")]);

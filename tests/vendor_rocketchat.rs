@@ -2,26 +2,32 @@
 //! checks every request against Rocket.Chat's OpenAPI description and applies its rate
 //! limiter). No network beyond 127.0.0.1.
 
+mod support;
+
+use std::ops::Deref;
 use std::time::Duration;
 
-use roster::config::load_str;
 use roster::report::{Report, VendorReport};
-use roster::shutdown::Shutdown;
-use roster::store::Store;
-use roster::sync::{Context, PassOptions, run_once};
-use roster_sandbox::{Credentials, Fault, Sandbox};
+use roster::sync::Context;
+use roster_sandbox::{Credentials, Fault};
 use serde_json::{Value, json};
-use tempfile::TempDir;
+use support::{Env, Limits};
 
 const VENDOR: &str = "chat";
 
 struct Harness {
-    sandbox: Sandbox,
-    dir: TempDir,
-    store: Store,
+    env: Env,
     token: String,
     extra: String,
     timeout_secs: u64,
+}
+
+impl Deref for Harness {
+    type Target = Env;
+
+    fn deref(&self) -> &Env {
+        &self.env
+    }
 }
 
 impl Harness {
@@ -31,17 +37,19 @@ impl Harness {
 
     /// `extra` is appended to the `[vendors.chat]` table.
     async fn with(extra: &str) -> Self {
-        let creds = Credentials::default();
-        let sandbox = Sandbox::start(creds.clone()).await.expect("sandbox starts");
+        let mut env = Env::with_temporary_store().await;
+        env.limits = Limits {
+            max_deactivations: 1000,
+            max_elapsed_secs: 20,
+            pass_budget_secs: 120,
+        };
         // A short window keeps the tests fast; the pacing test sets its own.
-        sandbox
+        env.sandbox
             .rocketchat
             .set_rate_limit(1000, Duration::from_secs(60));
         Self {
-            sandbox,
-            dir: tempfile::tempdir().expect("tempdir"),
-            store: Store::temporary().expect("store"),
-            token: creds.rocketchat_auth_token,
+            env,
+            token: Credentials::default().rocketchat_auth_token,
             extra: extra.to_string(),
             timeout_secs: 5,
         }
@@ -52,59 +60,31 @@ impl Harness {
     }
 
     fn config(&self) -> String {
-        format!(
-            r#"
-state_dir = "state"
-[safety]
-max_deactivations = 1000
-max_deactivation_ratio = 1.0
-max_source_drop_ratio = 1.0
-[retry]
-initial_interval_ms = 10
-max_interval_secs = 5
-max_elapsed_secs = 20
-pass_budget_secs = 120
-request_timeout_secs = {timeout}
-[source]
-type = "file"
-path = "people.json"
-[vendors.{VENDOR}]
+        let table = format!(
+            r#"[vendors.{VENDOR}]
 type = "rocketchat"
 base_url = "{url}"
 user_id = "{user}"
 auth_token = "{token}"
-{extra}
-"#,
+{extra}"#,
             url = self.sandbox.url("rocketchat"),
             user = Credentials::default().rocketchat_user_id,
             token = self.token,
             extra = self.extra,
-            timeout = self.timeout_secs,
-        )
+        );
+        self.config_around(&table, self.timeout_secs)
     }
 
     fn people(&self, people: &[Value]) {
-        std::fs::write(
-            self.dir.path().join("people.json"),
-            serde_json::to_string_pretty(&Value::Array(people.to_vec())).expect("json"),
-        )
-        .expect("write people.json");
+        self.write_people_pretty(people);
     }
 
     fn context(&self) -> Context {
-        let settings = load_str(&self.config(), self.dir.path(), Vec::new()).expect("config");
-        Context::build(settings).expect("context")
+        self.context_from(&self.config())
     }
 
     async fn pass(&self) -> Report {
-        run_once(
-            &self.context(),
-            &self.store,
-            &PassOptions::default(),
-            &Shutdown::never(),
-        )
-        .await
-        .expect("pass runs")
+        self.run(&self.context()).await
     }
 }
 

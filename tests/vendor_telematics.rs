@@ -1,114 +1,57 @@
 //! The Telematics SDK / Damoov connector against the sandbox's stateful fake, through
 //! the library: config → `Context` → `run_once` with a real store.
 
+mod support;
+
 use std::path::Path;
 use std::time::Duration;
 
 use axum::http::Method;
-use chrono::Utc;
 use roster::config::load_str;
-use roster::model::{Fields, PersonId};
 use roster::report::Report;
-use roster::shutdown::Shutdown;
-use roster::store::{RecordState, Store, VendorRecord};
-use roster::sync::{Context, PassOptions, run_once};
-use roster_sandbox::{Credentials, Fault, Sandbox};
+use roster::store::{RecordState, VendorRecord};
+use roster::sync::Context;
+use roster_sandbox::{Credentials, Fault};
 use serde_json::{Value, json};
-use tempfile::TempDir;
+use support::Env;
 
 const V: &str = "telematics";
 
-struct Env {
-    sandbox: Sandbox,
-    dir: TempDir,
-    store: Store,
-}
-
+/// The Telematics side of the shared harness.
 impl Env {
-    async fn new() -> Self {
-        let sandbox = Sandbox::start(Credentials::default())
-            .await
-            .expect("sandbox starts");
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("state")).expect("store opens");
-        Self {
-            sandbox,
-            dir,
-            store,
-        }
-    }
-
     /// The config text with the sandbox's credentials, plus `extra` keys in the vendor
     /// table and `retry` overrides.
     fn config(&self, extra: &str, timeout_secs: u64) -> String {
         let c = Credentials::default();
-        format!(
-            "state_dir = \"state\"\n\
-             [retry]\ninitial_interval_ms = 10\nmax_interval_secs = 5\nmax_elapsed_secs = 10\n\
-             pass_budget_secs = 30\nrequest_timeout_secs = {timeout_secs}\n\
-             [safety]\nmax_deactivations = 50\nmax_deactivation_ratio = 1.0\n\
-             max_source_drop_ratio = 1.0\n\
-             [source]\ntype = \"file\"\npath = \"people.json\"\n\
-             [vendors.{V}]\ntype = \"telematics\"\nbase_url = \"{url}\"\n\
+        let table = format!(
+            "[vendors.{V}]\ntype = \"telematics\"\nbase_url = \"{url}\"\n\
              email = \"{email}\"\npassword = \"{password}\"\ninstance_id = \"{id}\"\n\
-             instance_key = \"{key}\"\n{extra}\n",
+             instance_key = \"{key}\"\n{extra}",
             url = self.sandbox.url(V),
             email = c.telematics_email,
             password = c.telematics_password,
             id = c.telematics_instance_id,
             key = c.telematics_instance_key,
-        )
+        );
+        self.config_around(&table, timeout_secs)
     }
 
     fn context_with(&self, extra: &str, timeout_secs: u64) -> Context {
-        let settings = load_str(
-            &self.config(extra, timeout_secs),
-            self.dir.path(),
-            Vec::new(),
-        )
-        .expect("config");
-        Context::build(settings).expect("context")
+        self.context_from(&self.config(extra, timeout_secs))
     }
 
     fn context(&self, extra: &str) -> Context {
         self.context_with(extra, 5)
     }
 
-    fn write_people(&self, people: &[Value]) {
-        std::fs::write(
-            self.dir.path().join("people.json"),
-            Value::from(people.to_vec()).to_string(),
-        )
-        .expect("write people");
-    }
-
     async fn pass(&self, ctx: &Context) -> Report {
-        let report = run_once(
-            ctx,
-            &self.store,
-            &PassOptions::default(),
-            &Shutdown::never(),
-        )
-        .await
-        .expect("pass runs");
-        assert!(
-            report.refused.is_none(),
-            "pass refused: {:?}",
-            report.refused
-        );
-        let text = serde_json::to_string(&report).expect("json");
         let c = Credentials::default();
-        for secret in [c.telematics_password, c.telematics_instance_key] {
-            assert!(
-                !text.contains(&secret),
-                "a secret leaked into the report: {text}"
-            );
-        }
-        report
+        self.pass_without(ctx, &[&c.telematics_password, &c.telematics_instance_key])
+            .await
     }
 
     fn record(&self, id: &str) -> Option<VendorRecord> {
-        self.store.get(V, &PersonId::from(id)).expect("store read")
+        self.record_in(V, id)
     }
 
     fn users(&self, client_id: &str) -> Vec<Value> {
@@ -269,17 +212,7 @@ async fn crash_after_create_adopts_instead_of_duplicating() {
         .add_user("E2", "Robert", "Ray", "b@x.io");
     env.sandbox.telematics.set_status(&t2, "Deactivated");
     for id in ["E1", "E2"] {
-        let record = VendorRecord {
-            remote_id: None,
-            state: RecordState::Creating,
-            fields: Fields::new(),
-            linked_at: Utc::now(),
-            updated_at: Utc::now(),
-        };
-        env.store
-            .put(V, &PersonId::from(id), &record)
-            .await
-            .expect("put");
+        env.put_intent(V, id).await;
     }
 
     let r = env.pass(&ctx).await;

@@ -91,6 +91,20 @@ impl Env {
         }
     }
 
+    /// `with_source` for the source fakes feeding Motive: safety limits that let every
+    /// removal through, and `secret` written to `{dir}/SECRET_FILE`, where the source
+    /// reads it (so the config never holds it).
+    pub async fn with_source_secret(
+        source: &str,
+        vendors: &str,
+        secret_file: &str,
+        secret: &str,
+    ) -> Self {
+        let env = Self::with_source(source, LOOSE_SAFETY, vendors).await;
+        std::fs::write(env.path(secret_file), secret).expect("secret file");
+        env
+    }
+
     /// `json`, also asserting that none of `secrets` shows in stdout or stderr.
     pub async fn json_without(&self, args: &[&str], secrets: &[&str]) -> (i32, Value) {
         let mut all = args.to_vec();
@@ -152,9 +166,21 @@ impl Env {
     }
 }
 
+/// Safety limits loose enough for passes of hundreds of people.
+pub const LOOSE_SAFETY: &str =
+    "max_deactivations = 500\nmax_deactivation_ratio = 1.0\nmax_source_drop_ratio = 1.0";
+
+/// A `scope` for `motive_vendor_with`: only people in the `drivers` group.
+pub const DRIVERS_ONLY: &str = "scope = { groups = [\"drivers\"] }\n";
+
 pub fn motive_vendor(name: &str, key: &str) -> String {
+    motive_vendor_with(name, key, "")
+}
+
+/// `motive_vendor` with `extra` keys (whole lines) in the vendor's table.
+pub fn motive_vendor_with(name: &str, key: &str, extra: &str) -> String {
     format!(
-        "[vendors.{name}]\ntype = \"motive\"\nbase_url = \"{{url:motive}}\"\napi_key = \"{key}\"\n\
+        "[vendors.{name}]\ntype = \"motive\"\nbase_url = \"{{url:motive}}\"\napi_key = \"{key}\"\n{extra}\
          [vendors.{name}.defaults]\nrole = \"driver\"\neld_mode = \"logs\"\ntime_tracking_mode = \"logs\"\n"
     )
 }

@@ -5,19 +5,11 @@ use axum::http::Method;
 use roster_sandbox::{Credentials, Fault};
 use serde_json::{Value, json};
 
-use crate::common::{Env, MOTIVE_KEY, counts};
-
-const SAFETY: &str =
-    "max_deactivations = 500\nmax_deactivation_ratio = 1.0\nmax_source_drop_ratio = 1.0";
+use crate::common::{DRIVERS_ONLY, Env, MOTIVE_KEY, counts, motive_vendor_with};
 
 fn bearer() -> String {
     format!("Bearer {}", Credentials::default().hr_token)
 }
-
-const VENDORS: &str = "[vendors.motive]\ntype = \"motive\"\nbase_url = \"{url:motive}\"\n\
-                       api_key = \"MOTIVE_KEY\"\nscope = { groups = [\"drivers\"] }\n\
-                       [vendors.motive.defaults]\nrole = \"driver\"\neld_mode = \"logs\"\n\
-                       time_tracking_mode = \"logs\"\n";
 
 const MAPPING: &str = "active_values = [\"active\", \"on_leave\"]\n\
                        [source.fields]\nid = \"/employeeId\"\nemail = \"/work/email\"\n\
@@ -38,17 +30,16 @@ fn employee(n: usize, status: &str) -> Value {
 
 /// An env whose source reads `path` of the HR fake with `paging` keys.
 async fn env(path: &str, paging: &str) -> Env {
-    let env = Env::with_source(
+    Env::with_source_secret(
         &format!(
             "type = \"http\"\nurl = \"{{url:hr}}{path}\"\nauth_value_file = \"{{dir}}/hr.secret\"\n\
              timeout_secs = 5\nretries = 1\n{paging}\n{MAPPING}"
         ),
-        SAFETY,
-        &VENDORS.replace("MOTIVE_KEY", MOTIVE_KEY),
+        &motive_vendor_with("motive", MOTIVE_KEY, DRIVERS_ONLY),
+        "hr.secret",
+        &format!("{}\n", bearer()),
     )
-    .await;
-    std::fs::write(env.path("hr.secret"), format!("{}\n", bearer())).expect("secret file");
-    env
+    .await
 }
 
 const NEXT_LINK: &str = "records_pointer = \"/data/employees\"\npagination = \"next_link\"\n\

@@ -5,26 +5,12 @@ use axum::http::Method;
 use roster_sandbox::{Credentials, Fault};
 use serde_json::{Value, json};
 
-use crate::common::{Env, MOTIVE_KEY, counts};
+use crate::common::{DRIVERS_ONLY, Env, MOTIVE_KEY, counts, motive_vendor_with};
 
-const SAFETY: &str =
-    "max_deactivations = 500\nmax_deactivation_ratio = 1.0\nmax_source_drop_ratio = 1.0";
 const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 
 fn token() -> String {
     Credentials::default().scim_token
-}
-
-fn vendors(scope: bool) -> String {
-    format!(
-        "[vendors.motive]\ntype = \"motive\"\nbase_url = \"{{url:motive}}\"\napi_key = \"{MOTIVE_KEY}\"\n{}\
-         [vendors.motive.defaults]\nrole = \"driver\"\neld_mode = \"logs\"\ntime_tracking_mode = \"logs\"\n",
-        if scope {
-            "scope = { groups = [\"drivers\"] }\n"
-        } else {
-            ""
-        }
-    )
 }
 
 fn user(n: usize, active: bool) -> Value {
@@ -43,17 +29,17 @@ fn user(n: usize, active: bool) -> Value {
 }
 
 async fn env(extra: &str, scope: bool) -> Env {
-    let env = Env::with_source(
+    let scope = if scope { DRIVERS_ONLY } else { "" };
+    Env::with_source_secret(
         &format!(
             "type = \"scim\"\nbase_url = \"{{url:scim}}/v2\"\ntoken_file = \"{{dir}}/scim.token\"\n\
              retries = 1\ntimeout_secs = 5\n{extra}"
         ),
-        SAFETY,
-        &vendors(scope),
+        &motive_vendor_with("motive", MOTIVE_KEY, scope),
+        "scim.token",
+        &token(),
     )
-    .await;
-    std::fs::write(env.path("scim.token"), token()).expect("token file");
-    env
+    .await
 }
 
 fn list_calls(env: &Env) -> Vec<String> {
