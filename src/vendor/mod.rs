@@ -211,10 +211,14 @@ pub fn check_defaults(
 }
 
 /// Puts the person's own fields (those present) into `out` under the given names.
-pub fn put_person_fields(person: &Person, out: &mut Fields, names: &[(&str, PersonField)]) {
+pub fn put_person_fields<'a>(
+    person: &Person,
+    out: &mut Fields,
+    names: impl IntoIterator<Item = (&'a str, PersonField)>,
+) {
     for (name, field) in names {
         if let Some(v) = field.get(person) {
-            out.insert((*name).to_string(), v);
+            out.insert(name.to_string(), v);
         }
     }
 }

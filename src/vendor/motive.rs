@@ -286,7 +286,7 @@ impl Vendor for Motive {
 
     fn map(&self, person: &Person) -> Result<Fields, String> {
         let mut fields = super::vendor_fields(&self.settings, person, &self.allowed)?;
-        super::put_person_fields(person, &mut fields, PERSON_FIELDS);
+        super::put_person_fields(person, &mut fields, PERSON_FIELDS.iter().copied());
         for required in ["first_name", "last_name"] {
             if !fields.contains_key(required) {
                 return Err(format!("Motive needs a {}", required.replace('_', " ")));
@@ -294,7 +294,7 @@ impl Vendor for Motive {
         }
         for (k, v) in fields.iter_mut() {
             if matches!(k.as_str(), "role" | "eld_mode" | "time_tracking_mode") {
-                *v = v.to_ascii_lowercase();
+                v.make_ascii_lowercase();
             }
         }
         if let Some(role) = fields.get("role")

@@ -663,7 +663,7 @@ impl Vendor for RocketChat {
 
     fn map(&self, person: &Person) -> Result<Fields, String> {
         let mut fields = self.vendor_fields(person)?;
-        super::put_person_fields(person, &mut fields, PERSON_FIELDS);
+        super::put_person_fields(person, &mut fields, PERSON_FIELDS.iter().copied());
         let missing: Vec<&str> = ["name", "username", "email"]
             .into_iter()
             .filter(|k| fields.get(*k).is_none_or(|v| v.trim().is_empty()))

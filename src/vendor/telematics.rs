@@ -573,9 +573,8 @@ impl Vendor for Telematics {
     fn map(&self, person: &Person) -> Result<Fields, String> {
         // No vendor-specific fields: this only rejects stray `NAME.FIELD` attributes.
         let mut fields = super::vendor_fields(&self.settings, person, &BTreeSet::new())?;
-        let names: Vec<(&str, PersonField)> =
-            PERSON_FIELDS.iter().map(|(n, f, _)| (*n, *f)).collect();
-        super::put_person_fields(person, &mut fields, &names);
+        let names = PERSON_FIELDS.iter().map(|(n, f, _)| (*n, *f));
+        super::put_person_fields(person, &mut fields, names);
         fields.retain(|_, v| !v.is_empty());
         Ok(fields)
     }
