@@ -107,6 +107,11 @@ impl Sandbox {
             .nest("/hr", hr.router());
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
+        // As vendors' front ends do: without it, a reply written in two parts can wait for
+        // the client's delayed ACK (Nagle), adding up to 40 ms to a call at random.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
