@@ -15,7 +15,7 @@
 //!    instantly in-process (what is measured is roster's own work: read, map, diff,
 //!    push executor, store writes and audit history);
 //! 3. `push`: updates against the Motive sandbox fake with injected latency, at
-//!    concurrency C: operations/s against the ideal C / latency;
+//!    concurrency C: operations/s against the ideal C / latency (best of 3 passes);
 //! 4. `ratelimit`: updates against the Rocket.Chat fake with a rate limit: achieved rate /
 //!    limit and the 429s received.
 //!
@@ -602,12 +602,21 @@ async fn push(ops: usize, concurrency: usize, latency_ms: u64) -> Value {
     write_small(dir, ops, "");
     let (_, first) = sandbox_pass(&sandbox, dir, &store, "motive", "", concurrency).await;
     assert_eq!(first.vendors["motive"].created, ops, "seeding pass");
-    write_small(dir, ops, ".new");
     sandbox
         .motive
         .control
         .set_latency(Duration::from_millis(latency_ms));
-    let (secs, report) = sandbox_pass(&sandbox, dir, &store, "motive", "", concurrency).await;
+    // Best of three update passes (every email changes each time), like the timings above.
+    let mut best: Option<(f64, roster::report::Report)> = None;
+    for rep in 0..3 {
+        write_small(dir, ops, &format!(".new{rep}"));
+        let (secs, report) = sandbox_pass(&sandbox, dir, &store, "motive", "", concurrency).await;
+        assert_eq!(report.vendors["motive"].updated, ops, "update pass {rep}");
+        if best.as_ref().is_none_or(|(b, _)| secs < *b) {
+            best = Some((secs, report));
+        }
+    }
+    let (secs, report) = best.expect("three passes");
     let mut out = summary(secs, &report);
     out["ops"] = json!(report.vendors["motive"].updated);
     out
