@@ -255,7 +255,7 @@ impl Store {
         &self,
         vendor: &str,
     ) -> Result<impl Iterator<Item = Result<StoredRecord, StoreError>> + use<>, StoreError> {
-        let tree_name = format!("vendor/{vendor}");
+        let tree_name: Arc<str> = format!("vendor/{vendor}").into();
         Ok(self.tree(vendor)?.iter().map(move |item| {
             let (k, v) = item?;
             StoredRecord::parse(&tree_name, k, v)
@@ -269,9 +269,11 @@ impl Store {
     pub fn get(&self, vendor: &str, id: &PersonId) -> Result<Option<VendorRecord>, StoreError> {
         let tree = self.tree(vendor)?;
         match tree.get(id.as_str())? {
-            Some(v) => StoredRecord::parse(&format!("vendor/{vendor}"), id.as_str().into(), v)?
-                .record()
-                .map(Some),
+            Some(v) => {
+                StoredRecord::parse(&format!("vendor/{vendor}").into(), id.as_str().into(), v)?
+                    .record()
+                    .map(Some)
+            }
             None => Ok(None),
         }
     }

@@ -970,11 +970,7 @@ mod tests {
     use serde_json::json;
 
     fn settings(v: Value) -> SourceSettings {
-        SourceSettings {
-            kind: "http".into(),
-            options: v.as_object().expect("object").clone(),
-            base_dir: PathBuf::from("/nonexistent"),
-        }
+        crate::source::test_settings("http", v.as_object().expect("object").clone())
     }
 
     fn source(v: Value) -> HttpSource {

@@ -1109,14 +1109,11 @@ mod tests {
     use super::*;
 
     fn settings(toml_like: &[(&str, Value)]) -> SourceSettings {
-        SourceSettings {
-            kind: "ldap".into(),
-            options: toml_like
-                .iter()
-                .map(|(k, v)| ((*k).to_string(), v.clone()))
-                .collect(),
-            base_dir: PathBuf::from("/nonexistent"),
-        }
+        let options = toml_like
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), v.clone()))
+            .collect();
+        crate::source::test_settings("ldap", options)
     }
 
     fn base() -> Vec<(&'static str, Value)> {

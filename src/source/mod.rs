@@ -94,6 +94,19 @@ pub trait Source: Send + Sync {
     }
 }
 
+/// A `[source]` table of `kind` with these options, for the sources' unit tests.
+#[cfg(test)]
+pub(crate) fn test_settings(
+    kind: &str,
+    options: serde_json::Map<String, serde_json::Value>,
+) -> SourceSettings {
+    SourceSettings {
+        kind: kind.into(),
+        options,
+        base_dir: std::path::PathBuf::from("/nonexistent"),
+    }
+}
+
 /// Every `type` the `[source]` table may have.
 pub const KINDS: &[&str] = &["file", "ldap", "scim", "http"];
 

@@ -490,11 +490,7 @@ mod tests {
     use serde_json::json;
 
     fn settings(v: Value) -> SourceSettings {
-        SourceSettings {
-            kind: "scim".into(),
-            options: v.as_object().expect("object").clone(),
-            base_dir: PathBuf::from("/nonexistent"),
-        }
+        crate::source::test_settings("scim", v.as_object().expect("object").clone())
     }
 
     fn err(v: Value) -> String {

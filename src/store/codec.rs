@@ -9,6 +9,7 @@
 //! layout.
 
 use std::cell::RefCell;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -55,8 +56,8 @@ pub struct StoredRecord {
     key: sled::IVec,
     value: sled::IVec,
     form: Form,
-    /// `vendor/NAME`, for messages.
-    tree: String,
+    /// `vendor/NAME`, for messages; shared by every record of one read.
+    tree: Arc<str>,
 }
 
 enum Form {
@@ -73,7 +74,7 @@ enum Form {
 impl StoredRecord {
     /// # Errors
     /// `Corrupt` naming the key when the key or the header cannot be read.
-    pub fn parse(tree: &str, key: sled::IVec, value: sled::IVec) -> Result<Self, StoreError> {
+    pub fn parse(tree: &Arc<str>, key: sled::IVec, value: sled::IVec) -> Result<Self, StoreError> {
         let corrupt = |message: String| StoreError::Corrupt {
             key: format!("{tree}/{}", String::from_utf8_lossy(&key)),
             message,
@@ -100,7 +101,7 @@ impl StoredRecord {
             key,
             value,
             form,
-            tree: tree.to_string(),
+            tree: Arc::clone(tree),
         })
     }
 
@@ -218,7 +219,8 @@ mod tests {
 
     fn stored(r: &VendorRecord) -> StoredRecord {
         let bytes = encode(r).expect("encode");
-        StoredRecord::parse("vendor/v", "E1".as_bytes().into(), bytes.into()).expect("parse")
+        StoredRecord::parse(&"vendor/v".into(), "E1".as_bytes().into(), bytes.into())
+            .expect("parse")
     }
 
     #[test]
@@ -259,8 +261,8 @@ mod tests {
     fn schema_1_json_records_are_still_read() {
         let r = record(RecordState::Deactivated, Some("r-9"));
         let json = serde_json::to_vec(&r).expect("json");
-        let s =
-            StoredRecord::parse("vendor/v", "E1".as_bytes().into(), json.into()).expect("parse");
+        let s = StoredRecord::parse(&"vendor/v".into(), "E1".as_bytes().into(), json.into())
+            .expect("parse");
         assert_eq!(s.state(), RecordState::Deactivated);
         assert_eq!(s.remote_id(), Some("r-9"));
         assert!(s.holds(&r.fields));
@@ -271,9 +273,13 @@ mod tests {
     fn a_broken_header_names_the_record() {
         let mut bytes = encode(&record(RecordState::Active, Some("r-1"))).expect("encode");
         bytes.truncate(3);
-        let err = StoredRecord::parse("vendor/motive", "E7".as_bytes().into(), bytes.into())
-            .err()
-            .expect("corrupt");
+        let err = StoredRecord::parse(
+            &"vendor/motive".into(),
+            "E7".as_bytes().into(),
+            bytes.into(),
+        )
+        .err()
+        .expect("corrupt");
         assert!(err.to_string().contains("vendor/motive/E7"), "{err}");
     }
 
@@ -281,7 +287,7 @@ mod tests {
     fn unreadable_fields_read_as_none_so_everything_is_sent_again() {
         let mut bytes = encode(&record(RecordState::Active, Some("r-1"))).expect("encode");
         bytes.truncate(bytes.len() - 2);
-        let s = StoredRecord::parse("vendor/v", "E1".as_bytes().into(), bytes.into())
+        let s = StoredRecord::parse(&"vendor/v".into(), "E1".as_bytes().into(), bytes.into())
             .expect("header is intact");
         assert!(s.fields().is_empty());
         assert!(s.record().is_err());

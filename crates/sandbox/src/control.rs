@@ -152,6 +152,19 @@ impl Control {
     }
 }
 
+/// The bearer token of a request's `Authorization` header, if it has one.
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
+/// Whether the request carries `token` as its bearer token (an empty token never matches).
+pub fn has_bearer(headers: &axum::http::HeaderMap, token: &str) -> bool {
+    !token.is_empty() && bearer(headers) == Some(token)
+}
+
 /// axum middleware: log, inject faults, delay.
 pub async fn layer(State(control): State<Control>, req: Request, next: Next) -> Response {
     let method = req.method().clone();

@@ -110,11 +110,7 @@ impl Hr {
     }
 
     fn authorize(&self, headers: &HeaderMap) -> Result<(), Response> {
-        let bearer = headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if bearer.is_some_and(|t| !self.token.is_empty() && t == self.token) {
+        if crate::control::has_bearer(headers, &self.token) {
             Ok(())
         } else {
             Err((

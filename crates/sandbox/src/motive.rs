@@ -238,12 +238,8 @@ impl Motive {
 
     fn authorize(&self, headers: &HeaderMap) -> Result<(), Response> {
         let key = headers.get("x-api-key").and_then(|v| v.to_str().ok());
-        let bearer = headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
         let ok = key.is_some_and(|k| !self.api_key.is_empty() && k == self.api_key)
-            || bearer.is_some_and(|t| !self.token.is_empty() && t == self.token);
+            || crate::control::has_bearer(headers, &self.token);
         if ok {
             Ok(())
         } else {

@@ -558,9 +558,7 @@ impl Telematics {
     /// Checks the admin JWT.
     fn admin(&self, headers: &HeaderMap) -> Result<(), Response> {
         let unauthorized = || error(StatusCode::UNAUTHORIZED, "Unauthorized", "", "");
-        let token = header(headers, "authorization")
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(unauthorized)?;
+        let token = crate::control::bearer(headers).ok_or_else(unauthorized)?;
         let st = self.lock();
         if st.user_tokens.contains(token) {
             return Err(error(
