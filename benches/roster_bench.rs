@@ -29,6 +29,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use roster::budget::Budget;
 use roster::config::Settings;
 use roster::diff::Desired;
 use roster::model::{Changes, Fields, Person, PersonId};
@@ -408,7 +409,10 @@ concurrency = {concurrency}
 fn offline(dir: &Path, state: &Path, file: &str) -> (Context, Store) {
     let settings = config(dir, state, file, &BTreeMap::new(), "", 16);
     let store = Store::open_with_cache(state, settings.state_cache_mb).expect("store");
-    (Context::build(settings).expect("context"), store)
+    (
+        Context::build(settings, std::sync::Arc::new(roster::hooks::NoHooks)).expect("context"),
+        store,
+    )
 }
 
 async fn prepare(n: usize, dir: &Path) -> Value {
@@ -503,19 +507,38 @@ impl Vendor for Ack {
     fn map(&self, person: &Person) -> Result<Fields, String> {
         self.0.map(person)
     }
-    async fn check(&self) -> Result<(), VendorError> {
+    fn flow(&self) -> &Arc<roster::http::Flow> {
+        self.0.flow()
+    }
+    async fn check(&self, _: &Budget) -> Result<(), VendorError> {
         Ok(())
     }
-    async fn lookup(&self, _: &PersonId, _: &Fields) -> Result<Option<Remote>, VendorError> {
+    async fn lookup(
+        &self,
+        _: &Budget,
+        _: &PersonId,
+        _: &Fields,
+    ) -> Result<Option<Remote>, VendorError> {
         Ok(None)
     }
-    async fn create(&self, person: &PersonId, _: &Fields) -> Result<String, VendorError> {
+    async fn create(
+        &self,
+        _: &Budget,
+        person: &PersonId,
+        _: &Fields,
+    ) -> Result<String, VendorError> {
         Ok(format!("r-{person}"))
     }
-    async fn update(&self, _: &str, _: &Changes, _: &Fields) -> Result<(), VendorError> {
+    async fn update(
+        &self,
+        _: &Budget,
+        _: &str,
+        _: &Changes,
+        _: &Fields,
+    ) -> Result<(), VendorError> {
         Ok(())
     }
-    async fn set_active(&self, _: &str, _: bool) -> Result<(), VendorError> {
+    async fn set_active(&self, _: &Budget, _: &str, _: bool) -> Result<(), VendorError> {
         Ok(())
     }
 }
@@ -571,7 +594,8 @@ async fn sandbox_pass(
     settings.retry.max_interval_secs = 120;
     settings.retry.max_elapsed_secs = 600;
     settings.retry.pass_budget_secs = 3600;
-    let ctx = Context::build(settings).expect("context");
+    let ctx =
+        Context::build(settings, std::sync::Arc::new(roster::hooks::NoHooks)).expect("context");
     let opts = PassOptions {
         only: vec![only.to_string()],
         ..PassOptions::default()

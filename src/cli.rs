@@ -5,11 +5,13 @@
 //! `--json`); logs and errors go to stderr.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
 use crate::config::{self, ConfigError, Settings};
+use crate::hooks::{Hooks, NoHooks};
 use crate::report::{Report, exit};
 use crate::shutdown::Shutdown;
 use crate::store::{RecordState, Store};
@@ -196,9 +198,13 @@ fn open_store(settings: &Settings, read_only: bool) -> Result<Store, i32> {
 }
 
 /// The store and the built connectors a command works with, or the exit code.
-fn prepare(settings: Settings, read_only: bool) -> Result<(Store, Context), i32> {
+fn prepare(
+    settings: Settings,
+    read_only: bool,
+    hooks: Arc<dyn Hooks>,
+) -> Result<(Store, Context), i32> {
     let store = open_store(&settings, read_only)?;
-    let ctx = Context::build(settings).map_err(|e| config_error(&e))?;
+    let ctx = Context::build(settings, hooks).map_err(|e| config_error(&e))?;
     Ok((store, ctx))
 }
 
@@ -221,13 +227,16 @@ async fn pass(settings: Settings, opts: PassOptions, json_out: bool) -> i32 {
             ),
         ));
     }
-    let (store, mut ctx) = match prepare(settings, opts.dry_run) {
+    let hooks: Arc<dyn Hooks> =
+        if !opts.dry_run && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            Arc::new(crate::progress::TerminalBars::new())
+        } else {
+            Arc::new(NoHooks)
+        };
+    let (store, ctx) = match prepare(settings, opts.dry_run, hooks) {
         Ok(p) => p,
         Err(code) => return code,
     };
-    if !opts.dry_run && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-        ctx.on_progress = Some(crate::progress::terminal_bars());
-    }
     let report = match run_once(&ctx, &store, &opts, &Shutdown::never()).await {
         Ok(r) => r,
         Err(e) => {
@@ -354,13 +363,14 @@ fn status(settings: &Settings, json_out: bool) -> i32 {
 }
 
 async fn check(settings: Settings) -> i32 {
-    let ctx = match Context::build(settings) {
+    let ctx = match Context::build(settings, Arc::new(NoHooks)) {
         Ok(c) => c,
         Err(e) => return config_error(&e),
     };
     println!("config: ok");
+    let budget = ctx.budget(&Shutdown::never());
     let mut code = exit::OK;
-    match ctx.source.check().await {
+    match ctx.source.check(&budget).await {
         Ok(summary) => println!("source: ok ({}): {summary}", ctx.source.describe()),
         Err(e) => {
             println!("source: FAILED ({}): {e}", ctx.source.describe());
@@ -368,7 +378,7 @@ async fn check(settings: Settings) -> i32 {
         }
     }
     for (settings, vendor) in &ctx.vendors {
-        match vendor.check().await {
+        match vendor.check(&budget).await {
             Ok(()) => println!("vendor {}: ok", settings.name),
             Err(e) => {
                 println!("vendor {}: FAILED: {e}", settings.name);
@@ -382,11 +392,11 @@ async fn check(settings: Settings) -> i32 {
 }
 
 async fn explain(settings: Settings, args: &ExplainArgs) -> i32 {
-    let (store, ctx) = match prepare(settings, true) {
+    let (store, ctx) = match prepare(settings, true, Arc::new(NoHooks)) {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let snapshot = match ctx.source.fetch().await {
+    let snapshot = match ctx.source.fetch(&ctx.budget(&Shutdown::never())).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("roster: {e}");
@@ -459,11 +469,11 @@ async fn explain(settings: Settings, args: &ExplainArgs) -> i32 {
 }
 
 async fn rebuild_state(settings: Settings, json_out: bool) -> i32 {
-    let (store, ctx) = match prepare(settings, false) {
+    let (store, ctx) = match prepare(settings, false, Arc::new(NoHooks)) {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let snapshot = match ctx.source.fetch().await {
+    let snapshot = match ctx.source.fetch(&ctx.budget(&Shutdown::never())).await {
         Ok(s) if !s.people.is_empty() => s,
         Ok(_) => {
             eprintln!("roster: the source has no valid records; nothing to rebuild from");

@@ -258,8 +258,11 @@ pub struct VendorSettings {
     pub concurrency: usize,
     /// `rate_limit = { calls = N, per_secs = S }`: at most N calls per S seconds to this
     /// vendor (all its endpoints together); `None`: no limit beyond what the vendor's
-    /// answers teach (see `pace`).
+    /// answers teach (see `http::congestion`).
     pub rate_limit: Option<RateLimit>,
+    /// `min_rate = { calls = N, per_secs = S }`: congestion never slows this vendor
+    /// below it (default: one call a second, or `rate_limit` when that is lower).
+    pub min_rate: Option<RateLimit>,
     pub on_remove: OnRemove,
     /// Connector-specific keys, validated by the connector.
     pub options: Map<String, Value>,
@@ -277,6 +280,7 @@ impl std::fmt::Debug for VendorSettings {
             .field("defaults", &self.defaults)
             .field("concurrency", &self.concurrency)
             .field("rate_limit", &self.rate_limit)
+            .field("min_rate", &self.min_rate)
             .field("on_remove", &self.on_remove)
             .field("options", &self.options.keys().collect::<Vec<_>>())
             .finish()
@@ -768,6 +772,10 @@ fn validate_vendor(
         .remove("rate_limit")
         .map(|v| parse_rate_limit(&key("rate_limit"), v))
         .transpose()?;
+    let min_rate = table
+        .remove("min_rate")
+        .map(|v| parse_rate_limit(&key("min_rate"), v))
+        .transpose()?;
     let on_remove = match table.remove("on_remove") {
         None => OnRemove::Deactivate,
         Some(v) => serde_json::from_value(v).map_err(|_| {
@@ -782,6 +790,7 @@ fn validate_vendor(
         defaults,
         concurrency,
         rate_limit,
+        min_rate,
         on_remove,
         options: table,
         base_dir: base_dir.to_path_buf(),
@@ -834,7 +843,8 @@ mod tests {
             v.base_dir = secrets_dir.clone();
         }
         for v in settings.vendors.values() {
-            crate::vendor::build(v, &settings.retry).expect("example vendor builds");
+            crate::vendor::build(v, &settings.retry, std::sync::Arc::new(crate::http::Quiet))
+                .expect("example vendor builds");
         }
     }
 

@@ -17,7 +17,9 @@ use tokio::sync::Notify;
 use tracing::{error, info, warn};
 
 use crate::config::Settings;
+use crate::hooks::Both;
 use crate::metrics::Metrics;
+use crate::progress::LogLines;
 use crate::report::exit;
 use crate::schedule::next_after;
 use crate::server::{ServerState, router};
@@ -45,18 +47,14 @@ pub async fn run(settings: Settings) -> i32 {
     let full_schedule = settings.full_schedule.clone().map(|s| s.cron);
     let progress_every = Duration::from_secs(settings.progress_log_secs);
     let metrics = Arc::new(Metrics::new());
-    let mut ctx = match Context::build(settings) {
+    let hooks = Both(Arc::clone(&metrics), LogLines::new(progress_every));
+    let ctx = match Context::build(settings, Arc::new(hooks)) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("roster: {e}");
             return exit::CONFIG;
         }
     };
-    let hook_metrics = Arc::clone(&metrics);
-    ctx.on_retry = Some(Arc::new(move |vendor, error| {
-        hook_metrics.retry(vendor, error)
-    }));
-    ctx.on_progress = Some(crate::progress::log_lines(progress_every));
 
     let listener = match tokio::net::TcpListener::bind(listen).await {
         Ok(l) => l,

@@ -11,7 +11,9 @@
 //! - `store`    — the only sled user: per-vendor records and the last report.
 //! - `vendor`   — the `Vendor` trait and one file per vendor: calls out.
 //! - `retry`    — the only `backoff` user: the retry policy for vendor calls.
-//! - `pace`     — per-vendor rate limit (governor) that adapts to 429s.
+//! - `http`     — every outbound call: client, flow control, sessions.
+//! - `budget`   — a pass's deadline and shutdown, shared by every wait.
+//! - `hooks`    — what a pass tells listeners (metrics, progress).
 //! - `push`     — runs one vendor's plan: concurrency, retries, store write per ack.
 //! - `sync`     — one pass: read, plan, safety gate, push, report.
 //! - `report`   — the JSON report, summary table and exit codes.
@@ -25,15 +27,17 @@
 //! - `server`   — `/healthz`, `/readyz`, `/metrics`, `POST /trigger`.
 //! - `metrics`  — the Prometheus registry; one method per notable occurrence.
 
+pub mod budget;
 pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod diff;
 pub mod drift;
 pub mod explain;
+pub mod hooks;
+pub mod http;
 pub mod metrics;
 pub mod model;
-pub mod pace;
 pub mod progress;
 pub mod push;
 pub mod rebuild;

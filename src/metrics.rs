@@ -12,6 +12,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use std::time::Duration;
+
+use crate::hooks::Hooks;
+use crate::http::Observer;
 use crate::report::Report;
 use crate::vendor::VendorError;
 
@@ -22,6 +26,8 @@ pub struct Metrics {
     operations: Family<Labels, Counter>,
     retries: Family<Labels, Counter>,
     rate_limited: Family<Labels, Counter>,
+    pacing_rate: Family<Labels, Gauge<f64, AtomicU64>>,
+    pacing_hold: Family<Labels, Gauge<f64, AtomicU64>>,
     passes: Family<Labels, Counter>,
     pass_duration: Histogram,
     last_success: Family<Labels, Gauge<f64, AtomicU64>>,
@@ -50,8 +56,21 @@ impl Metrics {
         let rate_limited = Family::<Labels, Counter>::default();
         registry.register(
             "rate_limited",
-            "Vendor replies of 429 Too Many Requests, by vendor",
+            "Replies refusing a call for its rate (429 Too Many Requests), by vendor (or \
+             `source`) and route",
             rate_limited.clone(),
+        );
+        let pacing_rate = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "pacing_rate_per_second",
+            "The rate roster allows itself at each vendor now (0: unlimited)",
+            pacing_rate.clone(),
+        );
+        let pacing_hold = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "pacing_hold_seconds",
+            "What is left of the pause a vendor asked for (0: none)",
+            pacing_hold.clone(),
         );
         let passes = Family::<Labels, Counter>::default();
         registry.register(
@@ -94,6 +113,8 @@ impl Metrics {
             operations,
             retries,
             rate_limited,
+            pacing_rate,
+            pacing_hold,
             passes,
             pass_duration,
             last_success,
@@ -105,14 +126,6 @@ impl Metrics {
 
     fn vendor(v: &str) -> Labels {
         vec![("vendor".into(), v.into())]
-    }
-
-    /// A vendor call is being retried.
-    pub fn retry(&self, vendor: &str, error: &VendorError) {
-        self.retries.get_or_create(&Self::vendor(vendor)).inc();
-        if matches!(error, VendorError::RateLimited { .. }) {
-            self.rate_limited.get_or_create(&Self::vendor(vendor)).inc();
-        }
     }
 
     /// A pass finished (or was refused).
@@ -179,6 +192,33 @@ impl Metrics {
     }
 }
 
+impl Observer for Metrics {
+    fn throttled(&self, remote: &str, route: &str) {
+        self.rate_limited
+            .get_or_create(&vec![
+                ("vendor".into(), remote.into()),
+                ("route".into(), route.into()),
+            ])
+            .inc();
+    }
+
+    fn pacing(&self, remote: &str, rate: Option<f64>, hold: Option<Duration>) {
+        self.pacing_rate
+            .get_or_create(&Self::vendor(remote))
+            .set(rate.unwrap_or(0.0));
+        self.pacing_hold
+            .get_or_create(&Self::vendor(remote))
+            .set(hold.map_or(0.0, |h| h.as_secs_f64()));
+    }
+}
+
+impl Hooks for Metrics {
+    /// A vendor call is being retried.
+    fn retry(&self, vendor: &str, _error: &VendorError, _wait: Duration) {
+        self.retries.get_or_create(&Self::vendor(vendor)).inc();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,7 +245,14 @@ mod tests {
             },
         );
         m.pass(&r, 0.2);
-        m.retry("motive", &VendorError::RateLimited { retry_after: None });
+        m.retry(
+            "motive",
+            &VendorError::RateLimited { retry_after: None },
+            Duration::ZERO,
+        );
+        m.throttled("motive", "PUT /v1/users/{id}");
+        m.pacing("motive", Some(2.5), Some(Duration::from_secs(3)));
+        m.pacing("chat", None, None);
         let text = m.render();
         assert!(
             text.contains(
@@ -219,7 +266,25 @@ mod tests {
         );
         assert!(text.contains("roster_source_people 4"), "{text}");
         assert!(
-            text.contains("roster_rate_limited_total{vendor=\"motive\"} 1"),
+            text.contains(
+                "roster_rate_limited_total{vendor=\"motive\",route=\"PUT /v1/users/{id}\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("roster_pacing_rate_per_second{vendor=\"motive\"} 2.5"),
+            "{text}"
+        );
+        assert!(
+            text.contains("roster_pacing_hold_seconds{vendor=\"motive\"} 3.0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("roster_pacing_rate_per_second{vendor=\"chat\"} 0.0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("roster_retries_total{vendor=\"motive\"} 1"),
             "{text}"
         );
         assert!(

@@ -1,27 +1,49 @@
 //! Progress of a long pass: bars per vendor in a terminal, periodic log lines in the
-//! daemon. Both are `sync::ProgressHook`s fed by the executor after each operation.
+//! daemon. Both are `Hooks` fed by the executor after each operation.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tracing::info;
 
-use crate::sync::ProgressHook;
+use crate::hooks::Hooks;
+use crate::http::Observer;
 
 /// One bar per vendor on stderr, made when the vendor's first operation finishes.
-pub fn terminal_bars() -> ProgressHook {
-    let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
-    let bars: Mutex<HashMap<String, ProgressBar>> = Mutex::new(HashMap::new());
-    let style = ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos}/{len} {elapsed}")
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
-    Arc::new(move |vendor, done, total| {
-        let mut bars = bars.lock().unwrap_or_else(|p| p.into_inner());
+pub struct TerminalBars {
+    multi: MultiProgress,
+    bars: Mutex<HashMap<String, ProgressBar>>,
+    style: ProgressStyle,
+}
+
+impl TerminalBars {
+    pub fn new() -> Self {
+        Self {
+            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+            bars: Mutex::new(HashMap::new()),
+            style: ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos}/{len} {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        }
+    }
+}
+
+impl Default for TerminalBars {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Observer for TerminalBars {}
+
+impl Hooks for TerminalBars {
+    fn progress(&self, vendor: &str, done: usize, total: usize) {
+        let mut bars = self.bars.lock().unwrap_or_else(|p| p.into_inner());
         let bar = bars.entry(vendor.to_string()).or_insert_with(|| {
-            let b = multi.add(ProgressBar::new(total as u64));
-            b.set_style(style.clone());
+            let b = self.multi.add(ProgressBar::new(total as u64));
+            b.set_style(self.style.clone());
             b.set_prefix(vendor.to_string());
             b
         });
@@ -29,23 +51,38 @@ pub fn terminal_bars() -> ProgressHook {
         if done >= total {
             bar.finish();
         }
-    })
+    }
 }
 
 /// A log line per vendor at most every `every`, and one when the vendor is done, so long
 /// passes show they are moving in the daemon's logs.
-pub fn log_lines(every: Duration) -> ProgressHook {
-    let last: Mutex<HashMap<String, Instant>> = Mutex::new(HashMap::new());
-    Arc::new(move |vendor, done, total| {
-        let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+pub struct LogLines {
+    every: Duration,
+    last: Mutex<HashMap<String, Instant>>,
+}
+
+impl LogLines {
+    pub fn new(every: Duration) -> Self {
+        Self {
+            every,
+            last: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl Observer for LogLines {}
+
+impl Hooks for LogLines {
+    fn progress(&self, vendor: &str, done: usize, total: usize) {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         let started = *last.entry(vendor.to_string()).or_insert(now);
-        let due = now.duration_since(started) >= every;
-        if due || (done == total && total > 0 && now.duration_since(started) >= every / 2) {
+        let due = now.duration_since(started) >= self.every;
+        if due || (done == total && total > 0 && now.duration_since(started) >= self.every / 2) {
             info!(vendor, done, total, "Pass progress.");
             last.insert(vendor.to_string(), now);
         }
-    })
+    }
 }
 
 #[cfg(test)]
@@ -54,12 +91,12 @@ mod tests {
 
     #[test]
     fn hooks_accept_progress_from_several_vendors() {
-        let bars = terminal_bars();
-        let logs = log_lines(Duration::from_millis(0));
+        let bars = TerminalBars::new();
+        let logs = LogLines::new(Duration::from_millis(0));
         for (v, total) in [("motive", 3), ("chat", 2)] {
             for done in 1..=total {
-                bars(v, done, total);
-                logs(v, done, total);
+                bars.progress(v, done, total);
+                logs.progress(v, done, total);
             }
         }
     }

@@ -10,19 +10,21 @@
 //! Credentials rejected (`Auth`) stop this vendor for the rest of the pass; other
 //! vendors are unaffected because each runs its own `push`.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
 use futures::StreamExt;
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 
+use crate::budget::Budget;
 use crate::diff::{OpKind, Operation, Plan};
+use crate::hooks::Hooks;
+use crate::http::NotSent;
 use crate::model::{Fields, PersonId, changes};
-use crate::pace::Pacer;
 use crate::report::{OpError, Outcome, VendorReport};
 use crate::retry::Retry;
-use crate::shutdown::Shutdown;
 use crate::store::{HistoryEntry, RecordState, Store, StoreError, VendorRecord};
 use crate::vendor::{Remote, Vendor, VendorError};
 
@@ -55,37 +57,43 @@ impl From<StoreError> for Failure {
     }
 }
 
+/// Runs one vendor's operations. Pacing, holds and sessions are the vendor's own
+/// (`http`); this adds retries, the store writes and the report.
 pub struct Pusher {
-    pub vendor: Arc<dyn Vendor>,
-    pub store: Store,
-    pub retry: Retry,
-    pub concurrency: usize,
-    pub shutdown: Shutdown,
-    /// Paces every call to this vendor (every attempt, retries included).
-    pub pacer: Arc<Pacer>,
+    vendor: Arc<dyn Vendor>,
+    store: Store,
+    retry: Retry,
+    /// The pass's deadline and shutdown: every wait comes out of it.
+    budget: Budget,
+    concurrency: usize,
+    /// Hears of retries and progress.
+    hooks: Arc<dyn Hooks>,
     /// Set once the vendor rejects the credentials: no further calls this pass.
     auth_failed: AtomicBool,
-    /// Hears of each retry (vendor, error), for metrics.
-    pub on_retry: crate::sync::RetryHook,
-    /// Hears of each finished operation (vendor, done, total), for progress display.
-    pub on_progress: Option<crate::sync::ProgressHook>,
-    done: std::sync::atomic::AtomicUsize,
+    /// Setup problems already explained in the log this pass (logged once each).
+    advised: Mutex<BTreeSet<&'static str>>,
+    done: AtomicUsize,
 }
 
 impl Pusher {
-    pub fn new(vendor: Arc<dyn Vendor>, store: Store, retry: Retry, concurrency: usize) -> Self {
-        let vendor_name = vendor.name().to_string();
+    pub fn new(
+        vendor: Arc<dyn Vendor>,
+        store: Store,
+        retry: Retry,
+        budget: Budget,
+        concurrency: usize,
+        hooks: Arc<dyn Hooks>,
+    ) -> Self {
         Self {
             vendor,
             store,
             retry,
+            budget,
             concurrency: concurrency.max(1),
-            shutdown: Shutdown::never(),
-            pacer: Arc::new(Pacer::unlimited(&vendor_name)),
+            hooks,
             auth_failed: AtomicBool::new(false),
-            on_retry: Arc::new(|_, _| {}),
-            on_progress: None,
-            done: std::sync::atomic::AtomicUsize::new(0),
+            advised: Mutex::new(BTreeSet::new()),
+            done: AtomicUsize::new(0),
         }
     }
 
@@ -117,9 +125,7 @@ impl Pusher {
             .map(|op| async move {
                 let result = self.run_op(op).await;
                 let done = self.done.fetch_add(1, Ordering::SeqCst) + 1;
-                if let Some(hook) = &self.on_progress {
-                    hook(self.name(), done, plan.ops.len());
-                }
+                self.hooks.progress(self.name(), done, plan.ops.len());
                 (op, result)
             })
             .collect();
@@ -170,7 +176,7 @@ impl Pusher {
                     .into(),
             ));
         }
-        if self.shutdown.is_triggered() {
+        if self.budget.is_stopped() {
             return Err(Failure::Fail(
                 "not attempted: roster is shutting down".into(),
             ));
@@ -185,7 +191,7 @@ impl Pusher {
                 fields,
             } => match self
                 .write(person, "update", names(changes), move || {
-                    self.vendor.update(remote, changes, fields)
+                    self.vendor.update(&self.budget, remote, changes, fields)
                 })
                 .await
             {
@@ -211,39 +217,18 @@ impl Pusher {
         result
     }
 
-    /// Calls the vendor with pacing and retries, reporting each retry.
-    async fn call<T, F, Fut>(&self, mut call: F) -> Result<T, VendorError>
+    /// Calls the vendor with retries (pacing is the vendor's `http` layer's), reporting
+    /// each retry.
+    async fn call<T, F, Fut>(&self, call: F) -> Result<T, VendorError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, VendorError>>,
     {
-        let paced = || {
-            let fut = call();
-            async move {
-                match self.pacer.ready(&self.shutdown).await {
-                    Ok(()) => {}
-                    Err(crate::pace::NotReady::Stopped) => {
-                        return Err(VendorError::Transport(
-                            "not sent: roster is shutting down".into(),
-                        ));
-                    }
-                    // Handed to the retry policy, which gives up on a wait this long.
-                    Err(crate::pace::NotReady::Held(left)) => {
-                        return Err(VendorError::RateLimited {
-                            retry_after: Some(left),
-                        });
-                    }
-                }
-                let result = fut.await;
-                self.pacer.observe(&result);
-                result
-            }
-        };
         let result = self
             .retry
-            .run(paced, |error, wait| {
+            .run(&self.budget, call, |error, wait| {
                 warn!(vendor = %self.name(), error = %error, delay_ms = wait.as_millis() as u64, "Retrying vendor call.");
-                (self.on_retry)(self.name(), error);
+                self.hooks.retry(self.name(), error, wait);
             })
             .await;
         if let Err(VendorError::Auth { .. }) = &result {
@@ -301,6 +286,20 @@ impl Pusher {
             VendorError::Auth { .. } => {
                 Failure::Fail(format!("{e}; no further calls to this vendor in this pass"))
             }
+            VendorError::NotSent(NotSent::Shutdown) => {
+                Failure::Fail("not attempted: roster is shutting down".into())
+            }
+            VendorError::Setup { ref detail, fix } => {
+                let first = self
+                    .advised
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(fix);
+                if first {
+                    error!(vendor = %self.name(), error = %detail, fix, "The vendor refuses these calls until its setup is fixed.");
+                }
+                Failure::Fail(e.to_string())
+            }
             other => Failure::Fail(other.to_string()),
         }
     }
@@ -328,7 +327,7 @@ impl Pusher {
     }
 
     async fn lookup(&self, person: &PersonId, fields: &Fields) -> Result<Option<Remote>, Failure> {
-        self.call(move || self.vendor.lookup(person, fields))
+        self.call(move || self.vendor.lookup(&self.budget, person, fields))
             .await
             .map_err(|e| self.failure(e))
     }
@@ -341,15 +340,16 @@ impl Pusher {
             .await?;
         let first = &AtomicBool::new(true);
         let vendor = &self.vendor;
+        let budget = &self.budget;
         let made = self
             .call(move || async move {
                 // A retried create may follow one that reached the vendor: look first.
                 if !first.swap(false, Ordering::SeqCst)
-                    && let Some(remote) = vendor.lookup(person, fields).await?
+                    && let Some(remote) = vendor.lookup(budget, person, fields).await?
                 {
                     return Ok(Err(remote));
                 }
-                vendor.create(person, fields).await.map(Ok)
+                vendor.create(budget, person, fields).await.map(Ok)
             })
             .await;
         // A create that turned into an adoption (found on a retry) wrote nothing.
@@ -407,7 +407,7 @@ impl Pusher {
         debug!(vendor = %self.name(), user = %person, remote = %remote.id, "Adopted existing account.");
         if !active {
             self.write(person, "reactivate", Vec::new(), move || {
-                self.vendor.set_active(rid, true)
+                self.vendor.set_active(&self.budget, rid, true)
             })
             .await
             .map_err(|e| self.failure(e))?;
@@ -417,7 +417,7 @@ impl Pusher {
         let delta = &changes(&remote.fields, fields);
         if !delta.is_empty() {
             self.write(person, "update", names(delta), move || {
-                self.vendor.update(rid, delta, fields)
+                self.vendor.update(&self.budget, rid, delta, fields)
             })
             .await
             .map_err(|e| self.failure(e))?;
@@ -448,7 +448,7 @@ impl Pusher {
             .unwrap_or_default();
         match self
             .write(person, "reactivate", Vec::new(), move || {
-                self.vendor.set_active(remote, true)
+                self.vendor.set_active(&self.budget, remote, true)
             })
             .await
         {
@@ -460,7 +460,7 @@ impl Pusher {
             .await?;
         if !delta.is_empty() {
             self.write(person, "update", names(delta), move || {
-                self.vendor.update(remote, delta, fields)
+                self.vendor.update(&self.budget, remote, delta, fields)
             })
             .await
             .map_err(|e| self.failure(e))?;
@@ -501,7 +501,7 @@ impl Pusher {
         let rid = id.as_str();
         match self
             .write(person, "deactivate", Vec::new(), move || {
-                self.vendor.set_active(rid, false)
+                self.vendor.set_active(&self.budget, rid, false)
             })
             .await
         {
@@ -525,7 +525,7 @@ impl Pusher {
         let rid = id.as_str();
         match self
             .write(person, "delete", Vec::new(), move || {
-                self.vendor.delete(rid)
+                self.vendor.delete(&self.budget, rid)
             })
             .await
         {

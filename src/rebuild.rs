@@ -14,6 +14,7 @@ use tracing::warn;
 
 use crate::diff::Desired;
 use crate::retry::Retry;
+use crate::shutdown::Shutdown;
 use crate::source::Snapshot;
 use crate::store::{RecordState, Store, StoreError, VendorRecord};
 use crate::sync::Context;
@@ -45,9 +46,11 @@ pub async fn rebuild(
     store: &Store,
     snapshot: &Snapshot,
 ) -> Result<RebuildReport, StoreError> {
-    let retry = Retry::for_pass(ctx.settings.retry);
+    let retry = Retry::new(ctx.settings.retry);
+    let budget = &ctx.budget(&Shutdown::never());
     let mut report = RebuildReport::default();
     for (settings, vendor) in &ctx.vendors {
+        crate::sync::remember_flow(store, &settings.name, vendor.flow())?;
         let known = store.load(&settings.name)?;
         let mut out = VendorRebuild::default();
         let mut todo = Vec::new();
@@ -71,7 +74,9 @@ pub async fn rebuild(
                 let retry = &retry;
                 let vendor = vendor.as_ref();
                 async move {
-                    let found = retry.run(|| vendor.lookup(id, fields), |_, _| {}).await;
+                    let found = retry
+                        .run(budget, || vendor.lookup(budget, id, fields), |_, _| {})
+                        .await;
                     (id, found)
                 }
             })
@@ -115,6 +120,7 @@ pub async fn rebuild(
                 }
             }
         }
+        crate::sync::keep_flow(store, &settings.name, vendor.flow()).await?;
         report.vendors.insert(settings.name.clone(), out);
     }
     Ok(report)

@@ -1,108 +1,192 @@
-//! Retrying vendor calls. The only module that uses the `backoff` crate (flagged
-//! unmaintained upstream, RUSTSEC-2025-0012), so that swapping it touches one file.
+//! Retrying calls. The only module that uses the `backoff` crate (flagged unmaintained
+//! upstream, RUSTSEC-2025-0012), so that swapping it touches one file.
 //!
-//! Policy: retry transport errors, timeouts, 5xx and 429 with exponential backoff,
-//! honouring `Retry-After`; never retry anything else. Every operation has its own time
-//! limit and all of a pass's operations share one deadline, so a vendor that keeps
-//! failing cannot hold a pass open.
+//! Policy: what a failure says decides (`Retryable`): never again (a refusal), after the
+//! exponential backoff (transport errors, timeouts, 5xx, a 429 without a hint), or after
+//! the remote's own hint (`Retry-After`). Every operation has its own time limit
+//! (`retry.max_elapsed_secs`), every wait comes out of the pass's `Budget` (a wait that
+//! would outlast it gives up at once), a hint longer than `retry.max_interval_secs` gives
+//! up for this pass, and shutdown ends a backoff wait at once (the next attempt is then
+//! refused before anything is sent).
 
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use backoff::ExponentialBackoff;
+use backoff::exponential::ExponentialBackoff;
+use backoff::future::Sleeper;
 use tokio::time::Instant;
 
+use crate::budget::Budget;
 use crate::config::RetrySettings;
 use crate::shutdown::Shutdown;
-use crate::vendor::VendorError;
 
-#[derive(Debug, Clone)]
+/// What a failure says about trying again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Trying the same call again cannot help.
+    Never,
+    /// It may work later: wait the backoff.
+    Backoff,
+    /// The remote said when: wait this long (a rate limit's pause).
+    After(Duration),
+}
+
+/// A failure the retry policy can judge.
+pub trait Retryable {
+    fn verdict(&self) -> Verdict;
+}
+
+#[derive(Debug, Clone, Copy)]
 pub struct Retry {
     settings: RetrySettings,
-    deadline: Instant,
-    /// Once this fires (shutdown), failures are no longer retried.
-    stop: Option<Shutdown>,
+    /// At most this many retries after `Backoff` failures (`After` ones are bounded by
+    /// time only: a rate limit that lifts is worth waiting for).
+    max_retries: Option<u32>,
+}
+
+/// backoff's clock on tokio's time, so tests on a paused clock see their own time.
+#[derive(Debug, Clone, Copy, Default)]
+struct TokioClock;
+
+impl backoff::Clock for TokioClock {
+    fn now(&self) -> std::time::Instant {
+        Instant::now().into_std()
+    }
+}
+
+/// backoff's sleeps, ended at once by shutdown.
+struct StoppableSleep(Shutdown);
+
+impl Sleeper for StoppableSleep {
+    type Sleep = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+    fn sleep(&self, dur: Duration) -> Self::Sleep {
+        let mut stop = self.0.clone();
+        Box::pin(async move {
+            tokio::select! {
+                () = tokio::time::sleep(dur) => {}
+                () = stop.wait() => {}
+            }
+        })
+    }
 }
 
 impl Retry {
-    /// A policy whose pass deadline starts now.
-    pub fn for_pass(settings: RetrySettings) -> Self {
+    pub fn new(settings: RetrySettings) -> Self {
         Self {
             settings,
-            deadline: Instant::now() + Duration::from_secs(settings.pass_budget_secs),
-            stop: None,
+            max_retries: None,
         }
     }
 
-    /// Stops retrying once `shutdown` fires; calls already sent still finish.
-    pub fn stop_on(mut self, shutdown: Shutdown) -> Self {
-        self.stop = Some(shutdown);
+    /// Gives up after `n` retries of failures that are not rate limits.
+    pub fn max_retries(mut self, n: u32) -> Self {
+        self.max_retries = Some(n);
         self
     }
 
-    /// Runs `call` until it succeeds, fails permanently, or the time limits run out; the
-    /// last error is returned. `on_retry` hears of each retry (for logs and metrics).
+    pub fn settings(&self) -> &RetrySettings {
+        &self.settings
+    }
+
+    /// Runs `call` until it succeeds, fails for good, or the limits run out; the last
+    /// error is returned. `on_retry` hears of each retry and its wait.
     ///
     /// # Errors
-    /// The last `VendorError`.
-    pub async fn run<T, F, Fut>(
+    /// The last error.
+    pub async fn run<T, E, F, Fut>(
         &self,
+        budget: &Budget,
         mut call: F,
-        on_retry: impl Fn(&VendorError, Duration),
-    ) -> Result<T, VendorError>
+        on_retry: impl Fn(&E, Duration),
+    ) -> Result<T, E>
     where
+        E: Retryable,
         F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, VendorError>>,
+        Fut: Future<Output = Result<T, E>>,
     {
         let started = Instant::now();
-        let limit = started + Duration::from_secs(self.settings.max_elapsed_secs);
-        let limit = limit.min(self.deadline);
+        let limit =
+            (started + Duration::from_secs(self.settings.max_elapsed_secs)).min(budget.deadline());
         let max_wait = Duration::from_secs(self.settings.max_interval_secs);
-        let policy = ExponentialBackoff {
+        let mut policy = ExponentialBackoff::<TokioClock> {
             initial_interval: Duration::from_millis(self.settings.initial_interval_ms),
+            current_interval: Duration::from_millis(self.settings.initial_interval_ms),
             max_interval: max_wait,
             max_elapsed_time: Some(limit.saturating_duration_since(started)),
             ..ExponentialBackoff::default()
         };
-        let stop = self.stop.clone();
+        backoff::backoff::Backoff::reset(&mut policy);
+        let retries = AtomicU32::new(0);
+        let max_retries = self.max_retries;
         let op = || {
             let fut = call();
-            let stopping = stop.as_ref().is_some_and(Shutdown::is_triggered);
+            let retries = &retries;
             async move {
-                match fut.await {
-                    Ok(v) => Ok(v),
-                    Err(e) if !e.is_retryable() || stopping => Err(backoff::Error::permanent(e)),
-                    Err(e) => {
-                        let hint = match &e {
-                            VendorError::RateLimited { retry_after } => *retry_after,
-                            _ => None,
-                        };
-                        match hint {
-                            // The backoff crate obeys a hint without checking its own
-                            // limits, so the limits are checked here.
-                            Some(wait) if wait > max_wait || Instant::now() + wait > limit => {
-                                Err(backoff::Error::permanent(e))
-                            }
-                            Some(wait) => Err(backoff::Error::retry_after(e, wait)),
-                            None if Instant::now() >= limit => Err(backoff::Error::permanent(e)),
-                            None => Err(backoff::Error::transient(e)),
+                let e = match fut.await {
+                    Ok(v) => return Ok(v),
+                    Err(e) => e,
+                };
+                if budget.is_stopped() {
+                    return Err(backoff::Error::permanent(e));
+                }
+                match e.verdict() {
+                    Verdict::Never => Err(backoff::Error::permanent(e)),
+                    // The backoff crate obeys a hint without checking its own limits,
+                    // so they are checked here.
+                    Verdict::After(wait) if wait > max_wait || Instant::now() + wait > limit => {
+                        Err(backoff::Error::permanent(e))
+                    }
+                    Verdict::After(wait) => Err(backoff::Error::retry_after(e, wait)),
+                    Verdict::Backoff => {
+                        let n = retries.fetch_add(1, Ordering::SeqCst) + 1;
+                        if max_retries.is_some_and(|max| n > max) || Instant::now() >= limit {
+                            Err(backoff::Error::permanent(e))
+                        } else {
+                            Err(backoff::Error::transient(e))
                         }
                     }
                 }
             }
         };
-        backoff::future::retry_notify(policy, op, |e: VendorError, wait| on_retry(&e, wait)).await
+        let notify = |e: E, wait: Duration| on_retry(&e, wait);
+        backoff::future::Retry::new(
+            StoppableSleep(budget.shutdown().clone()),
+            policy,
+            notify,
+            op,
+        )
+        .await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::atomic::AtomicU32;
+
+    #[derive(Debug, PartialEq)]
+    enum Fail {
+        Server,
+        Refused,
+        Limited(Duration),
+    }
+
+    impl Retryable for Fail {
+        fn verdict(&self) -> Verdict {
+            match self {
+                Self::Server => Verdict::Backoff,
+                Self::Refused => Verdict::Never,
+                Self::Limited(d) => Verdict::After(*d),
+            }
+        }
+    }
 
     fn settings() -> RetrySettings {
         RetrySettings {
-            initial_interval_ms: 1,
+            initial_interval_ms: 100,
             max_interval_secs: 2,
             max_elapsed_secs: 5,
             pass_budget_secs: 5,
@@ -110,18 +194,24 @@ mod tests {
         }
     }
 
-    #[tokio::test]
+    fn budget() -> Budget {
+        Budget::new(
+            Duration::from_secs(5),
+            Duration::from_secs(2),
+            Shutdown::never(),
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn retries_server_errors_then_succeeds() {
         let calls = AtomicU32::new(0);
         let retries = AtomicU32::new(0);
-        let r = Retry::for_pass(settings())
+        let r = Retry::new(settings())
             .run(
+                &budget(),
                 || async {
                     if calls.fetch_add(1, Ordering::SeqCst) < 2 {
-                        Err(VendorError::Server {
-                            status: 500,
-                            detail: "x".into(),
-                        })
+                        Err(Fail::Server)
                     } else {
                         Ok(7)
                     }
@@ -131,41 +221,54 @@ mod tests {
                 },
             )
             .await;
-        assert_eq!(r.expect("ok"), 7);
+        assert_eq!(r, Ok(7));
         assert_eq!(calls.load(Ordering::SeqCst), 3);
         assert_eq!(retries.load(Ordering::SeqCst), 2);
     }
 
-    #[tokio::test]
-    async fn permanent_errors_are_not_retried() {
+    #[tokio::test(start_paused = true)]
+    async fn refusals_are_not_retried_and_the_retry_count_is_kept() {
         let calls = AtomicU32::new(0);
-        let r: Result<(), _> = Retry::for_pass(settings())
+        let r: Result<(), _> = Retry::new(settings())
             .run(
+                &budget(),
                 || async {
                     calls.fetch_add(1, Ordering::SeqCst);
-                    Err(VendorError::Rejected {
-                        status: 400,
-                        detail: "bad".into(),
-                    })
+                    Err(Fail::Refused)
                 },
                 |_, _| {},
             )
             .await;
-        assert!(matches!(r, Err(VendorError::Rejected { .. })));
+        assert_eq!(r, Err(Fail::Refused));
         assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+        let calls = AtomicU32::new(0);
+        let r: Result<(), _> = Retry::new(settings())
+            .max_retries(1)
+            .run(
+                &budget(),
+                || async {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    Err(Fail::Server)
+                },
+                |_, _| {},
+            )
+            .await;
+        assert_eq!(r, Err(Fail::Server));
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 
-    #[tokio::test]
-    async fn retry_after_is_honoured_but_an_excessive_one_gives_up() {
+    #[tokio::test(start_paused = true)]
+    async fn a_hint_is_honoured_an_excessive_one_gives_up_and_neither_counts_as_a_retry() {
         let calls = AtomicU32::new(0);
-        let started = std::time::Instant::now();
-        let r = Retry::for_pass(settings())
+        let started = Instant::now();
+        let r = Retry::new(settings())
+            .max_retries(0)
             .run(
+                &budget(),
                 || async {
-                    if calls.fetch_add(1, Ordering::SeqCst) == 0 {
-                        Err(VendorError::RateLimited {
-                            retry_after: Some(Duration::from_secs(1)),
-                        })
+                    if calls.fetch_add(1, Ordering::SeqCst) < 2 {
+                        Err(Fail::Limited(Duration::from_secs(1)))
                     } else {
                         Ok(())
                     }
@@ -173,22 +276,70 @@ mod tests {
                 |_, _| {},
             )
             .await;
-        assert!(r.is_ok());
-        assert!(started.elapsed() >= Duration::from_secs(1));
+        assert_eq!(r, Ok(()));
+        assert_eq!(started.elapsed(), Duration::from_secs(2));
 
         let calls = AtomicU32::new(0);
-        let r: Result<(), _> = Retry::for_pass(settings())
+        let r: Result<(), _> = Retry::new(settings())
             .run(
+                &budget(),
                 || async {
                     calls.fetch_add(1, Ordering::SeqCst);
-                    Err(VendorError::RateLimited {
-                        retry_after: Some(Duration::from_secs(3600)),
-                    })
+                    Err(Fail::Limited(Duration::from_secs(3600)))
                 },
                 |_, _| {},
             )
             .await;
-        assert!(matches!(r, Err(VendorError::RateLimited { .. })));
+        assert!(matches!(r, Err(Fail::Limited(_))));
         assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_pass_budget_and_shutdown_end_the_retries() {
+        // Hints that fit the operation's limit but not what is left of the pass.
+        let short = Budget::new(
+            Duration::from_millis(1500),
+            Duration::from_secs(2),
+            Shutdown::never(),
+        );
+        let calls = AtomicU32::new(0);
+        let started = Instant::now();
+        let r: Result<(), _> = Retry::new(settings())
+            .run(
+                &short,
+                || async {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    Err(Fail::Limited(Duration::from_secs(1)))
+                },
+                |_, _| {},
+            )
+            .await;
+        assert!(r.is_err());
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        assert_eq!(started.elapsed(), Duration::from_secs(1));
+
+        let (trigger, shutdown) = crate::shutdown::channel();
+        let b = Budget::new(Duration::from_secs(60), Duration::from_secs(2), shutdown);
+        let calls = AtomicU32::new(0);
+        let started = Instant::now();
+        let policy = Retry::new(settings());
+        let retrying = policy.run(
+            &b,
+            || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err::<(), _>(Fail::Limited(Duration::from_secs(2)))
+            },
+            |_, _| {},
+        );
+        let fire = async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            trigger.trigger();
+        };
+        let (r, ()) = tokio::join!(retrying, fire);
+        assert!(r.is_err());
+        assert_eq!(started.elapsed(), Duration::from_millis(300));
+        // The attempt after the interrupted wait still ran; the caller's gate refuses it
+        // before anything is sent (see `http::Flow::admit`).
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 }

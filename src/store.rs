@@ -40,12 +40,19 @@ const HISTORY: &str = "history";
 /// `meta/pace/NAME`: a vendor's learned rate (`PaceRecord`).
 const PACE_PREFIX: &str = "pace/";
 
-/// The rate pacing settled on for a vendor at the end of a pass (after a 429), so the
-/// next pass starts there instead of provoking the limit again.
+/// What a vendor's flow control keeps between passes (`http::Flow`): the rate a pass
+/// ended with, when it was below normal (a hint that expires, see `http::congestion`),
+/// and recent logins with the vendor's login block (so the login limit holds across
+/// runs).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PaceRecord {
-    pub rate_per_sec: f64,
+    #[serde(default)]
+    pub rate_per_sec: Option<f64>,
     pub updated_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logins: Vec<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logins_blocked_until: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -7,14 +7,19 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tracing::{error, info, warn};
 
+use crate::budget::Budget;
 use crate::config::{HistorySettings, Safety, Settings, VendorSettings};
 use crate::diff::{self, Desired, Known, OpKind, Plan, Why};
+use crate::hooks::Hooks;
+use crate::http::Flow;
+use crate::http::congestion::Hint;
+use crate::http::session::LoginLog;
 use crate::model::{Person, PersonId};
-use crate::pace::Pacer;
 use crate::push::Pusher;
 use crate::report::{
     DriftReport, PlannedOp, Report, SourceCounts, SourceRecordError, VendorReport,
@@ -31,15 +36,9 @@ pub struct Context {
     pub source: Box<dyn Source>,
     /// Each vendor with its settings, in name order.
     pub vendors: Vec<(VendorSettings, Arc<dyn Vendor>)>,
-    /// Hears of every retried vendor call (vendor name, error): the daemon's metrics.
-    pub on_retry: Option<RetryHook>,
-    /// Hears of every finished operation (vendor, done, total): progress display.
-    pub on_progress: Option<ProgressHook>,
+    /// Hears of retries, progress, throttling and pacing (metrics, progress display).
+    pub hooks: Arc<dyn Hooks>,
 }
-
-pub type ProgressHook = Arc<dyn Fn(&str, usize, usize) + Send + Sync>;
-
-pub type RetryHook = Arc<dyn Fn(&str, &crate::vendor::VendorError) + Send + Sync>;
 
 #[derive(Debug, Clone, Default)]
 pub struct PassOptions {
@@ -60,20 +59,38 @@ pub enum SyncError {
 impl Context {
     /// # Errors
     /// Any connector whose keys are invalid.
-    pub fn build(settings: Settings) -> Result<Self, crate::config::ConfigError> {
-        let source = crate::source::build(&settings.source)?;
+    pub fn build(
+        settings: Settings,
+        hooks: Arc<dyn Hooks>,
+    ) -> Result<Self, crate::config::ConfigError> {
+        let observer: Arc<dyn crate::http::Observer> = hooks.clone();
+        let source = crate::source::build(&settings.source, &settings.retry, observer.clone())?;
         let vendors = settings
             .vendors
             .values()
-            .map(|v| Ok((v.clone(), crate::vendor::build(v, &settings.retry)?)))
+            .map(|v| {
+                Ok((
+                    v.clone(),
+                    crate::vendor::build(v, &settings.retry, observer.clone())?,
+                ))
+            })
             .collect::<Result<_, crate::config::ConfigError>>()?;
         Ok(Self {
             settings,
             source,
             vendors,
-            on_retry: None,
-            on_progress: None,
+            hooks,
         })
+    }
+
+    /// The pass's waiting budget: `retry.pass_budget_secs` from now, holds up to
+    /// `retry.max_interval_secs`, ended by `shutdown`.
+    pub fn budget(&self, shutdown: &Shutdown) -> Budget {
+        Budget::new(
+            Duration::from_secs(self.settings.retry.pass_budget_secs),
+            Duration::from_secs(self.settings.retry.max_interval_secs),
+            shutdown.clone(),
+        )
     }
 
     /// The vendors a pass covers.
@@ -179,19 +196,15 @@ fn held_ids<K: Known>(
     held
 }
 
-/// Reads the vendor's accounts and corrects `known` to them (see `drift`).
+/// Reads the vendor's accounts and corrects `known` to them (see `drift`). The listing's
+/// pages retry on their own (`http::Http::fetch`), so a failure is not retried here.
 async fn check_drift(
     name: &str,
     vendor: &dyn Vendor,
     known: &mut BTreeMap<PersonId, VendorRecord>,
-    retry: &Retry,
+    budget: &Budget,
 ) -> DriftReport {
-    let listed = retry
-        .run(
-            || vendor.list(),
-            |error, _| warn!(vendor = %name, error = %error, "Retrying the account listing."),
-        )
-        .await;
+    let listed = vendor.list(budget).await;
     match listed {
         Ok(accounts) => {
             let details = crate::drift::reconcile_records(known, &accounts);
@@ -341,8 +354,15 @@ pub async fn run_once(
         ..Report::default()
     };
     let vendors = ctx.selected(&opts.only);
+    let budget = ctx.budget(shutdown);
+    for (settings, vendor) in &vendors {
+        remember_flow(store, &settings.name, vendor.flow())?;
+    }
+    if let Some(flow) = ctx.source.flow() {
+        flow.start_pass(None, None);
+    }
 
-    let snapshot = match ctx.source.fetch().await {
+    let snapshot = match ctx.source.fetch(&budget).await {
         Ok(s) => s,
         Err(e) => {
             error!(error = %e, "Source read failed; nothing will be pushed.");
@@ -373,7 +393,7 @@ pub async fn run_once(
         &ctx.settings.safety,
     ));
 
-    let retry = Retry::for_pass(ctx.settings.retry).stop_on(shutdown.clone());
+    let retry = Retry::new(ctx.settings.retry);
     let mut plans = Vec::new();
     let mut drifts = BTreeMap::new();
     // Sorted once for every vendor's merge-join against the store.
@@ -384,7 +404,7 @@ pub async fn run_once(
     if opts.full {
         for (settings, vendor) in &vendors {
             let mut known = store.load(&settings.name)?;
-            let d = check_drift(&settings.name, vendor.as_ref(), &mut known, &retry).await;
+            let d = check_drift(&settings.name, vendor.as_ref(), &mut known, &budget).await;
             drifts.insert(settings.name.clone(), d);
             corrected.insert(settings.name.clone(), known);
         }
@@ -445,62 +465,70 @@ pub async fn run_once(
         return finish(report, store, opts, ctx.settings.history).await;
     }
 
-    // What pacing learned in earlier passes, per vendor.
-    let mut learned = BTreeMap::new();
-    for (settings, _, _) in &plans {
-        if let Some(p) = store.pace(&settings.name)? {
-            learned.insert(settings.name.clone(), p.rate_per_sec);
-        }
-    }
-    let learned = &learned;
     let pushes = plans.iter().map(|(settings, vendor, plan)| {
-        let mut pusher = Pusher::new(
+        let pusher = Pusher::new(
             Arc::clone(vendor),
             store.clone(),
-            retry.clone(),
+            retry,
+            budget.clone(),
             settings.concurrency,
+            Arc::clone(&ctx.hooks),
         );
-        pusher.shutdown = shutdown.clone();
-        pusher.pacer = Arc::new(
-            Pacer::new(
-                &settings.name,
-                settings.rate_limit,
-                learned.get(&settings.name).copied(),
-            )
-            .with_max_hold(std::time::Duration::from_secs(
-                ctx.settings.retry.max_interval_secs,
-            )),
-        );
-        if let Some(hook) = &ctx.on_retry {
-            pusher.on_retry = Arc::clone(hook);
-        }
-        pusher.on_progress = ctx.on_progress.clone();
-        async move {
-            let report = pusher.push(plan).await;
-            (
-                settings.name.clone(),
-                report,
-                pusher.pacer.learned(),
-                settings.rate_limit,
-            )
-        }
+        async move { (settings.name.clone(), pusher.push(plan).await, vendor) }
     });
-    for (name, mut vendor_report, rate, configured) in futures::future::join_all(pushes).await {
-        let keep = match (rate, configured.map(crate::config::RateLimit::per_second)) {
-            (Some(r), Some(c)) if r < c => Some(r),
-            (Some(r), None) => Some(r),
-            _ => None,
-        };
-        let record = keep.map(|rate_per_sec| crate::store::PaceRecord {
-            rate_per_sec,
-            updated_at: Utc::now(),
-        });
-        store.set_pace(&name, record.as_ref()).await?;
+    for (name, mut vendor_report, vendor) in futures::future::join_all(pushes).await {
+        keep_flow(store, &name, vendor.flow()).await?;
         vendor_report.drift = drifts.remove(&name);
         report.vendors.insert(name, vendor_report);
     }
     store.set_last_source_count(records).await?;
     finish(report, store, opts, ctx.settings.history).await
+}
+
+/// Starts `flow`'s pass from what earlier passes kept: the rate hint, with its age, and
+/// the logins made.
+///
+/// # Errors
+/// Store failures.
+pub fn remember_flow(store: &Store, vendor: &str, flow: &Flow) -> Result<(), StoreError> {
+    let Some(p) = store.pace(vendor)? else {
+        flow.start_pass(None, None);
+        return Ok(());
+    };
+    let hint = p.rate_per_sec.map(|rate| Hint {
+        rate,
+        age: (Utc::now() - p.updated_at)
+            .to_std()
+            .unwrap_or(Duration::ZERO),
+    });
+    let logins = LoginLog {
+        attempts: p.logins.iter().map(|t| SystemTime::from(*t)).collect(),
+        blocked_until: p.logins_blocked_until.map(SystemTime::from),
+    };
+    flow.start_pass(hint, Some(&logins));
+    Ok(())
+}
+
+/// Keeps what `flow` learned for the next pass (or forgets it when there is nothing).
+///
+/// # Errors
+/// Store failures.
+pub async fn keep_flow(store: &Store, vendor: &str, flow: &Flow) -> Result<(), StoreError> {
+    let logins = flow.login_log().unwrap_or_default();
+    let record = crate::store::PaceRecord {
+        rate_per_sec: flow.hint(),
+        updated_at: Utc::now(),
+        logins: logins
+            .attempts
+            .into_iter()
+            .map(DateTime::<Utc>::from)
+            .collect(),
+        logins_blocked_until: logins.blocked_until.map(DateTime::<Utc>::from),
+    };
+    let empty = record.rate_per_sec.is_none()
+        && record.logins.is_empty()
+        && record.logins_blocked_until.is_none();
+    store.set_pace(vendor, (!empty).then_some(&record)).await
 }
 
 /// One vendor's plan: the source (sorted by id) merge-joined with the store's records, or

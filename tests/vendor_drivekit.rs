@@ -233,7 +233,13 @@ async fn a_wrong_api_key_fails_without_writing() {
     );
     assert_eq!(r.exit_code(), 1);
     assert_eq!(env.sandbox.drivekit.control.writes(), 0);
-    assert!(ctx.vendors[0].1.check().await.is_err());
+    assert!(
+        ctx.vendors[0]
+            .1
+            .check(&roster::budget::Budget::unlimited())
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]
@@ -350,7 +356,11 @@ async fn lookup_pages_through_the_listing() {
 async fn check_reads_the_listing() {
     let env = Env::new().await;
     let ctx = env.context("");
-    ctx.vendors[0].1.check().await.expect("credentials work");
+    ctx.vendors[0]
+        .1
+        .check(&roster::budget::Budget::unlimited())
+        .await
+        .expect("credentials work");
     let calls = env.sandbox.drivekit.control.calls();
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0].method, "GET");
@@ -361,10 +371,14 @@ async fn check_reads_the_listing() {
 fn settings_name_the_missing_api_key() {
     let text = "[source]\ntype = \"file\"\npath = \"p.json\"\n[vendors.dk]\ntype = \"drivekit\"\n";
     let settings = load_str(text, Path::new("/"), Vec::new()).expect("config");
-    let e = Context::build(settings).err().expect("refused");
+    let e = Context::build(settings, std::sync::Arc::new(roster::hooks::NoHooks))
+        .err()
+        .expect("refused");
     assert!(e.to_string().contains("vendors.dk.api_key"), "{e}");
     let text = format!("{text}api_key = \"k\"\non_remove = \"delete\"\n");
     let settings = load_str(&text, Path::new("/"), Vec::new()).expect("config");
-    let e = Context::build(settings).err().expect("refused");
+    let e = Context::build(settings, std::sync::Arc::new(roster::hooks::NoHooks))
+        .err()
+        .expect("refused");
     assert!(e.to_string().contains("vendors.dk.on_remove"), "{e}");
 }

@@ -280,13 +280,16 @@ async fn wrong_token_fails_the_operations_with_exit_1() {
     // `roster check`'s call fails the same way, and works with the right token.
     let ctx = h.context();
     assert!(matches!(
-        ctx.vendors[0].1.check().await,
+        ctx.vendors[0]
+            .1
+            .check(&roster::budget::Budget::unlimited())
+            .await,
         Err(roster::vendor::VendorError::Auth { status: 401, .. })
     ));
     h.token = Credentials::default().rocketchat_auth_token;
     h.context().vendors[0]
         .1
-        .check()
+        .check(&roster::budget::Budget::unlimited())
         .await
         .expect("check passes");
 }

@@ -259,8 +259,11 @@ async fn wrong_admin_password_fails_the_pass_with_one_login() {
         &format!("password = \"{}\"", c.telematics_password),
         "password = \"wrong\"",
     );
-    let ctx =
-        Context::build(load_str(&text, env.dir.path(), Vec::new()).expect("config")).expect("ctx");
+    let ctx = Context::build(
+        load_str(&text, env.dir.path(), Vec::new()).expect("config"),
+        std::sync::Arc::new(roster::hooks::NoHooks),
+    )
+    .expect("ctx");
     env.write_people(&[
         person("E1", "Ann", "Lee", "a@x.io"),
         person("E2", "Bob", "Ray", "b@x.io"),
@@ -277,7 +280,13 @@ async fn wrong_admin_password_fails_the_pass_with_one_login() {
     );
     assert_eq!(env.logins(), 1, "a refused login is not repeated");
     assert!(env.sandbox.telematics.users().is_empty());
-    assert!(ctx.vendors[0].1.check().await.is_err());
+    assert!(
+        ctx.vendors[0]
+            .1
+            .check(&roster::budget::Budget::unlimited())
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]
@@ -288,8 +297,11 @@ async fn wrong_instance_key_fails_creates_and_leaves_no_intent() {
         &format!("instance_key = \"{}\"", c.telematics_instance_key),
         "instance_key = \"00000000-0000-0000-0000-000000000000\"",
     );
-    let ctx =
-        Context::build(load_str(&text, env.dir.path(), Vec::new()).expect("config")).expect("ctx");
+    let ctx = Context::build(
+        load_str(&text, env.dir.path(), Vec::new()).expect("config"),
+        std::sync::Arc::new(roster::hooks::NoHooks),
+    )
+    .expect("ctx");
     env.write_people(&[person("E1", "Ann", "Lee", "a@x.io")]);
     let r = env.pass(&ctx).await;
     assert_eq!(r.vendors[V].failed, 1);
@@ -481,8 +493,9 @@ async fn the_login_rate_limit_is_never_hit() {
         let r = env.pass(&ctx).await;
         if r.vendors[V].failed > 0 {
             refused += 1;
+            // The error names roster's own login limit, not a vendor 429.
             assert!(
-                r.vendors[V].errors[0].message.contains("rate limited"),
+                r.vendors[V].errors[0].message.contains("login limit"),
                 "{:?}",
                 r.vendors[V]
             );
@@ -541,7 +554,11 @@ async fn on_remove_delete_deletes_the_user() {
 async fn check_is_read_only() {
     let env = Env::new().await;
     let ctx = env.context("");
-    ctx.vendors[0].1.check().await.expect("credentials work");
+    ctx.vendors[0]
+        .1
+        .check(&roster::budget::Budget::unlimited())
+        .await
+        .expect("credentials work");
     assert_eq!(env.sandbox.telematics.control.writes(), 0);
     assert_eq!(env.logins(), 1);
 }
@@ -551,6 +568,8 @@ fn settings_without_instance_key_name_the_key() {
     let text = "[source]\ntype = \"file\"\npath = \"p.json\"\n[vendors.tm]\ntype = \"telematics\"\n\
                 email = \"a@x.io\"\npassword = \"p\"\ninstance_id = \"i\"\n";
     let settings = load_str(text, Path::new("/"), Vec::new()).expect("config");
-    let e = Context::build(settings).err().expect("refused");
+    let e = Context::build(settings, std::sync::Arc::new(roster::hooks::NoHooks))
+        .err()
+        .expect("refused");
     assert!(e.to_string().contains("vendors.tm.instance_key"), "{e}");
 }

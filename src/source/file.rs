@@ -50,7 +50,7 @@ impl FileSource {
 
 #[async_trait]
 impl Source for FileSource {
-    async fn fetch(&self) -> Result<Snapshot, SourceError> {
+    async fn fetch(&self, _budget: &crate::budget::Budget) -> Result<Snapshot, SourceError> {
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || read_file(&path))
             .await

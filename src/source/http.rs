@@ -18,15 +18,19 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use reqwest::Method;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use url::Url;
 
-use crate::config::{ConfigError, SourceSettings};
+use crate::budget::Budget;
+use crate::config::{ConfigError, RetrySettings, SourceSettings};
+use crate::http::{self, BodyCap, Http, Observer};
 use crate::secret::Secret;
 
 use super::record::value_kind as kind;
@@ -72,15 +76,7 @@ pub(super) fn parse_options<T: serde::de::DeserializeOwned>(
     })
 }
 
-/// A URL for messages: no credentials, no query (it may carry tokens).
-pub(super) fn shown(url: &Url) -> String {
-    let mut u = url.clone();
-    let _ = u.set_username("");
-    let _ = u.set_password(None);
-    u.set_query(None);
-    u.set_fragment(None);
-    u.to_string()
-}
+pub(super) use crate::http::shown;
 
 pub(super) fn check_http_url(key: &str, raw: &str) -> Result<Url, ConfigError> {
     let url = Url::parse(raw).map_err(|e| ConfigError::invalid(key, format!("`{raw}`: {e}")))?;
@@ -164,12 +160,24 @@ impl Credential {
     }
 }
 
-/// One JSON GET client with an optional credential header and retries of transient
-/// failures.
+/// What the remote sources share of their HTTP setup: the shared layer's client for
+/// `source`, its timeout and page cap, and the retries of a failed page.
+pub(super) struct Remote<'a> {
+    pub timeout_secs: u64,
+    pub retries: u32,
+    pub max_page_mb: u64,
+    pub retry: &'a RetrySettings,
+    pub observer: Arc<dyn Observer>,
+}
+
+/// One JSON GET client with an optional credential header, on the shared layer
+/// (`crate::http`): paced, capped, pages retried under the retry policy.
 pub(super) struct JsonGet {
-    client: reqwest::Client,
+    http: Http,
     auth: Option<Credential>,
     retries: u32,
+    cap: BodyCap,
+    route: &'static str,
 }
 
 /// A page as received.
@@ -179,106 +187,77 @@ pub(super) struct JsonPage {
 }
 
 impl JsonGet {
-    pub(super) fn new(timeout: Duration, auth: Option<Credential>, retries: u32) -> Self {
-        // Redirects only within the same origin: a credential header must never follow
-        // a redirect to another host.
-        let same_origin = reqwest::redirect::Policy::custom(|attempt| {
-            let first = attempt.previous().first().map(Url::origin);
-            if attempt.previous().len() > 5 {
-                attempt.error("too many redirects")
-            } else if first.is_some_and(|o| o == attempt.url().origin()) {
-                attempt.follow()
-            } else {
-                attempt.stop()
-            }
-        });
-        let client = reqwest::Client::builder()
-            .redirect(same_origin)
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .user_agent(concat!("roster/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
-        Self {
-            client,
+    /// # Errors
+    /// The HTTP client cannot be built.
+    pub(super) fn new(
+        remote: Remote<'_>,
+        auth: Option<Credential>,
+        route: &'static str,
+    ) -> Result<Self, ConfigError> {
+        let http = Http::new(http::Options {
+            name: "source",
+            timeout: Duration::from_secs(remote.timeout_secs),
+            flow: http::FlowSettings::default(),
+            retry: *remote.retry,
+            observer: remote.observer,
+        })
+        .map_err(|e| ConfigError::invalid("source", e.to_string()))?;
+        Ok(Self {
+            http,
             auth,
-            retries,
-        }
+            retries: remote.retries,
+            cap: BodyCap::page_mib(remote.max_page_mb),
+            route,
+        })
     }
 
-    /// GETs `url` and parses the JSON body. 5xx, 429 and transport failures are tried
-    /// again up to `retries` times (honouring a short `Retry-After`); anything else, or
-    /// the last failure, is an error message (without the query or any header).
-    pub(super) async fn get(&self, url: &Url, accept: &str) -> Result<JsonPage, String> {
-        let mut attempt = 0;
-        loop {
-            let (message, retry_after) = match self.once(url, accept).await {
-                Ok(page) => return Ok(page),
-                Err(Failure::Final(message)) => return Err(message),
-                Err(Failure::Transient(message, retry_after)) => (message, retry_after),
-            };
-            if attempt >= self.retries {
-                let tries = if attempt > 0 {
-                    format!(" (tried {} times)", attempt + 1)
-                } else {
-                    String::new()
-                };
-                return Err(format!("{message}{tries}"));
-            }
-            let backoff = Duration::from_millis(500 * 2u64.pow(attempt.min(6)));
-            let wait = retry_after.map_or(backoff, |r| r.min(Duration::from_secs(60)));
-            tracing::warn!(url = %shown(url), error = %message, delay_ms = wait.as_millis() as u64, "Source request failed; retrying.");
-            tokio::time::sleep(wait).await;
-            attempt += 1;
-        }
+    pub(super) fn flow(&self) -> &Arc<http::Flow> {
+        self.http.flow()
     }
 
-    async fn once(&self, url: &Url, accept: &str) -> Result<JsonPage, Failure> {
-        let mut request = self.client.get(url.clone()).header("Accept", accept);
-        if let Some(auth) = &self.auth {
-            let value = auth.value().map_err(Failure::Final)?;
-            request = request.header(auth.header.clone(), value);
-        }
+    /// GETs `url` and parses the JSON body. Transport failures and 5xx are tried again up
+    /// to `retries` times, 429s as long as the source's pauses fit the pass budget
+    /// (`crate::http::Http::fetch`); anything else, or the last failure, is an error
+    /// message (without the query or any header).
+    pub(super) async fn get(
+        &self,
+        budget: &Budget,
+        url: &Url,
+        accept: &str,
+    ) -> Result<JsonPage, String> {
+        let credential = match &self.auth {
+            Some(auth) => Some((auth.header.clone(), auth.value()?)),
+            None => None,
+        };
         let at = shown(url);
-        let response = request.send().await.map_err(|e| {
-            let kind = if e.is_timeout() {
-                "timed out"
-            } else if e.is_connect() {
-                "could not connect"
-            } else {
-                "transport error"
-            };
-            Failure::Transient(format!("GET {at}: {kind}: {}", e.without_url()), None)
-        })?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let text = response.text().await.map_err(|e| {
-            Failure::Transient(
-                format!("GET {at}: reading the body failed: {}", e.without_url()),
-                None,
-            )
-        })?;
-        if !status.is_success() {
-            let message = format!("GET {at}: HTTP {status}{}", error_detail(&text));
-            if status.is_server_error() || status.as_u16() == 429 {
-                let retry_after = headers
-                    .get("retry-after")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(Duration::from_secs);
-                return Err(Failure::Transient(message, retry_after));
-            }
-            return Err(Failure::Final(message));
+        let reply = self
+            .http
+            .fetch(budget, self.route, self.cap, Some(self.retries), || {
+                let mut request = self
+                    .http
+                    .request(Method::GET, url.clone())
+                    .header("Accept", accept);
+                if let Some((header, value)) = &credential {
+                    request = request.header(header.clone(), value.clone());
+                }
+                request
+            })
+            .await
+            .map_err(|e| format!("GET {at}: {e}"))?;
+        if !reply.is_success() {
+            return Err(format!(
+                "GET {at}: HTTP {}{}",
+                reply.status,
+                error_detail(&reply.body)
+            ));
         }
-        let body = serde_json::from_str(&text)
-            .map_err(|e| Failure::Final(format!("GET {at}: the body is not JSON: {e}")))?;
-        Ok(JsonPage { body, headers })
+        let body = serde_json::from_str(&reply.body)
+            .map_err(|e| format!("GET {at}: the body is not JSON: {e}"))?;
+        Ok(JsonPage {
+            body,
+            headers: reply.headers,
+        })
     }
-}
-
-enum Failure {
-    Transient(String, Option<Duration>),
-    Final(String),
 }
 
 /// A short reason from an error body: RFC 7644's `detail`, or a common `message`/`error`,
@@ -348,6 +327,13 @@ struct Options {
     total_pointer: Option<String>,
     #[serde(default = "default_max_pages")]
     max_pages: u64,
+    /// The largest page roster reads, in MiB.
+    #[serde(default = "default_max_page_mb")]
+    max_page_mb: u64,
+}
+
+pub(super) fn default_max_page_mb() -> u64 {
+    64
 }
 
 fn default_auth_header() -> String {
@@ -420,6 +406,23 @@ pub struct HttpSource {
     map: Mapping,
 }
 
+/// `timeout_secs` and `max_page_mb` within bounds, naming the key.
+pub(super) fn check_page_limits(timeout_secs: u64, max_page_mb: u64) -> Result<(), ConfigError> {
+    if !(1..=3600).contains(&timeout_secs) {
+        return Err(ConfigError::invalid(
+            "source.timeout_secs",
+            "must be from 1 to 3600",
+        ));
+    }
+    if !(1..=4096).contains(&max_page_mb) {
+        return Err(ConfigError::invalid(
+            "source.max_page_mb",
+            "must be from 1 to 4096 (MiB)",
+        ));
+    }
+    Ok(())
+}
+
 fn check_pointer(key: &str, p: &str, allow_empty: bool) -> Result<(), ConfigError> {
     if (p.is_empty() && allow_empty) || p.starts_with('/') {
         Ok(())
@@ -434,7 +437,11 @@ fn check_pointer(key: &str, p: &str, allow_empty: bool) -> Result<(), ConfigErro
 impl HttpSource {
     /// # Errors
     /// A missing or invalid key, named as `source.KEY`.
-    pub fn from_settings(settings: &SourceSettings) -> Result<Self, ConfigError> {
+    pub fn from_settings(
+        settings: &SourceSettings,
+        retry: &RetrySettings,
+        observer: Arc<dyn Observer>,
+    ) -> Result<Self, ConfigError> {
         require(settings, &["url", "fields"])?;
         let o: Options = parse_options(settings)?;
         let url = check_http_url("source.url", &o.url)?;
@@ -465,6 +472,7 @@ impl HttpSource {
                 "must be at least 1",
             ));
         }
+        check_page_limits(o.timeout_secs, o.max_page_mb)?;
         check_pointer("source.records_pointer", &o.records_pointer, true)?;
         let f = &o.fields;
         for (name, p) in [
@@ -597,7 +605,17 @@ impl HttpSource {
         };
         Ok(Self {
             url,
-            get: JsonGet::new(Duration::from_secs(o.timeout_secs), auth, o.retries),
+            get: JsonGet::new(
+                Remote {
+                    timeout_secs: o.timeout_secs,
+                    retries: o.retries,
+                    max_page_mb: o.max_page_mb,
+                    retry,
+                    observer,
+                },
+                auth,
+                "GET page",
+            )?,
             records_pointer: o.records_pointer,
             paging,
             max_pages: o.max_pages,
@@ -613,7 +631,7 @@ impl HttpSource {
     }
 
     /// Reads every page: the records of each, in order, with their locations.
-    async fn read_all(&self) -> Result<Vec<(String, Value)>, String> {
+    async fn read_all(&self, budget: &Budget) -> Result<Vec<(String, Value)>, String> {
         let mut out: Vec<(String, Value)> = Vec::new();
         let mut seen = BTreeSet::new();
         let mut url = self.url.clone();
@@ -652,7 +670,7 @@ impl HttpSource {
                     shown(&url)
                 ));
             }
-            let page = self.get.get(&url, "application/json").await?;
+            let page = self.get.get(budget, &url, "application/json").await?;
             let records = self
                 .records(&page.body)
                 .map_err(|e| format!("page {page_no}: {e}"))?;
@@ -938,15 +956,19 @@ impl Mapping {
 
 #[async_trait]
 impl Source for HttpSource {
-    async fn fetch(&self) -> Result<Snapshot, SourceError> {
+    async fn fetch(&self, budget: &Budget) -> Result<Snapshot, SourceError> {
         let records = self
-            .read_all()
+            .read_all(budget)
             .await
             .map_err(|message| SourceError::Unreadable {
                 path: self.describe(),
                 message,
             })?;
         Ok(self.map.snapshot(records))
+    }
+
+    fn flow(&self) -> Option<&Arc<http::Flow>> {
+        Some(self.get.flow())
     }
 
     fn describe(&self) -> String {
@@ -973,12 +995,16 @@ mod tests {
         crate::source::test_settings("http", v.as_object().expect("object").clone())
     }
 
+    fn build(s: &SourceSettings) -> Result<HttpSource, ConfigError> {
+        HttpSource::from_settings(s, &RetrySettings::default(), Arc::new(http::Quiet))
+    }
+
     fn source(v: Value) -> HttpSource {
-        HttpSource::from_settings(&settings(v)).expect("valid")
+        build(&settings(v)).expect("valid")
     }
 
     fn err(v: Value) -> String {
-        match HttpSource::from_settings(&settings(v)) {
+        match build(&settings(v)) {
             Ok(_) => panic!("expected a config error"),
             Err(e) => e.to_string(),
         }
@@ -1163,7 +1189,11 @@ mod tests {
                 Vec::new(),
             )
             .unwrap_or_else(|e| panic!("{e}\n{toml}"));
-            if let Err(e) = super::super::build(&settings.source) {
+            if let Err(e) = super::super::build(
+                &settings.source,
+                &RetrySettings::default(),
+                Arc::new(http::Quiet),
+            ) {
                 panic!("{e}\n{toml}");
             }
             checked += 1;

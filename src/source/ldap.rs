@@ -522,7 +522,7 @@ fn tls_config(path: &std::path::Path) -> Result<Arc<rustls::ClientConfig>, Confi
 
 #[async_trait]
 impl Source for LdapSource {
-    async fn fetch(&self) -> Result<Snapshot, SourceError> {
+    async fn fetch(&self, _budget: &crate::budget::Budget) -> Result<Snapshot, SourceError> {
         let config = Arc::clone(&self.config);
         let (users, groups) = run_isolated(&self.describe(), async move {
             let mut ldap = connect(&config).await?;
@@ -558,7 +558,7 @@ impl Source for LdapSource {
     }
 
     /// Binds, then asks for a handful of matching entries (not a full read).
-    async fn check(&self) -> Result<String, SourceError> {
+    async fn check(&self, _budget: &crate::budget::Budget) -> Result<String, SourceError> {
         let config = Arc::clone(&self.config);
         run_isolated(&self.describe(), async move {
             let mut ldap = connect(&config).await?;

@@ -13,10 +13,13 @@ mod record;
 pub mod scim;
 
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::config::{ConfigError, SourceSettings};
+use crate::budget::Budget;
+use crate::config::{ConfigError, RetrySettings, SourceSettings};
+use crate::http::{Flow, Observer};
 use crate::model::Person;
 
 pub use record::{FIELDS, RecordError, parse_record};
@@ -60,11 +63,16 @@ pub enum SourceError {
 
 #[async_trait]
 pub trait Source: Send + Sync {
-    /// Reads every record.
+    /// Reads every record; remote sources wait within `budget`.
     ///
     /// # Errors
     /// Any failure to read the whole source; never a partial snapshot.
-    async fn fetch(&self) -> Result<Snapshot, SourceError>;
+    async fn fetch(&self, budget: &Budget) -> Result<Snapshot, SourceError>;
+
+    /// The flow control of a remote source's calls, if it makes any.
+    fn flow(&self) -> Option<&Arc<Flow>> {
+        None
+    }
 
     /// A short description for `roster check` and logs (no secrets).
     fn describe(&self) -> String;
@@ -74,8 +82,8 @@ pub trait Source: Send + Sync {
     ///
     /// # Errors
     /// Whatever would make a pass refuse this source.
-    async fn check(&self) -> Result<String, SourceError> {
-        let snapshot = self.fetch().await?;
+    async fn check(&self, budget: &Budget) -> Result<String, SourceError> {
+        let snapshot = self.fetch(budget).await?;
         let mut out = format!(
             "{} people, {} invalid records",
             snapshot.people.len(),
@@ -114,12 +122,16 @@ pub const KINDS: &[&str] = &["file", "ldap", "scim", "http"];
 ///
 /// # Errors
 /// `ConfigError` naming the key at fault.
-pub fn build(settings: &SourceSettings) -> Result<Box<dyn Source>, ConfigError> {
+pub fn build(
+    settings: &SourceSettings,
+    retry: &RetrySettings,
+    observer: Arc<dyn Observer>,
+) -> Result<Box<dyn Source>, ConfigError> {
     Ok(match settings.kind.as_str() {
         "file" => Box::new(file::FileSource::from_settings(settings)?),
         "ldap" => Box::new(ldap::LdapSource::from_settings(settings)?),
-        "scim" => Box::new(scim::ScimSource::from_settings(settings)?),
-        "http" => Box::new(http::HttpSource::from_settings(settings)?),
+        "scim" => Box::new(scim::ScimSource::from_settings(settings, retry, observer)?),
+        "http" => Box::new(http::HttpSource::from_settings(settings, retry, observer)?),
         other => {
             return Err(ConfigError::invalid(
                 "source.type",

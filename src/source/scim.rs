@@ -19,7 +19,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use reqwest::header::HeaderName;
@@ -27,10 +27,15 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use url::Url;
 
-use crate::config::{ConfigError, SourceSettings};
+use crate::budget::Budget;
+use crate::config::{ConfigError, RetrySettings, SourceSettings};
+use crate::http::{self, Observer};
 use crate::secret::Secret;
 
-use super::http::{Credential, JsonGet, check_http_url, parse_options, require, shown};
+use super::http::{
+    Credential, JsonGet, Remote, check_http_url, check_page_limits, default_max_page_mb,
+    parse_options, require, shown,
+};
 use super::{RecordError, Snapshot, Source, SourceError, parse_record, snapshot_from};
 
 pub const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
@@ -73,6 +78,9 @@ struct Options {
     /// A safety stop for a server that never ends its list.
     #[serde(default = "default_max_pages")]
     max_pages: u64,
+    /// The largest page roster reads, in MiB.
+    #[serde(default = "default_max_page_mb")]
+    max_page_mb: u64,
 }
 
 fn default_count() -> u32 {
@@ -121,7 +129,11 @@ pub struct ScimSource {
 impl ScimSource {
     /// # Errors
     /// A missing or invalid key, named as `source.KEY`.
-    pub fn from_settings(settings: &SourceSettings) -> Result<Self, ConfigError> {
+    pub fn from_settings(
+        settings: &SourceSettings,
+        retry: &RetrySettings,
+        observer: Arc<dyn Observer>,
+    ) -> Result<Self, ConfigError> {
         require(settings, &["base_url"])?;
         let o: Options = parse_options(settings)?;
         let base = check_http_url("source.base_url", &o.base_url)?;
@@ -144,12 +156,7 @@ impl ScimSource {
         if !(1..=10_000).contains(&o.count) {
             return Err(ConfigError::invalid("source.count", "must be 1 to 10000"));
         }
-        if o.timeout_secs == 0 {
-            return Err(ConfigError::invalid(
-                "source.timeout_secs",
-                "must be at least 1",
-            ));
-        }
+        check_page_limits(o.timeout_secs, o.max_page_mb)?;
         if o.max_pages == 0 {
             return Err(ConfigError::invalid(
                 "source.max_pages",
@@ -175,7 +182,17 @@ impl ScimSource {
             users_url,
             count: o.count,
             filter: o.filter,
-            get: JsonGet::new(Duration::from_secs(o.timeout_secs), Some(bearer), o.retries),
+            get: JsonGet::new(
+                Remote {
+                    timeout_secs: o.timeout_secs,
+                    retries: o.retries,
+                    max_page_mb: o.max_page_mb,
+                    retry,
+                    observer,
+                },
+                Some(bearer),
+                "GET /Users",
+            )?,
             max_pages: o.max_pages,
             map: Mapping {
                 id_field: o.id_field,
@@ -198,7 +215,11 @@ impl ScimSource {
         url
     }
 
-    async fn read_all(&self, limit: Option<u32>) -> Result<(Vec<(String, Value)>, u64), String> {
+    async fn read_all(
+        &self,
+        budget: &Budget,
+        limit: Option<u32>,
+    ) -> Result<(Vec<(String, Value)>, u64), String> {
         let mut out: Vec<(String, Value)> = Vec::new();
         let mut total: Option<u64> = None;
         let mut page_no: u64 = 0;
@@ -211,6 +232,7 @@ impl ScimSource {
             let page = self
                 .get
                 .get(
+                    budget,
                     &self.page_url(start_index, limit.unwrap_or(self.count)),
                     ACCEPT,
                 )
@@ -444,15 +466,19 @@ impl Mapping {
 
 #[async_trait]
 impl Source for ScimSource {
-    async fn fetch(&self) -> Result<Snapshot, SourceError> {
+    async fn fetch(&self, budget: &Budget) -> Result<Snapshot, SourceError> {
         let (resources, _) =
-            self.read_all(None)
+            self.read_all(budget, None)
                 .await
                 .map_err(|message| SourceError::Unreadable {
                     path: self.describe(),
                     message,
                 })?;
         Ok(self.map.snapshot(resources))
+    }
+
+    fn flow(&self) -> Option<&Arc<http::Flow>> {
+        Some(self.get.flow())
     }
 
     fn describe(&self) -> String {
@@ -463,12 +489,12 @@ impl Source for ScimSource {
     }
 
     /// One small page: proves the token works and says how many users there are.
-    async fn check(&self) -> Result<String, SourceError> {
+    async fn check(&self, budget: &Budget) -> Result<String, SourceError> {
         let unreadable = |message| SourceError::Unreadable {
             path: self.describe(),
             message,
         };
-        let (resources, total) = self.read_all(Some(5)).await.map_err(unreadable)?;
+        let (resources, total) = self.read_all(budget, Some(5)).await.map_err(unreadable)?;
         if total == 0 {
             return Err(unreadable(
                 "the server lists no users; a pass would be refused".into(),
@@ -493,8 +519,12 @@ mod tests {
         crate::source::test_settings("scim", v.as_object().expect("object").clone())
     }
 
+    fn build(s: &SourceSettings) -> Result<ScimSource, ConfigError> {
+        ScimSource::from_settings(s, &RetrySettings::default(), Arc::new(http::Quiet))
+    }
+
     fn err(v: Value) -> String {
-        match ScimSource::from_settings(&settings(v)) {
+        match build(&settings(v)) {
             Ok(_) => panic!("expected a config error"),
             Err(e) => e.to_string(),
         }
@@ -622,7 +652,7 @@ mod tests {
 
     #[test]
     fn page_urls_carry_filter_and_paging() {
-        let s = ScimSource::from_settings(&settings(json!({
+        let s = build(&settings(json!({
             "base_url": "https://idp.example/scim/v2/", "token": "t0ken",
             "filter": "active eq true", "count": 50
         })))

@@ -34,9 +34,10 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 use url::Url;
 
-use super::http::{self, Reply};
 use super::{Remote, Vendor, VendorError};
+use crate::budget::Budget;
 use crate::config::{ConfigError, VendorSettings};
+use crate::http::{self, BodyCap, Http, Reply};
 use crate::model::{Changes, Fields, Person, PersonId};
 use crate::secret::Secret;
 
@@ -70,29 +71,26 @@ pub struct DriveKit {
     settings: VendorSettings,
     base: Url,
     api_key: Secret,
-    client: reqwest::Client,
+    http: Http,
     listing: tokio::sync::Mutex<Option<(Instant, Listing)>>,
 }
 
 impl DriveKit {
     /// # Errors
     /// A missing or doubled `api_key`, unknown keys, or a `[defaults]` other than `pseudo`.
-    pub fn new(settings: &VendorSettings, client: reqwest::Client) -> Result<Self, ConfigError> {
+    pub fn new(settings: &VendorSettings, http: Http) -> Result<Self, ConfigError> {
         let o: Options = settings.parse_options()?;
         let api_key = settings
             .secret("api_key", o.api_key, o.api_key_file, true)?
             .ok_or_else(|| ConfigError::invalid(settings.key("api_key"), "is required"))?;
         // A default user id would give everyone the same driver.
         super::check_defaults(settings, &BTreeSet::from(["pseudo"]))?;
-        let base = match &settings.base_url {
-            Some(u) => u.clone(),
-            None => Url::parse(DEFAULT_BASE_URL).expect("constant URL parses"),
-        };
+        let base = super::base_url(settings, DEFAULT_BASE_URL)?;
         Ok(Self {
             settings: settings.clone(),
             base,
             api_key,
-            client,
+            http,
             listing: tokio::sync::Mutex::new(None),
         })
     }
@@ -109,32 +107,54 @@ impl DriveKit {
     }
 
     fn request(&self, method: Method, url: Url) -> RequestBuilder {
-        self.client
+        self.http
             .request(method, url)
             .header("DriveKit-Admin-API-Key", self.api_key.expose())
     }
 
     /// Sends and classifies by status only (DriveKit's error bodies are undocumented).
-    async fn call(&self, req: RequestBuilder) -> Result<Reply, VendorError> {
-        let reply = http::send(req).await?;
+    async fn call(
+        &self,
+        budget: &Budget,
+        route: &str,
+        req: RequestBuilder,
+    ) -> Result<Reply, VendorError> {
+        let reply = self.http.send(budget, route, BodyCap::WRITE, req).await?;
         if reply.status.is_success() {
             Ok(reply)
         } else {
-            Err(http::classify(&reply, |_| None))
+            Err(super::classify(&reply, |_| None))
         }
     }
 
-    async fn page(&self, number: u32) -> Result<Value, VendorError> {
-        let url = http::endpoint(&self.base, &format!("{DRIVERS}/account/page"));
-        let req = self.request(Method::GET, url).query(&[
+    fn page_url(&self) -> Url {
+        http::endpoint(&self.base, &format!("{DRIVERS}/account/page"))
+    }
+
+    /// One page of the driver listing (retried on its own: it is a read).
+    async fn page(&self, budget: &Budget, number: u32) -> Result<Value, VendorError> {
+        let query = [
             ("pageSize", PAGE_SIZE.to_string()),
             ("pageNumber", number.to_string()),
-        ]);
-        self.call(req).await?.json()
+        ];
+        let reply = self
+            .http
+            .fetch(
+                budget,
+                "GET drivers/account/page",
+                BodyCap::PAGE,
+                None,
+                || self.request(Method::GET, self.page_url()).query(&query),
+            )
+            .await?;
+        if !reply.is_success() {
+            return Err(super::classify(&reply, |_| None));
+        }
+        Ok(reply.json()?)
     }
 
     /// Every driver, from the cache when it is fresh.
-    async fn listing(&self) -> Result<Listing, VendorError> {
+    async fn listing(&self, budget: &Budget) -> Result<Listing, VendorError> {
         let mut cache = self.listing.lock().await;
         if let Some((at, listing)) = cache.as_ref()
             && at.elapsed() < LISTING_TTL
@@ -144,7 +164,7 @@ impl DriveKit {
         let mut drivers = BTreeMap::new();
         let mut number = 0;
         loop {
-            let page = self.page(number).await?;
+            let page = self.page(budget, number).await?;
             let data = page
                 .get("data")
                 .and_then(Value::as_array)
@@ -169,7 +189,12 @@ impl DriveKit {
     }
 
     /// Sets all three identity fields at once.
-    async fn put_identity(&self, user_id: &str, fields: &Fields) -> Result<(), VendorError> {
+    async fn put_identity(
+        &self,
+        budget: &Budget,
+        user_id: &str,
+        fields: &Fields,
+    ) -> Result<(), VendorError> {
         let body: serde_json::Map<String, Value> = IDENTITY
             .iter()
             .map(|k| {
@@ -182,15 +207,24 @@ impl DriveKit {
         let req = self
             .request(Method::PUT, self.driver_url(user_id, "identity")?)
             .json(&Value::Object(body));
-        self.call(req).await.map(|_| ())
+        self.call(budget, "PUT drivers/{id}/identity", req)
+            .await
+            .map(|_| ())
     }
 
-    async fn put_status(&self, user_id: &str, active: bool) -> Result<(), VendorError> {
+    async fn put_status(
+        &self,
+        budget: &Budget,
+        user_id: &str,
+        active: bool,
+    ) -> Result<(), VendorError> {
         let status = if active { "ENABLE" } else { "DISABLE" };
         let req = self
             .request(Method::PUT, self.driver_url(user_id, "status")?)
             .json(&json!({ "status": status }));
-        self.call(req).await.map(|_| ())
+        self.call(budget, "PUT drivers/{id}/status", req)
+            .await
+            .map(|_| ())
     }
 }
 
@@ -257,17 +291,25 @@ impl Vendor for DriveKit {
         Ok(fields)
     }
 
-    async fn check(&self) -> Result<(), VendorError> {
-        self.page(0).await.map(|_| ())
+    fn flow(&self) -> &std::sync::Arc<http::Flow> {
+        self.http.flow()
+    }
+
+    async fn check(&self, budget: &Budget) -> Result<(), VendorError> {
+        self.page(budget, 0)
+            .await
+            .map(|_| ())
+            .map_err(|e| super::check_failure(e, &self.page_url()))
     }
 
     async fn lookup(
         &self,
+        budget: &Budget,
         person: &PersonId,
         fields: &Fields,
     ) -> Result<Option<Remote>, VendorError> {
         let id = user_id(person, fields);
-        let listing = self.listing().await?;
+        let listing = self.listing(budget).await?;
         Ok(listing.get(id).map(|identity| Remote {
             id: id.to_string(),
             // ENABLE/DISABLE cannot be read back.
@@ -276,9 +318,9 @@ impl Vendor for DriveKit {
         }))
     }
 
-    async fn list(&self) -> Result<Vec<Remote>, VendorError> {
+    async fn list(&self, budget: &Budget) -> Result<Vec<Remote>, VendorError> {
         Ok(self
-            .listing()
+            .listing(budget)
             .await?
             .iter()
             .map(|(id, identity)| Remote {
@@ -289,11 +331,16 @@ impl Vendor for DriveKit {
             .collect())
     }
 
-    async fn create(&self, person: &PersonId, fields: &Fields) -> Result<String, VendorError> {
+    async fn create(
+        &self,
+        budget: &Budget,
+        person: &PersonId,
+        fields: &Fields,
+    ) -> Result<String, VendorError> {
         let id = user_id(person, fields);
         for result in [
-            self.put_identity(id, fields).await,
-            self.put_status(id, true).await,
+            self.put_identity(budget, id, fields).await,
+            self.put_status(budget, id, true).await,
         ] {
             match result {
                 Ok(()) => {}
@@ -306,6 +353,7 @@ impl Vendor for DriveKit {
 
     async fn update(
         &self,
+        budget: &Budget,
         remote: &str,
         changes: &Changes,
         fields: &Fields,
@@ -318,13 +366,18 @@ impl Vendor for DriveKit {
             )));
         }
         if IDENTITY.iter().any(|k| changes.contains_key(*k)) {
-            self.put_identity(remote, fields).await?;
+            self.put_identity(budget, remote, fields).await?;
         }
         Ok(())
     }
 
-    async fn set_active(&self, remote: &str, active: bool) -> Result<(), VendorError> {
-        self.put_status(remote, active).await
+    async fn set_active(
+        &self,
+        budget: &Budget,
+        remote: &str,
+        active: bool,
+    ) -> Result<(), VendorError> {
+        self.put_status(budget, remote, active).await
     }
 }
 
@@ -339,7 +392,7 @@ mod tests {
     fn build(extra: &str) -> Result<DriveKit, ConfigError> {
         let s = crate::config::load_str(&format!("{BASE}{extra}"), Path::new("/"), Vec::new())
             .expect("config");
-        DriveKit::new(&s.vendors["dk"], reqwest::Client::new())
+        DriveKit::new(&s.vendors["dk"], crate::vendor::test_http("dk"))
     }
 
     fn person() -> Person {

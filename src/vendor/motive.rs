@@ -19,9 +19,10 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use url::Url;
 
-use super::http::{self, Reply};
 use super::{PersonField, Remote, Vendor, VendorError};
+use crate::budget::Budget;
 use crate::config::{ConfigError, VendorSettings};
+use crate::http::{self, BodyCap, Http, Reply};
 use crate::model::{Changes, Fields, Person, PersonId};
 use crate::secret::Secret;
 
@@ -106,14 +107,14 @@ pub struct Motive {
     base: Url,
     auth: Auth,
     integration: String,
-    client: reqwest::Client,
+    http: Http,
     allowed: BTreeSet<&'static str>,
 }
 
 impl Motive {
     /// # Errors
     /// Missing or doubled credentials, unknown keys or default fields.
-    pub fn new(settings: &VendorSettings, client: reqwest::Client) -> Result<Self, ConfigError> {
+    pub fn new(settings: &VendorSettings, http: Http) -> Result<Self, ConfigError> {
         let o: Options = settings.parse_options()?;
         let api_key = settings.secret("api_key", o.api_key, o.api_key_file, false)?;
         let token = settings.secret("token", o.token, o.token_file, false)?;
@@ -142,36 +143,38 @@ impl Motive {
                 "must not be empty",
             ));
         }
-        let base = match &settings.base_url {
-            Some(u) => u.clone(),
-            None => Url::parse(DEFAULT_BASE_URL).expect("constant URL parses"),
-        };
+        let base = super::base_url(settings, DEFAULT_BASE_URL)?;
         Ok(Self {
             settings: settings.clone(),
             base,
             auth,
             integration,
-            client,
+            http,
             allowed,
         })
     }
 
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        let req = self
-            .client
-            .request(method, http::endpoint(&self.base, path));
+        let req = self.http.request(method, http::endpoint(&self.base, path));
         match &self.auth {
             Auth::ApiKey(k) => req.header("X-Api-Key", k.expose()),
             Auth::Bearer(t) => req.bearer_auth(t.expose()),
         }
     }
 
-    async fn call(&self, req: reqwest::RequestBuilder) -> Result<Reply, VendorError> {
-        let reply = http::send(req).await?;
+    /// One paced call; `route` names the endpoint for pacing and metrics.
+    async fn call(
+        &self,
+        budget: &Budget,
+        route: &str,
+        cap: BodyCap,
+        req: reqwest::RequestBuilder,
+    ) -> Result<Reply, VendorError> {
+        let reply = self.http.send(budget, route, cap, req).await?;
         if reply.status.is_success() {
             Ok(reply)
         } else {
-            Err(http::classify(&reply, error_message))
+            Err(super::classify(&reply, error_message))
         }
     }
 }
@@ -316,15 +319,23 @@ impl Vendor for Motive {
         Ok(fields)
     }
 
-    async fn check(&self) -> Result<(), VendorError> {
+    fn flow(&self) -> &std::sync::Arc<http::Flow> {
+        self.http.flow()
+    }
+
+    async fn check(&self, budget: &Budget) -> Result<(), VendorError> {
         let req = self
             .request(reqwest::Method::GET, "/v1/users")
             .query(&[("per_page", "1"), ("page_no", "1")]);
-        self.call(req).await.map(|_| ())
+        self.call(budget, "GET /v1/users", BodyCap::READ, req)
+            .await
+            .map(|_| ())
+            .map_err(|e| super::check_failure(e, &http::endpoint(&self.base, "/v1/users")))
     }
 
     async fn lookup(
         &self,
+        budget: &Budget,
         person: &PersonId,
         fields: &Fields,
     ) -> Result<Option<Remote>, VendorError> {
@@ -334,7 +345,15 @@ impl Vendor for Motive {
                 ("external_id", person.as_str()),
                 ("integration_name", self.integration.as_str()),
             ]);
-        let reply = match self.call(req).await {
+        let reply = match self
+            .call(
+                budget,
+                "GET /v1/users/lookup_by_external_id",
+                BodyCap::READ,
+                req,
+            )
+            .await
+        {
             Ok(r) => r,
             Err(VendorError::NotFound(_)) => return Ok(None),
             Err(e) => return Err(e),
@@ -350,7 +369,7 @@ impl Vendor for Motive {
         remote(user, names).map(Some)
     }
 
-    async fn list(&self) -> Result<Vec<Remote>, VendorError> {
+    async fn list(&self, budget: &Budget) -> Result<Vec<Remote>, VendorError> {
         const PER_PAGE: usize = 100;
         let names: Vec<&str> = PERSON_FIELDS
             .iter()
@@ -359,11 +378,21 @@ impl Vendor for Motive {
             .collect();
         let mut out = Vec::new();
         for page in 1.. {
-            let req = self.request(reqwest::Method::GET, "/v1/users").query(&[
+            let query = [
                 ("per_page", PER_PAGE.to_string()),
                 ("page_no", page.to_string()),
-            ]);
-            let body = self.call(req).await?.json()?;
+            ];
+            let reply = self
+                .http
+                .fetch(budget, "GET /v1/users", BodyCap::PAGE, None, || {
+                    self.request(reqwest::Method::GET, "/v1/users")
+                        .query(&query)
+                })
+                .await?;
+            if !reply.is_success() {
+                return Err(super::classify(&reply, error_message));
+            }
+            let body = reply.json()?;
             let users = body
                 .get("users")
                 .and_then(Value::as_array)
@@ -389,7 +418,12 @@ impl Vendor for Motive {
         Ok(out)
     }
 
-    async fn create(&self, person: &PersonId, fields: &Fields) -> Result<String, VendorError> {
+    async fn create(
+        &self,
+        budget: &Budget,
+        person: &PersonId,
+        fields: &Fields,
+    ) -> Result<String, VendorError> {
         let mut body: Map<String, Value> = fields
             .iter()
             .map(|(k, v)| (k.clone(), wire_value(k, v)))
@@ -402,7 +436,10 @@ impl Vendor for Motive {
         let req = self
             .request(reqwest::Method::POST, "/v1/users")
             .json(&Value::Object(body));
-        let reply = match self.call(req).await {
+        let reply = match self
+            .call(budget, "POST /v1/users", BodyCap::WRITE, req)
+            .await
+        {
             Ok(r) => r,
             // The external-id pair is unique at Motive: a collision means the account
             // exists (an earlier create reached Motive); adopt it.
@@ -422,6 +459,7 @@ impl Vendor for Motive {
 
     async fn update(
         &self,
+        budget: &Budget,
         remote: &str,
         changes: &Changes,
         fields: &Fields,
@@ -444,15 +482,24 @@ impl Vendor for Motive {
         let req = self
             .request(reqwest::Method::PUT, &format!("/v1/users/{remote}"))
             .json(&Value::Object(body));
-        self.call(req).await.map(|_| ())
+        self.call(budget, "PUT /v1/users/{id}", BodyCap::WRITE, req)
+            .await
+            .map(|_| ())
     }
 
-    async fn set_active(&self, remote: &str, active: bool) -> Result<(), VendorError> {
+    async fn set_active(
+        &self,
+        budget: &Budget,
+        remote: &str,
+        active: bool,
+    ) -> Result<(), VendorError> {
         let status = if active { "active" } else { "deactivated" };
         let req = self
             .request(reqwest::Method::PUT, &format!("/v1/users/{remote}"))
             .json(&json!({ "status": status }));
-        self.call(req).await.map(|_| ())
+        self.call(budget, "PUT /v1/users/{id}", BodyCap::WRITE, req)
+            .await
+            .map(|_| ())
     }
 }
 
@@ -467,7 +514,7 @@ mod tests {
              api_key = \"k\"\n{extra}"
         );
         let s = crate::config::load_str(&text, Path::new("/"), Vec::new()).expect("config");
-        Motive::new(&s.vendors["motive"], reqwest::Client::new()).expect("motive")
+        Motive::new(&s.vendors["motive"], crate::vendor::test_http("motive")).expect("motive")
     }
 
     fn person() -> Person {
@@ -514,7 +561,7 @@ mod tests {
         assert!(m.map(&p).expect_err("unknown").contains("motive.colour"));
         let text = "[source]\ntype = \"file\"\npath = \"p.json\"\n[vendors.motive]\ntype = \"motive\"\napi_key = \"k\"\n[vendors.motive.defaults]\ncolour = \"red\"";
         let s = crate::config::load_str(text, Path::new("/"), Vec::new()).expect("config");
-        let e = Motive::new(&s.vendors["motive"], reqwest::Client::new())
+        let e = Motive::new(&s.vendors["motive"], crate::vendor::test_http("motive"))
             .err()
             .expect("refused");
         assert!(e.to_string().contains("vendors.motive.defaults.colour"));
@@ -524,7 +571,7 @@ mod tests {
     fn credentials_are_required_and_exclusive() {
         let text = "[source]\ntype = \"file\"\npath = \"p.json\"\n[vendors.m]\ntype = \"motive\"\n";
         let s = crate::config::load_str(text, Path::new("/"), Vec::new()).expect("config");
-        let e = Motive::new(&s.vendors["m"], reqwest::Client::new())
+        let e = Motive::new(&s.vendors["m"], crate::vendor::test_http("m"))
             .err()
             .expect("refused");
         assert!(e.to_string().contains("vendors.m.api_key"));
@@ -534,14 +581,14 @@ mod tests {
             Vec::new(),
         )
         .expect("config");
-        assert!(Motive::new(&s.vendors["m"], reqwest::Client::new()).is_err());
+        assert!(Motive::new(&s.vendors["m"], crate::vendor::test_http("m")).is_err());
         let s = crate::config::load_str(
             &format!("{text}apikey = \"a\"\n"),
             Path::new("/"),
             Vec::new(),
         )
         .expect("config");
-        let e = Motive::new(&s.vendors["m"], reqwest::Client::new())
+        let e = Motive::new(&s.vendors["m"], crate::vendor::test_http("m"))
             .err()
             .expect("refused");
         assert!(e.to_string().contains("apikey"), "{e}");

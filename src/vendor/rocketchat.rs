@@ -26,27 +26,32 @@
 //!
 //! Pacing: Rocket.Chat's limiter allows, by default, 10 calls per 60 s per route per client
 //! and reports `X-RateLimit-Limit/-Remaining/-Reset` (Reset in epoch milliseconds) on each
-//! reply. `RoutePacer` remembers the last window seen per route, reserves a slot before
-//! each call and waits for the window to reset when none is left, so a large pass
-//! proceeds at the server's pace instead of collecting 429s (which the executor could not
-//! wait out when a window is longer than `retry.max_interval_secs`).
+//! reply; its 429 carries no `Retry-After`. The connector tells the shared layer
+//! (`http::flow`) that limits are per route and names each call's route (`GET users.info`),
+//! so a large pass proceeds at the server's pace instead of collecting 429s;
+//! `pacing = false` stops waiting for the announced windows. A 400 that says
+//! `error-too-many-requests` is a rate limit too (`throttled`).
+//!
+//! Two-factor: a `totp-required` answer is the workspace's setup, not this person's
+//! data: a per-person `Setup` error naming the fix, not retried.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::header::HeaderValue;
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use tracing::{debug, info};
+use tracing::debug;
 use url::Url;
 
-use super::http::{self, Reply};
 use super::{PersonField, Remote, Vendor, VendorError};
+use crate::budget::Budget;
 use crate::config::{ConfigError, VendorSettings};
+use crate::http::{self, BodyCap, Http, Reply};
 use crate::model::{Changes, Fields, Person, PersonId};
 use crate::secret::Secret;
 
@@ -106,7 +111,7 @@ pub struct RocketChat {
     /// `X-User-Id` and `X-Auth-Token`, marked sensitive so no debug output shows them.
     user_id: HeaderValue,
     auth_token: HeaderValue,
-    client: reqwest::Client,
+    http: Http,
     password_mode: PasswordMode,
     join_default_channels: bool,
     send_welcome_email: bool,
@@ -114,13 +119,12 @@ pub struct RocketChat {
     email_verified: bool,
     confirm_relinquish: bool,
     lookup_by_email: bool,
-    pacer: RoutePacer,
 }
 
 impl RocketChat {
     /// # Errors
     /// Missing `base_url` or credentials, unknown keys or default fields.
-    pub fn new(settings: &VendorSettings, client: reqwest::Client) -> Result<Self, ConfigError> {
+    pub fn new(settings: &VendorSettings, http: Http) -> Result<Self, ConfigError> {
         let o: Options = settings.parse_options()?;
         let base = settings.base_url.clone().ok_or_else(|| {
             ConfigError::invalid(
@@ -145,12 +149,19 @@ impl RocketChat {
                 ));
             }
         }
+        let pacing = o.pacing.unwrap_or(true);
+        let http = http
+            .with_flow(|f| {
+                f.per_route = true;
+                f.ignore_windows = !pacing;
+            })
+            .with_throttle_rule(throttled);
         Ok(Self {
             settings: settings.clone(),
             base,
             user_id,
             auth_token,
-            client,
+            http,
             password_mode: o.password_mode,
             join_default_channels: o.join_default_channels.unwrap_or(true),
             send_welcome_email: o.send_welcome_email.unwrap_or(false),
@@ -158,22 +169,23 @@ impl RocketChat {
             email_verified: o.email_verified.unwrap_or(false),
             confirm_relinquish: o.confirm_relinquish.unwrap_or(true),
             lookup_by_email: o.lookup_by_email.unwrap_or(false),
-            pacer: RoutePacer::new(o.pacing.unwrap_or(true)),
         })
     }
 
-    /// One call to `api/v1/{op}`: paced, authenticated, classified.
-    async fn call(
+    fn url(&self, op: &str) -> Url {
+        http::endpoint(&self.base, &format!("api/v1/{op}"))
+    }
+
+    fn request(
         &self,
         method: Method,
         op: &str,
         query: &[(&str, &str)],
         body: Option<&Value>,
-    ) -> Result<Reply, VendorError> {
-        let route = format!("{method} {op}");
+    ) -> reqwest::RequestBuilder {
         let mut req = self
-            .client
-            .request(method, http::endpoint(&self.base, &format!("api/v1/{op}")))
+            .http
+            .request(method, self.url(op))
             .header("X-User-Id", self.user_id.clone())
             .header("X-Auth-Token", self.auth_token.clone());
         if !query.is_empty() {
@@ -182,9 +194,26 @@ impl RocketChat {
         if let Some(b) = body {
             req = req.json(b);
         }
-        let permit = self.pacer.acquire(&route).await;
-        let reply = http::send(req).await?;
-        permit.observe(reply.status, &reply.headers, &reply.body);
+        req
+    }
+
+    /// One call to `api/v1/{op}`: paced per route, authenticated, classified.
+    async fn call(
+        &self,
+        budget: &Budget,
+        method: Method,
+        op: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<Reply, VendorError> {
+        let route = format!("{method} {op}");
+        let cap = if method == Method::GET {
+            BodyCap::READ
+        } else {
+            BodyCap::WRITE
+        };
+        let req = self.request(method, op, query, body);
+        let reply = self.http.send(budget, &route, cap, req).await?;
         if reply.status.is_success() {
             Ok(reply)
         } else {
@@ -193,9 +222,14 @@ impl RocketChat {
     }
 
     /// users.info by one key; `None` when Rocket.Chat does not know the user.
-    async fn info(&self, key: &str, value: &str) -> Result<Option<Value>, VendorError> {
+    async fn info(
+        &self,
+        budget: &Budget,
+        key: &str,
+        value: &str,
+    ) -> Result<Option<Value>, VendorError> {
         match self
-            .call(Method::GET, "users.info", &[(key, value)], None)
+            .call(budget, Method::GET, "users.info", &[(key, value)], None)
             .await
         {
             Ok(reply) => Ok(Some(reply.json()?)),
@@ -400,10 +434,9 @@ fn classify(reply: &Reply) -> VendorError {
         .text
         .clone()
         .unwrap_or_else(|| http::snippet(&reply.body));
-    let status = reply.status.as_u16();
     if reply.status == StatusCode::TOO_MANY_REQUESTS || body.is("error-too-many-requests") {
         return VendorError::RateLimited {
-            retry_after: rate_limit_wait(&reply.headers, &text),
+            retry_after: rate_limit_wait(reply, &text),
         };
     }
     if reply.status == StatusCode::BAD_REQUEST {
@@ -411,38 +444,18 @@ fn classify(reply: &Reply) -> VendorError {
             return VendorError::NotFound(text);
         }
         if body.is("totp-required") || body.is("totp-invalid") {
-            return VendorError::Auth {
-                status,
-                detail: format!(
-                    "{text} (two-factor authentication is required: use a personal access \
-                     token created with bypassTwoFactor)"
-                ),
+            return VendorError::Setup {
+                detail: format!("Rocket.Chat asks for two-factor authentication ({text})"),
+                fix: TWO_FACTOR_FIX,
             };
         }
     }
-    http::classify(reply, |_| Some(text.clone()))
+    super::classify(reply, |_| Some(text.clone()))
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
-    headers.get(name)?.to_str().ok()?.trim().parse().ok()
-}
-
-/// `X-RateLimit-Reset` as epoch milliseconds (a value that can only be seconds is
-/// accepted too).
-fn reset_header(headers: &HeaderMap) -> Option<u64> {
-    let v = header_u64(headers, "x-ratelimit-reset")?;
-    Some(if v < 100_000_000_000 {
-        v.saturating_mul(1000)
-    } else {
-        v
-    })
-}
+/// What an operator does about `totp-required`.
+pub const TWO_FACTOR_FIX: &str = "give roster a personal access token created with \
+     \"Ignore Two Factor Authentication\" checked (bypassTwoFactor), as `auth_token`";
 
 /// "… You must wait N seconds before trying this endpoint again. …"
 fn wait_from_message(text: &str) -> Option<Duration> {
@@ -453,204 +466,21 @@ fn wait_from_message(text: &str) -> Option<Duration> {
 
 /// How long a 429 asks to wait: until `X-RateLimit-Reset`, else the seconds in the
 /// message, else `Retry-After`.
-fn rate_limit_wait(headers: &HeaderMap, text: &str) -> Option<Duration> {
-    if let Some(reset) = reset_header(headers) {
-        return Some(Duration::from_millis(reset.saturating_sub(now_ms())));
-    }
-    wait_from_message(text).or_else(|| http::retry_after(headers))
+fn rate_limit_wait(reply: &Reply, text: &str) -> Option<Duration> {
+    let now = SystemTime::now();
+    http::headers::RateInfo::parse(&reply.headers, now)
+        .and_then(|i| i.reset)
+        .or_else(|| wait_from_message(text))
+        .or_else(|| http::headers::retry_after(&reply.headers, now))
 }
 
-// ---------------------------------------------------------------- pacing
-
-/// Waits no longer than this for one window; after it, a single call probes the server.
-const MAX_PACING_WAIT: Duration = Duration::from_secs(65);
-/// Added to the server's reset time against clock granularity and small skew.
-const RESET_MARGIN_MS: u64 = 150;
-/// Resets closer than this belong to the same window (the server computes Reset per reply).
-const SAME_WINDOW_MS: u64 = 500;
-/// How often a call waiting for a probe's answer looks again.
-const PROBE_POLL: Duration = Duration::from_millis(20);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Window {
-    /// Nothing known (start, or the last window ended): one call at a time probes.
-    Unknown,
-    /// The server sends no rate-limit headers (limiter off, or `api-bypass-rate-limit`).
-    Unlimited,
-    /// Calls left in the current window (net of reserved ones) and when it resets.
-    Limited { remaining: u64, reset_ms: u64 },
-}
-
-#[derive(Debug, Clone, Copy)]
-struct RouteState {
-    window: Window,
-    /// Calls sent and not yet answered.
-    in_flight: u64,
-}
-
-/// Client-side pacing for Rocket.Chat's per-route rate limiter (see the module docs).
-struct RoutePacer {
-    enabled: bool,
-    routes: Mutex<HashMap<String, RouteState>>,
-}
-
-/// A reserved slot for one call on one route; give it the reply with `observe`.
-struct Permit<'a> {
-    pacer: &'a RoutePacer,
-    route: String,
-    open: bool,
-}
-
-impl RoutePacer {
-    fn new(enabled: bool) -> Self {
-        Self {
-            enabled,
-            routes: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, RouteState>> {
-        self.routes.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Reserves a slot on `route`, waiting for the window to reset when none is left.
-    async fn acquire(&self, route: &str) -> Permit<'_> {
-        let permit = Permit {
-            pacer: self,
-            route: route.to_string(),
-            open: self.enabled,
-        };
-        if !self.enabled {
-            return permit;
-        }
-        loop {
-            let wait = {
-                let mut routes = self.lock();
-                let st = routes.entry(route.to_string()).or_insert(RouteState {
-                    window: Window::Unknown,
-                    in_flight: 0,
-                });
-                let now = now_ms();
-                if let Window::Limited { reset_ms, .. } = st.window
-                    && now >= reset_ms.saturating_add(RESET_MARGIN_MS)
-                {
-                    st.window = Window::Unknown;
-                }
-                let wait = match &mut st.window {
-                    Window::Unlimited => None,
-                    Window::Unknown if st.in_flight == 0 => None,
-                    Window::Unknown => Some(PROBE_POLL),
-                    Window::Limited { remaining, .. } if *remaining > 0 => {
-                        *remaining -= 1;
-                        None
-                    }
-                    Window::Limited { reset_ms, .. } => Some(Duration::from_millis(
-                        reset_ms.saturating_add(RESET_MARGIN_MS).saturating_sub(now),
-                    )),
-                };
-                if wait.is_none() {
-                    st.in_flight += 1;
-                }
-                wait
-            };
-            let Some(wait) = wait else {
-                return permit;
-            };
-            let wait = wait.min(MAX_PACING_WAIT);
-            if wait > PROBE_POLL {
-                let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
-                if wait >= Duration::from_secs(5) {
-                    info!(
-                        route,
-                        wait_ms = ms,
-                        "Rocket.Chat rate limit reached; waiting for the window to reset."
-                    );
-                } else {
-                    debug!(
-                        route,
-                        wait_ms = ms,
-                        "Rocket.Chat rate limit reached; waiting for the window to reset."
-                    );
-                }
-            }
-            tokio::time::sleep(wait).await;
-            // A window longer than we wait for (or clocks far apart): let one call ask.
-            if wait == MAX_PACING_WAIT
-                && let Some(st) = self.lock().get_mut(route)
-            {
-                st.window = Window::Unknown;
-            }
-        }
-    }
-
-    /// Learns from a reply's rate-limit headers (or their absence).
-    fn learn(&self, route: &str, status: StatusCode, headers: &HeaderMap, body: &str) {
-        let mut routes = self.lock();
-        let Some(st) = routes.get_mut(route) else {
-            return;
-        };
-        st.in_flight = st.in_flight.saturating_sub(1);
-        let others = st.in_flight;
-        let remaining = header_u64(headers, "x-ratelimit-remaining");
-        let reset = reset_header(headers);
-        if status == StatusCode::TOO_MANY_REQUESTS {
-            let text = ErrorBody::parse(body).text.unwrap_or_default();
-            let reset_ms = reset.unwrap_or_else(|| {
-                let wait = wait_from_message(&text).unwrap_or(Duration::from_secs(1));
-                now_ms().saturating_add(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX))
-            });
-            st.window = Window::Limited {
-                remaining: 0,
-                reset_ms,
-            };
-            return;
-        }
-        match (remaining, reset) {
-            (Some(r), Some(reset_ms)) => {
-                st.window = match st.window {
-                    Window::Limited {
-                        remaining: cur,
-                        reset_ms: cur_reset,
-                    } if cur_reset.abs_diff(reset_ms) <= SAME_WINDOW_MS => Window::Limited {
-                        remaining: cur.min(r),
-                        reset_ms: cur_reset.max(reset_ms),
-                    },
-                    // A late reply from an earlier window tells nothing new.
-                    Window::Limited {
-                        reset_ms: cur_reset,
-                        ..
-                    } if reset_ms < cur_reset => st.window,
-                    // A new window: calls still in flight may not be counted in `r` yet.
-                    _ => Window::Limited {
-                        remaining: r.saturating_sub(others),
-                        reset_ms,
-                    },
-                };
-            }
-            _ if status.is_success() => st.window = Window::Unlimited,
-            _ => {}
-        }
-    }
-}
-
-impl Permit<'_> {
-    fn observe(mut self, status: StatusCode, headers: &HeaderMap, body: &str) {
-        if self.open {
-            self.open = false;
-            self.pacer.learn(&self.route, status, headers, body);
-        }
-    }
-}
-
-impl Drop for Permit<'_> {
-    /// A call that got no reply (transport error, cancelled) frees its slot.
-    fn drop(&mut self) {
-        if self.open
-            && let Some(st) = self.pacer.lock().get_mut(&self.route)
-        {
-            st.in_flight = st.in_flight.saturating_sub(1);
-        }
-    }
+/// The shared layer's rule for Rocket.Chat's own "too many requests" (also in a 400),
+/// with the wait its message names.
+fn throttled(reply: &Reply) -> Option<Option<Duration>> {
+    let body = ErrorBody::parse(&reply.body);
+    let text = body.text.clone().unwrap_or_default();
+    (reply.status == StatusCode::TOO_MANY_REQUESTS || body.is("error-too-many-requests"))
+        .then(|| wait_from_message(&text))
 }
 
 // ---------------------------------------------------------------- the connector
@@ -701,8 +531,15 @@ impl Vendor for RocketChat {
         Ok(fields)
     }
 
-    async fn check(&self) -> Result<(), VendorError> {
-        let reply = self.call(Method::GET, "me", &[], None).await?;
+    fn flow(&self) -> &Arc<http::Flow> {
+        self.http.flow()
+    }
+
+    async fn check(&self, budget: &Budget) -> Result<(), VendorError> {
+        let reply = self
+            .call(budget, Method::GET, "me", &[], None)
+            .await
+            .map_err(|e| super::check_failure(e, &self.url("me")))?;
         let me = reply.json()?;
         match me.get("_id").and_then(Value::as_str) {
             Some(id) if !id.is_empty() => Ok(()),
@@ -714,18 +551,19 @@ impl Vendor for RocketChat {
 
     async fn lookup(
         &self,
+        budget: &Budget,
         _person: &PersonId,
         fields: &Fields,
     ) -> Result<Option<Remote>, VendorError> {
         let mut found = None;
         if let Some(username) = fields.get("username") {
-            found = self.info("username", username).await?;
+            found = self.info(budget, "username", username).await?;
         }
         if found.is_none()
             && self.lookup_by_email
             && let Some(email) = fields.get("email")
         {
-            found = self.info("email", email).await?;
+            found = self.info(budget, "email", email).await?;
         }
         let Some(body) = found else {
             return Ok(None);
@@ -737,21 +575,23 @@ impl Vendor for RocketChat {
         Self::remote(user, fields).map(Some)
     }
 
-    async fn list(&self) -> Result<Vec<Remote>, VendorError> {
+    async fn list(&self, budget: &Budget) -> Result<Vec<Remote>, VendorError> {
         const COUNT: usize = 100;
         let mut out = Vec::new();
         let mut offset = 0usize;
         loop {
             let (count, at) = (COUNT.to_string(), offset.to_string());
-            let body = self
-                .call(
-                    Method::GET,
-                    "users.list",
-                    &[("count", count.as_str()), ("offset", at.as_str())],
-                    None,
-                )
-                .await?
-                .json()?;
+            let query = [("count", count.as_str()), ("offset", at.as_str())];
+            let reply = self
+                .http
+                .fetch(budget, "GET users.list", BodyCap::PAGE, None, || {
+                    self.request(Method::GET, "users.list", &query, None)
+                })
+                .await?;
+            if !reply.is_success() {
+                return Err(classify(&reply));
+            }
+            let body = reply.json()?;
             let users = body
                 .get("users")
                 .and_then(Value::as_array)
@@ -770,7 +610,12 @@ impl Vendor for RocketChat {
         Ok(out)
     }
 
-    async fn create(&self, _person: &PersonId, fields: &Fields) -> Result<String, VendorError> {
+    async fn create(
+        &self,
+        budget: &Budget,
+        _person: &PersonId,
+        fields: &Fields,
+    ) -> Result<String, VendorError> {
         let mut body = Map::new();
         for k in ["name", "email", "username"] {
             let v = fields.get(k).ok_or_else(|| VendorError::Rejected {
@@ -805,7 +650,7 @@ impl Vendor for RocketChat {
         }
         let body = Value::Object(body);
         let reply = match self
-            .call(Method::POST, "users.create", &[], Some(&body))
+            .call(budget, Method::POST, "users.create", &[], Some(&body))
             .await
         {
             Ok(r) => r,
@@ -827,6 +672,7 @@ impl Vendor for RocketChat {
 
     async fn update(
         &self,
+        budget: &Budget,
         remote: &str,
         changes: &Changes,
         fields: &Fields,
@@ -874,25 +720,36 @@ impl Vendor for RocketChat {
             return Ok(());
         }
         let body = json!({ "userId": remote, "data": data });
-        self.call(Method::POST, "users.update", &[], Some(&body))
+        self.call(budget, Method::POST, "users.update", &[], Some(&body))
             .await
             .map(|_| ())
     }
 
-    async fn set_active(&self, remote: &str, active: bool) -> Result<(), VendorError> {
+    async fn set_active(
+        &self,
+        budget: &Budget,
+        remote: &str,
+        active: bool,
+    ) -> Result<(), VendorError> {
         let body = json!({
             "userId": remote,
             "activeStatus": active,
             "confirmRelinquish": self.confirm_relinquish,
         });
-        self.call(Method::POST, "users.setActiveStatus", &[], Some(&body))
-            .await
-            .map(|_| ())
+        self.call(
+            budget,
+            Method::POST,
+            "users.setActiveStatus",
+            &[],
+            Some(&body),
+        )
+        .await
+        .map(|_| ())
     }
 
-    async fn delete(&self, remote: &str) -> Result<(), VendorError> {
+    async fn delete(&self, budget: &Budget, remote: &str) -> Result<(), VendorError> {
         let body = json!({ "userId": remote, "confirmRelinquish": self.confirm_relinquish });
-        self.call(Method::POST, "users.delete", &[], Some(&body))
+        self.call(budget, Method::POST, "users.delete", &[], Some(&body))
             .await
             .map(|_| ())
     }
@@ -916,7 +773,7 @@ mod tests {
     }
 
     fn build(extra: &str) -> Result<RocketChat, ConfigError> {
-        RocketChat::new(&settings(extra)?, reqwest::Client::new())
+        RocketChat::new(&settings(extra)?, crate::vendor::test_http("chat"))
     }
 
     const CREDS: &str =
@@ -1041,8 +898,10 @@ mod tests {
         );
         assert_eq!(c.password_mode, PasswordMode::SetRandomPassword);
         assert!(!c.join_default_channels && !c.confirm_relinquish && c.lookup_by_email);
-        assert!(!c.pacer.enabled);
+        assert!(c.http.flow().settings().ignore_windows);
+        assert!(c.http.flow().settings().per_route);
         let d = chat("");
+        assert!(!d.http.flow().settings().ignore_windows);
         assert_eq!(d.password_mode, PasswordMode::Random);
         assert!(d.join_default_channels && d.confirm_relinquish && !d.lookup_by_email);
         assert!(!d.send_welcome_email && !d.require_password_change && !d.email_verified);
@@ -1061,7 +920,7 @@ mod tests {
     }
 
     fn reply(status: u16, headers: &[(&str, String)], body: &str) -> Reply {
-        let mut h = HeaderMap::new();
+        let mut h = reqwest::header::HeaderMap::new();
         for (k, v) in headers {
             h.insert(
                 reqwest::header::HeaderName::from_bytes(k.as_bytes()).expect("name"),
@@ -1072,6 +931,7 @@ mod tests {
             status: StatusCode::from_u16(status).expect("status"),
             headers: h,
             body: body.into(),
+            url: "http://h/api/v1/x".into(),
         }
     }
 
@@ -1119,7 +979,16 @@ mod tests {
             &[],
             r#"{"success":false,"error":"TOTP Required [totp-required]","errorType":"totp-required"}"#,
         );
-        assert!(matches!(classify(&totp), VendorError::Auth { .. }));
+        match classify(&totp) {
+            e @ VendorError::Setup { .. } => {
+                assert!(!e.is_retryable());
+                assert!(
+                    e.to_string().contains("Ignore Two Factor Authentication"),
+                    "{e}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
         let server = reply(
             503,
             &[],
@@ -1130,7 +999,11 @@ mod tests {
 
     #[test]
     fn rate_limit_waits_come_from_reset_or_message() {
-        let reset = (now_ms() + 3_000).to_string();
+        let now_ms = SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_millis();
+        let reset = (now_ms + 3_000).to_string();
         match classify(&reply(429, &[("x-ratelimit-reset", reset)], "{}")) {
             VendorError::RateLimited {
                 retry_after: Some(d),
@@ -1152,70 +1025,6 @@ mod tests {
             classify(&reply(400, &[], body)),
             VendorError::RateLimited { .. }
         ));
-    }
-
-    fn headers(remaining: u64, reset: u64) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert("x-ratelimit-limit", "10".parse().expect("v"));
-        h.insert(
-            "x-ratelimit-remaining",
-            remaining.to_string().parse().expect("v"),
-        );
-        h.insert("x-ratelimit-reset", reset.to_string().parse().expect("v"));
-        h
-    }
-
-    fn window(p: &RoutePacer, route: &str) -> Window {
-        p.lock()[route].window
-    }
-
-    #[tokio::test]
-    async fn pacer_reserves_and_learns() {
-        let p = RoutePacer::new(true);
-        let reset = now_ms() + 60_000;
-        // Unknown: the first call probes.
-        let first = p.acquire("GET users.info").await;
-        first.observe(StatusCode::OK, &headers(2, reset), "{}");
-        assert_eq!(
-            window(&p, "GET users.info"),
-            Window::Limited {
-                remaining: 2,
-                reset_ms: reset
-            }
-        );
-        let a = p.acquire("GET users.info").await;
-        let b = p.acquire("GET users.info").await;
-        assert_eq!(
-            window(&p, "GET users.info"),
-            Window::Limited {
-                remaining: 0,
-                reset_ms: reset
-            }
-        );
-        // The server's count for the same window never raises ours.
-        a.observe(StatusCode::OK, &headers(1, reset + 3), "{}");
-        assert!(matches!(
-            window(&p, "GET users.info"),
-            Window::Limited { remaining: 0, .. }
-        ));
-        drop(b);
-        assert_eq!(p.lock()["GET users.info"].in_flight, 0);
-        // A route with no headers is not paced.
-        let c = p.acquire("GET me").await;
-        c.observe(StatusCode::OK, &HeaderMap::new(), "{}");
-        assert_eq!(window(&p, "GET me"), Window::Unlimited);
-    }
-
-    #[tokio::test]
-    async fn pacer_waits_for_the_reset_after_a_429() {
-        let p = RoutePacer::new(true);
-        let first = p.acquire("POST users.create").await;
-        let reset = now_ms() + 300;
-        first.observe(StatusCode::TOO_MANY_REQUESTS, &headers(0, reset), "{}");
-        let started = std::time::Instant::now();
-        let _second = p.acquire("POST users.create").await;
-        assert!(started.elapsed() >= Duration::from_millis(250));
-        assert!(now_ms() >= reset);
     }
 
     #[test]

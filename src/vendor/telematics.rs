@@ -8,20 +8,21 @@
 //!
 //! Two credentials: the admin login (`email` + `password`) buys a JWT for the
 //! management endpoints; `instance_id` + `instance_key` are sent as headers on create.
-//! The JWT is cached here for its lifetime (24 h at Damoov), renewed single-flight (one
-//! task logs in or refreshes while the others wait for its result), refreshed with the
-//! refresh token before it expires or on a 401, and a new login is made only when the
+//! The JWT lives in a shared-layer session (`http::session`): cached for its lifetime,
+//! renewed single-flight, refreshed with `Auth/RefreshToken` (keeping the new refresh
+//! token Damoov returns) before it expires or after a 401, and a new login only when the
 //! refresh is refused. Damoov allows 5 logins per minute per IP and blocks the IP for an
-//! hour past that, so logins are also limited process-wide per host (at most
-//! `LOGIN_LIMIT` in any `LOGIN_WINDOW`), and after a 429 on login no login is attempted
-//! again until the block is over: operations fail fast with `RateLimited` instead.
+//! hour past that; the session allows this vendor `LOGINS.attempts` a minute (one kept in
+//! reserve for a `roster check` on the same host) and, after a 429 on login, none until
+//! the block is over.
 //!
 //! Deactivation follows the vendor notes' conservative advice: Damoov has two levers
 //! (`Status` and `UserFields.Enabled`) and does not say how they interact, so both are
 //! set. `UserFields` may be replaced wholesale on write, so the current flags are read
 //! first and all of them are sent back, `ClientId` included.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -29,13 +30,14 @@ use reqwest::header::CONTENT_TYPE;
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use tokio::time::Instant;
-use tracing::{debug, warn};
+use tracing::warn;
 use url::Url;
 
-use super::http::{self, Reply};
 use super::{PersonField, Remote, Vendor, VendorError};
+use crate::budget::Budget;
 use crate::config::{ConfigError, VendorSettings};
+use crate::http::session::{Authenticator, LoginLimit, Session, Token};
+use crate::http::{self, BodyCap, Http, Reply};
 use crate::model::{Changes, Fields, Person, PersonId};
 use crate::secret::Secret;
 
@@ -58,14 +60,12 @@ const USER_FLAGS: &[&str] = &[
     "EnableRealTimeLocation",
 ];
 
-/// Damoov's documented limit is 5 logins per minute per IP (then a 1 h block). roster
-/// keeps one in reserve for a `roster check` or an operator's script on the same host.
-const LOGIN_LIMIT: usize = 4;
-const LOGIN_WINDOW: Duration = Duration::from_secs(60);
-/// How long to stay away after a 429 on login when Damoov gives no `Retry-After`.
-const LOGIN_BLOCK: Duration = Duration::from_secs(3600);
-/// Renew this long before the JWT expires (at most a tenth of its lifetime).
-const RENEW_MARGIN: Duration = Duration::from_secs(300);
+/// Damoov's documented limit is 5 logins per minute per IP, then a one-hour block.
+pub const LOGINS: LoginLimit = LoginLimit {
+    attempts: 4,
+    window: Duration::from_secs(60),
+    block: Duration::from_secs(3600),
+};
 
 /// A DeviceToken no user has, for `check`'s read-only probe.
 const PROBE_TOKEN: &str = "00000000-0000-0000-0000-000000000000";
@@ -85,54 +85,106 @@ struct Options {
     instance_key_file: Option<std::path::PathBuf>,
 }
 
-/// An admin JWT and what is needed to renew it.
-struct Session {
-    access: Secret,
-    refresh: Option<Secret>,
-    /// Renew proactively from here on.
-    renew_at: Instant,
-    expires_at: Instant,
-    /// Which session this is, so that a task that saw a 401 with an old token does not
-    /// renew again what another task has just renewed.
-    generation: u64,
+/// The admin login and refresh on the wire.
+struct AdminLogin {
+    http: Arc<Http>,
+    base: Url,
+    email: Secret,
+    password: Secret,
 }
 
-#[derive(Default)]
-struct AuthState {
-    session: Option<Session>,
-    generations: u64,
-    /// A login Damoov refused, and when: not tried again within `LOGIN_WINDOW`, so that
-    /// tasks queued behind a failed login do not each spend a login attempt.
-    refused: Option<(Instant, VendorError)>,
+#[async_trait]
+impl Authenticator for AdminLogin {
+    type Error = VendorError;
+
+    async fn login(&self, budget: &Budget) -> Result<Token, VendorError> {
+        let login_fields = json!({ "email": self.email.expose() }).to_string();
+        let req = self
+            .http
+            .request(Method::POST, http::endpoint(&self.base, "/v1/Auth/Login"))
+            .json(&json!({ "LoginFields": login_fields, "Password": self.password.expose() }));
+        let reply = self.http.send_unpaced(budget, BodyCap::READ, req).await?;
+        token_from(&reply, "admin login")
+    }
+
+    async fn refresh(
+        &self,
+        budget: &Budget,
+        access: &Secret,
+        refresh: &Secret,
+    ) -> Result<Token, VendorError> {
+        let req = self
+            .http
+            .request(
+                Method::POST,
+                http::endpoint(&self.base, "/v1/Auth/RefreshToken"),
+            )
+            .json(&json!({ "AccessToken": access.expose(), "RefreshToken": refresh.expose() }));
+        let reply = self.http.send_unpaced(budget, BodyCap::READ, req).await?;
+        token_from(&reply, "token refresh")
+    }
 }
 
-/// Login attempts and block per Damoov host, shared by every connector in the process
-/// (two vendor tables on one host share one IP budget).
-#[derive(Default)]
-struct LoginLog {
-    attempts: VecDeque<Instant>,
-    blocked_until: Option<Instant>,
+/// A login or refresh reply: the JWT, its lifetime and the (new) refresh token.
+fn token_from(reply: &Reply, what: &str) -> Result<Token, VendorError> {
+    if !reply.is_success() {
+        let status = reply.status.as_u16();
+        let detail = envelope_message(&reply.body).unwrap_or_else(|| reply.snippet());
+        return Err(match reply.status {
+            s if s.is_server_error() => VendorError::Server {
+                status,
+                detail: format!("{what}: {detail}"),
+            },
+            StatusCode::TOO_MANY_REQUESTS => VendorError::RateLimited {
+                retry_after: http::headers::retry_after(
+                    &reply.headers,
+                    std::time::SystemTime::now(),
+                ),
+            },
+            // Any other refusal of a login is a credentials problem.
+            _ => VendorError::Auth {
+                status,
+                detail: format!("{what} refused: {detail}"),
+            },
+        });
+    }
+    let body = reply.json()?;
+    let result = body.get("Result").unwrap_or(&Value::Null);
+    let access = result
+        .pointer("/AccessToken/Token")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| VendorError::Protocol(format!("{what} answered without a token")))?;
+    let lifetime = result
+        .pointer("/AccessToken/ExpiresIn")
+        .and_then(Value::as_u64)
+        .map_or(Duration::from_secs(86_400), Duration::from_secs);
+    let refresh = result
+        .get("RefreshToken")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .map(Secret::new);
+    Ok(Token {
+        access: Secret::new(access),
+        refresh,
+        lifetime,
+    })
 }
-
-static LOGINS: std::sync::Mutex<BTreeMap<String, LoginLog>> =
-    std::sync::Mutex::new(BTreeMap::new());
 
 pub struct Telematics {
     settings: VendorSettings,
     base: Url,
-    email: Secret,
-    password: Secret,
     instance_id: Secret,
     instance_key: Secret,
-    client: reqwest::Client,
-    auth: tokio::sync::Mutex<AuthState>,
+    http: Arc<Http>,
+    session: Session<AdminLogin>,
 }
 
 impl Telematics {
     /// # Errors
     /// Missing or doubled credentials, unknown keys, or any `[defaults]` (Damoov takes
     /// no vendor-specific fields).
-    pub fn new(settings: &VendorSettings, client: reqwest::Client) -> Result<Self, ConfigError> {
+    pub fn new(settings: &VendorSettings, http: Http) -> Result<Self, ConfigError> {
         let o: Options = settings.parse_options()?;
         let required = |key: &str, inline, file| -> Result<Secret, ConfigError> {
             settings
@@ -144,19 +196,21 @@ impl Telematics {
         let instance_id = required("instance_id", o.instance_id, o.instance_id_file)?;
         let instance_key = required("instance_key", o.instance_key, o.instance_key_file)?;
         super::check_defaults(settings, &BTreeSet::new())?;
-        let base = match &settings.base_url {
-            Some(u) => u.clone(),
-            None => Url::parse(DEFAULT_BASE_URL).expect("constant URL parses"),
+        let base = super::base_url(settings, DEFAULT_BASE_URL)?;
+        let http = Arc::new(http);
+        let login = AdminLogin {
+            http: Arc::clone(&http),
+            base: base.clone(),
+            email,
+            password,
         };
         Ok(Self {
             settings: settings.clone(),
+            session: Session::new(&settings.name, login, LOGINS, Arc::clone(http.flow())),
             base,
-            email,
-            password,
             instance_id,
             instance_key,
-            client,
-            auth: tokio::sync::Mutex::new(AuthState::default()),
+            http,
         })
     }
 
@@ -164,235 +218,44 @@ impl Telematics {
         http::endpoint(&self.base, path)
     }
 
-    /// The key the process-wide login log is kept under: Damoov's host.
-    fn login_key(&self) -> String {
-        self.base.origin().ascii_serialization()
-    }
-
-    // ---- the admin JWT ----
-
-    /// A usable admin JWT and its generation, renewing it first when it is due.
-    async fn bearer(&self) -> Result<(Secret, u64), VendorError> {
-        let mut state = self.auth.lock().await;
-        if let Some(s) = &state.session
-            && Instant::now() < s.renew_at
-        {
-            return Ok((s.access.clone(), s.generation));
-        }
-        self.renew(&mut state).await
-    }
-
-    /// After a 401 with the token of `generation`: renew, unless another task already did.
-    async fn renew_after_401(&self, generation: u64) -> Result<(Secret, u64), VendorError> {
-        let mut state = self.auth.lock().await;
-        if let Some(s) = state.session.as_mut() {
-            if s.generation != generation {
-                return Ok((s.access.clone(), s.generation));
-            }
-            // This token was refused: never hand it out again, even if a refresh fails.
-            let now = Instant::now();
-            s.renew_at = now;
-            s.expires_at = now;
-        }
-        self.renew(&mut state).await
-    }
-
-    /// Refreshes the session (or logs in when there is none, or the refresh is refused).
-    /// Called with the lock held, so only one task renews at a time.
-    async fn renew(&self, state: &mut AuthState) -> Result<(Secret, u64), VendorError> {
-        if let Some(s) = &state.session
-            && let Some(refresh) = s.refresh.clone()
-        {
-            match self.refresh(&s.access, &refresh).await {
-                Ok(session) => return Ok(Self::install(state, session)),
-                // Refused: the refresh token is no good; log in afresh below.
-                Err(
-                    VendorError::Auth { .. }
-                    | VendorError::Rejected { .. }
-                    | VendorError::NotFound(_)
-                    | VendorError::Protocol(_),
-                ) => {
-                    debug!(vendor = %self.settings.name, "Token refresh refused; logging in again.");
-                }
-                // Damoov could not be asked: keep using the token while it lasts.
-                Err(e) => {
-                    if Instant::now() < s.expires_at {
-                        return Ok((s.access.clone(), s.generation));
-                    }
-                    return Err(e);
-                }
-            }
-        }
-        if let Some((at, e)) = &state.refused
-            && at.elapsed() < LOGIN_WINDOW
-        {
-            return Err(e.clone());
-        }
-        match self.login().await {
-            Ok(session) => {
-                state.refused = None;
-                Ok(Self::install(state, session))
-            }
-            Err(e @ VendorError::Auth { .. }) => {
-                state.refused = Some((Instant::now(), e.clone()));
-                Err(e)
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    fn install(state: &mut AuthState, mut session: Session) -> (Secret, u64) {
-        state.generations += 1;
-        session.generation = state.generations;
-        let out = (session.access.clone(), session.generation);
-        state.session = Some(session);
-        out
-    }
-
-    /// Reserves one login attempt in the process-wide log, or says how long to wait.
-    fn reserve_login(&self) -> Result<(), VendorError> {
-        let mut logins = LOGINS.lock().unwrap_or_else(|p| p.into_inner());
-        let log = logins.entry(self.login_key()).or_default();
-        let now = Instant::now();
-        if let Some(until) = log.blocked_until {
-            if now < until {
-                return Err(VendorError::RateLimited {
-                    retry_after: Some(until - now),
-                });
-            }
-            log.blocked_until = None;
-        }
-        while log
-            .attempts
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= LOGIN_WINDOW)
-        {
-            log.attempts.pop_front();
-        }
-        if log.attempts.len() >= LOGIN_LIMIT {
-            let oldest = log.attempts.front().copied().unwrap_or(now);
-            return Err(VendorError::RateLimited {
-                retry_after: Some((oldest + LOGIN_WINDOW).saturating_duration_since(now)),
-            });
-        }
-        log.attempts.push_back(now);
-        Ok(())
-    }
-
-    fn block_logins(&self, wait: Duration) {
-        let mut logins = LOGINS.lock().unwrap_or_else(|p| p.into_inner());
-        logins.entry(self.login_key()).or_default().blocked_until = Some(Instant::now() + wait);
-    }
-
-    async fn login(&self) -> Result<Session, VendorError> {
-        self.reserve_login()?;
-        debug!(vendor = %self.settings.name, "Logging in to Damoov.");
-        let login_fields = json!({ "email": self.email.expose() }).to_string();
-        let req = self
-            .client
-            .post(self.url("/v1/Auth/Login"))
-            .json(&json!({ "LoginFields": login_fields, "Password": self.password.expose() }));
-        let reply = http::send(req).await?;
-        if reply.status == StatusCode::TOO_MANY_REQUESTS {
-            let wait = http::retry_after(&reply.headers).unwrap_or(LOGIN_BLOCK);
-            self.block_logins(wait);
-            warn!(vendor = %self.settings.name, wait_secs = wait.as_secs(), "Damoov refused the admin login: login rate limit reached; no login will be tried until the block is over.");
-            return Err(VendorError::RateLimited {
-                retry_after: Some(wait),
-            });
-        }
-        self.session_from(&reply, "admin login")
-    }
-
-    async fn refresh(&self, access: &Secret, refresh: &Secret) -> Result<Session, VendorError> {
-        debug!(vendor = %self.settings.name, "Refreshing the Damoov token.");
-        let req = self
-            .client
-            .post(self.url("/v1/Auth/RefreshToken"))
-            .json(&json!({ "AccessToken": access.expose(), "RefreshToken": refresh.expose() }));
-        let reply = http::send(req).await?;
-        self.session_from(&reply, "token refresh")
-    }
-
-    /// Reads a login or refresh reply.
-    fn session_from(&self, reply: &Reply, what: &str) -> Result<Session, VendorError> {
-        if !reply.status.is_success() {
-            let status = reply.status.as_u16();
-            return Err(match reply.status {
-                s if s.is_server_error() => VendorError::Server {
-                    status,
-                    detail: envelope_message(&reply.body)
-                        .unwrap_or_else(|| http::snippet(&reply.body)),
-                },
-                StatusCode::TOO_MANY_REQUESTS => VendorError::RateLimited {
-                    retry_after: http::retry_after(&reply.headers),
-                },
-                // Any refusal of a login is a credentials problem.
-                _ => VendorError::Auth {
-                    status,
-                    detail: format!(
-                        "{what} refused: {}",
-                        envelope_message(&reply.body).unwrap_or_else(|| http::snippet(&reply.body))
-                    ),
-                },
-            });
-        }
-        let body = reply.json()?;
-        let result = body.get("Result").unwrap_or(&Value::Null);
-        let token = result
-            .pointer("/AccessToken/Token")
-            .and_then(Value::as_str)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| VendorError::Protocol(format!("{what} answered without a token")))?;
-        let lifetime = result
-            .pointer("/AccessToken/ExpiresIn")
-            .and_then(Value::as_u64)
-            .map_or(Duration::from_secs(86_400), Duration::from_secs);
-        let refresh = result
-            .get("RefreshToken")
-            .and_then(Value::as_str)
-            .filter(|t| !t.is_empty())
-            .map(Secret::new);
-        let now = Instant::now();
-        Ok(Session {
-            access: Secret::new(token),
-            refresh,
-            renew_at: now + lifetime.saturating_sub(RENEW_MARGIN.min(lifetime / 10)),
-            expires_at: now + lifetime,
-            generation: 0,
-        })
-    }
-
-    /// Calls a management endpoint with the admin JWT; on a 401, renews once and retries.
-    async fn admin(&self, build: impl Fn(&Secret) -> RequestBuilder) -> Result<Reply, VendorError> {
-        let (token, generation) = self.bearer().await?;
-        let reply = http::send(build(&token)).await?;
-        let reply = if reply.status == StatusCode::UNAUTHORIZED {
-            debug!(vendor = %self.settings.name, "Damoov refused the token; renewing it.");
-            let (token, _) = self.renew_after_401(generation).await?;
-            http::send(build(&token)).await?
-        } else {
-            reply
-        };
-        if reply.status.is_success() {
+    /// Calls a management endpoint with the admin JWT (renewed once on a 401).
+    async fn admin(
+        &self,
+        budget: &Budget,
+        route: &str,
+        cap: BodyCap,
+        build: impl Fn(&Secret) -> RequestBuilder,
+    ) -> Result<Reply, VendorError> {
+        let reply = self
+            .session
+            .send(budget, |token| {
+                let req = build(&token);
+                async move { Ok(self.http.send(budget, route, cap, req).await?) }
+            })
+            .await?;
+        if reply.is_success() {
             Ok(reply)
         } else {
-            Err(http::classify(&reply, envelope_message))
+            Err(super::classify(&reply, envelope_message))
         }
     }
 
     // ---- users ----
 
     /// Users matching the query (deactivated ones included), within this instance.
-    async fn find(&self, query: &[(&str, &str)]) -> Result<Vec<Value>, VendorError> {
+    async fn find(
+        &self,
+        budget: &Budget,
+        query: &[(&str, &str)],
+    ) -> Result<Vec<Value>, VendorError> {
         let url = self.url("/v1/Management/users/find");
         let mut params: Vec<(&str, &str)> = query.to_vec();
         params.push(("ShowInactiveUsers", "true"));
         // No match is an empty array; a 404 here means a wrong base_url, not "nobody".
         let reply = self
-            .admin(|t| {
-                self.client
-                    .get(url.clone())
+            .admin(budget, "GET users/find", BodyCap::READ, |t| {
+                self.http
+                    .request(Method::GET, url.clone())
                     .bearer_auth(t.expose())
                     .query(&params)
             })
@@ -421,20 +284,29 @@ impl Telematics {
             .collect())
     }
 
-    async fn find_by_token(&self, device_token: &str) -> Result<Option<Value>, VendorError> {
-        let users = self.find(&[("DeviceToken", device_token)]).await?;
+    async fn find_by_token(
+        &self,
+        budget: &Budget,
+        device_token: &str,
+    ) -> Result<Option<Value>, VendorError> {
+        let users = self.find(budget, &[("DeviceToken", device_token)]).await?;
         Ok(users
             .into_iter()
             .find(|u| u.get("DeviceToken").and_then(Value::as_str) == Some(device_token)))
     }
 
-    async fn put_user(&self, device_token: &str, body: &Value) -> Result<(), VendorError> {
+    async fn put_user(
+        &self,
+        budget: &Budget,
+        device_token: &str,
+        body: &Value,
+    ) -> Result<(), VendorError> {
         let url = self.url("/v1/Management/users");
         let bytes = serde_json::to_vec(body)
             .map_err(|e| VendorError::Protocol(format!("cannot encode the request: {e}")))?;
-        self.admin(|t| {
-            self.client
-                .put(url.clone())
+        self.admin(budget, "PUT users", BodyCap::WRITE, |t| {
+            self.http
+                .request(Method::PUT, url.clone())
                 .bearer_auth(t.expose())
                 .header("UserDeviceToken", device_token)
                 .header(CONTENT_TYPE, JSON_PATCH)
@@ -579,19 +451,27 @@ impl Vendor for Telematics {
         Ok(fields)
     }
 
-    async fn check(&self) -> Result<(), VendorError> {
+    fn flow(&self) -> &Arc<http::Flow> {
+        self.http.flow()
+    }
+
+    async fn check(&self, budget: &Budget) -> Result<(), VendorError> {
         // The login proves the admin credentials; a find proves the JWT may manage users.
         // The instance credentials can only be proven by a create, which is a write.
-        self.find(&[("DeviceToken", PROBE_TOKEN)]).await.map(|_| ())
+        self.find(budget, &[("DeviceToken", PROBE_TOKEN)])
+            .await
+            .map(|_| ())
+            .map_err(|e| super::check_failure(e, &self.url("/v1/Management/users/find")))
     }
 
     async fn lookup(
         &self,
+        budget: &Budget,
         person: &PersonId,
         _fields: &Fields,
     ) -> Result<Option<Remote>, VendorError> {
         let mut users: Vec<Value> = self
-            .find(&[("ClientId", person.as_str())])
+            .find(budget, &[("ClientId", person.as_str())])
             .await?
             .into_iter()
             .filter(|u| client_id(u) == Some(person.as_str()))
@@ -619,7 +499,7 @@ impl Vendor for Telematics {
         }))
     }
 
-    async fn list(&self) -> Result<Vec<Remote>, VendorError> {
+    async fn list(&self, budget: &Budget) -> Result<Vec<Remote>, VendorError> {
         const PAGE_SIZE: u64 = 100;
         let url = self.url("/v1/Management/users/GetFilteredPage");
         let instance = self.instance_id.expose().to_string();
@@ -634,11 +514,11 @@ impl Vendor for Telematics {
                 "InstanceIds": [instance],
             });
             let reply = self
-                .admin(|t| {
-                    self.client
-                        .post(url.clone())
+                .admin(budget, "POST users/GetFilteredPage", BodyCap::PAGE, |t| {
+                    self.http
+                        .request(Method::POST, url.clone())
                         .bearer_auth(t.expose())
-                        .header("Content-Type", "application/json-patch+json")
+                        .header(CONTENT_TYPE, JSON_PATCH)
                         .body(body.to_string())
                 })
                 .await?
@@ -671,7 +551,12 @@ impl Vendor for Telematics {
         Ok(out)
     }
 
-    async fn create(&self, person: &PersonId, fields: &Fields) -> Result<String, VendorError> {
+    async fn create(
+        &self,
+        budget: &Budget,
+        person: &PersonId,
+        fields: &Fields,
+    ) -> Result<String, VendorError> {
         let mut body: Map<String, Value> = fields
             .iter()
             .filter_map(|(k, v)| Some((wire_name(k)?.to_string(), json!(v))))
@@ -679,14 +564,17 @@ impl Vendor for Telematics {
         body.insert("UserFields".into(), json!({ "ClientId": person.as_str() }));
         body.insert("CreateAccessToken".into(), json!(false));
         let req = self
-            .client
-            .post(self.url("/v1/Registration/create"))
+            .http
+            .request(Method::POST, self.url("/v1/Registration/create"))
             .header("InstanceId", self.instance_id.expose())
             .header("InstanceKey", self.instance_key.expose())
             .json(&Value::Object(body));
-        let reply = http::send(req).await?;
+        let reply = self
+            .http
+            .send(budget, "POST Registration/create", BodyCap::WRITE, req)
+            .await?;
         if !reply.status.is_success() {
-            return Err(match http::classify(&reply, envelope_message) {
+            return Err(match super::classify(&reply, envelope_message) {
                 VendorError::Auth { status, detail } => VendorError::Auth {
                     status,
                     detail: format!("instance_id / instance_key refused: {detail}"),
@@ -704,6 +592,7 @@ impl Vendor for Telematics {
 
     async fn update(
         &self,
+        budget: &Budget,
         remote: &str,
         changes: &Changes,
         _fields: &Fields,
@@ -712,12 +601,17 @@ impl Vendor for Telematics {
         if body.is_empty() {
             return Ok(());
         }
-        self.put_user(remote, &Value::Object(body)).await
+        self.put_user(budget, remote, &Value::Object(body)).await
     }
 
-    async fn set_active(&self, remote: &str, active: bool) -> Result<(), VendorError> {
+    async fn set_active(
+        &self,
+        budget: &Budget,
+        remote: &str,
+        active: bool,
+    ) -> Result<(), VendorError> {
         let user = self
-            .find_by_token(remote)
+            .find_by_token(budget, remote)
             .await?
             .ok_or_else(|| VendorError::NotFound(format!("no Damoov user {remote}")))?;
         let status = if active { "Active" } else { "Deactivated" };
@@ -731,18 +625,18 @@ impl Vendor for Telematics {
             "Status": status,
             "UserFields": Value::Object(flags_with_enabled(&user, active)),
         });
-        self.put_user(remote, &body).await
+        self.put_user(budget, remote, &body).await
     }
 
-    async fn delete(&self, remote: &str) -> Result<(), VendorError> {
+    async fn delete(&self, budget: &Budget, remote: &str) -> Result<(), VendorError> {
         let mut url = self.url("/v1/Management/users");
         url.path_segments_mut()
             .map_err(|()| VendorError::Protocol("base_url cannot take a path".into()))?
             .pop_if_empty()
             .push(remote);
         match self
-            .admin(|t| {
-                self.client
+            .admin(budget, "DELETE users/{token}", BodyCap::WRITE, |t| {
+                self.http
                     .request(Method::DELETE, url.clone())
                     .bearer_auth(t.expose())
             })
@@ -752,7 +646,7 @@ impl Vendor for Telematics {
             // Damoov may answer 403 for a user that is already gone: check before
             // calling it a credentials problem.
             Err(e @ VendorError::Auth { status: 403, .. }) => {
-                match self.find_by_token(remote).await? {
+                match self.find_by_token(budget, remote).await? {
                     None => Ok(()),
                     Some(_) => Err(e),
                 }
@@ -779,7 +673,7 @@ mod tests {
     fn build(extra: &str) -> Result<Telematics, ConfigError> {
         let s = crate::config::load_str(&format!("{BASE}{extra}"), Path::new("/"), Vec::new())
             .expect("config");
-        Telematics::new(&s.vendors["tm"], reqwest::Client::new())
+        Telematics::new(&s.vendors["tm"], crate::vendor::test_http("tm"))
     }
 
     fn person() -> Person {
@@ -888,29 +782,5 @@ mod tests {
             Some("One or more validation errors occurred. (Email: bad)")
         );
         assert_eq!(envelope_message("not json"), None);
-    }
-
-    #[tokio::test]
-    async fn logins_are_limited_per_host() {
-        let t = build(&format!(
-            "{CREDS}base_url = \"http://login-limit.invalid:1\"\n"
-        ))
-        .expect("builds");
-        for _ in 0..LOGIN_LIMIT {
-            t.reserve_login().expect("within the limit");
-        }
-        match t.reserve_login() {
-            Err(VendorError::RateLimited {
-                retry_after: Some(d),
-            }) => {
-                assert!(d <= LOGIN_WINDOW);
-            }
-            other => panic!("expected RateLimited, got {other:?}"),
-        }
-        t.block_logins(Duration::from_secs(10));
-        assert!(matches!(
-            t.reserve_login(),
-            Err(VendorError::RateLimited { retry_after: Some(d) }) if d > LOGIN_WINDOW / 10
-        ));
     }
 }

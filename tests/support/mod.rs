@@ -87,7 +87,7 @@ impl Env {
 
     pub fn context_from(&self, config: &str) -> Context {
         let settings = load_str(config, self.dir.path(), Vec::new()).expect("config");
-        Context::build(settings).expect("context")
+        Context::build(settings, std::sync::Arc::new(roster::hooks::NoHooks)).expect("context")
     }
 
     pub fn write_people(&self, people: &[Value]) {

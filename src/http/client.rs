@@ -1,0 +1,108 @@
+//! The one HTTP client builder, and reading a reply under a size cap.
+//!
+//! Redirect policy (one for every client, vendors and sources alike): a redirect within
+//! the same origin (scheme, host and port) is followed, at most `MAX_REDIRECTS` times; a
+//! redirect to another origin is never followed — reqwest would carry every header but
+//! `Authorization` (and, on 307/308, the body) to it — and becomes an error naming the
+//! target's origin.
+
+use std::time::Duration;
+
+use reqwest::header::LOCATION;
+use reqwest::{Response, StatusCode};
+use url::Url;
+
+use super::{BodyCap, Error};
+
+const MAX_REDIRECTS: usize = 5;
+
+/// Builds the client every outbound call uses.
+///
+/// # Errors
+/// Whatever keeps reqwest from building it (e.g. no TLS roots): never a silent default.
+pub fn build(timeout: Duration) -> Result<reqwest::Client, Error> {
+    let same_origin = reqwest::redirect::Policy::custom(|attempt| {
+        let first = attempt.previous().first().map(Url::origin);
+        if attempt.previous().len() > MAX_REDIRECTS {
+            attempt.error("more than 5 redirects")
+        } else if first.is_some_and(|o| o == attempt.url().origin()) {
+            attempt.follow()
+        } else {
+            // Not followed: the 3xx reply comes back, and `redirect_target` names it.
+            attempt.stop()
+        }
+    });
+    reqwest::Client::builder()
+        .redirect(same_origin)
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .user_agent(concat!("roster/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| Error::Client(chain(&e)))
+}
+
+/// The origin a redirect reply points to, when it points to another origin than `url`.
+pub fn redirect_target(
+    url: &Url,
+    status: StatusCode,
+    headers: &reqwest::header::HeaderMap,
+) -> Option<String> {
+    if !status.is_redirection() {
+        return None;
+    }
+    let location = headers.get(LOCATION)?.to_str().ok()?;
+    let target = url.join(location).ok()?;
+    (target.origin() != url.origin()).then(|| target.origin().ascii_serialization())
+}
+
+/// Reads the body, failing as soon as it is known to exceed `cap` (from its declared
+/// length, or while it streams in), so a huge reply never reaches memory.
+///
+/// # Errors
+/// `TooLarge`, or a transport failure while reading.
+pub async fn read_body(mut response: Response, cap: BodyCap) -> Result<String, Error> {
+    let limit = cap.bytes();
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(Error::TooLarge(cap));
+    }
+    let mut body: Vec<u8> = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| transport(&e))? {
+        if body.len() + chunk.len() > limit {
+            return Err(Error::TooLarge(cap));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(match String::from_utf8(body) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    })
+}
+
+/// A transport failure without the URL (reqwest puts it in its message, and a query may
+/// carry tokens).
+pub fn transport(error: &reqwest::Error) -> Error {
+    let kind = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "could not connect"
+    } else if error.is_redirect() {
+        "redirect loop"
+    } else {
+        "transport error"
+    };
+    Error::Transport {
+        kind,
+        detail: chain(error),
+    }
+}
+
+/// An error's causes, one after the other, without any URL.
+fn chain(error: &reqwest::Error) -> String {
+    let mut parts = Vec::new();
+    let mut source = std::error::Error::source(error);
+    while let Some(s) = source {
+        parts.push(s.to_string());
+        source = s.source();
+    }
+    parts.join(": ")
+}
