@@ -17,7 +17,11 @@
 //! 3. `push`: updates against the Motive sandbox fake with injected latency, at
 //!    concurrency C: operations/s against the ideal C / latency (best of 3 passes);
 //! 4. `ratelimit`: updates against the Rocket.Chat fake with a rate limit: achieved rate /
-//!    limit and the 429s received.
+//!    limit and the 429s received;
+//! 5. `burst`: the same update pass against the Motive fake without and with a 6 s storm of
+//!    429s (`Retry-After: 2`) at its start (goal: at most the storm plus 2 s);
+//! 6. `flaky`: 100 updates at concurrency 4 while half of all calls are answered 429 with
+//!    `Retry-After: 1` (the same call never refused more than twice in a row).
 //!
 //! Generated data is cached under `target/roster-bench/N/` (delete it to regenerate).
 //! Not a test: nothing here asserts a speed; it is not run in CI.
@@ -203,6 +207,46 @@ fn main() {
             rl["429s"]
         );
     }
+
+    println!();
+    let (burst_secs, updates, c) = (6u64, 60usize, 4usize);
+    let b = run_child(&[
+        "burst",
+        &updates.to_string(),
+        &c.to_string(),
+        &latency_ms.to_string(),
+        &burst_secs.to_string(),
+    ]);
+    println!(
+        "5. through a {burst_secs} s 429 burst (Motive fake, Retry-After 2 s, {latency_ms} ms latency, C = {c}, {updates} updates)"
+    );
+    println!(
+        "   without the burst {:.2} s; with it {:.2} s = burst + {:.2} s (goal: ≤ burst + 2 s); 429s received: {}",
+        b["plain"].as_f64().unwrap_or(f64::NAN),
+        secs(&b),
+        secs(&b) - burst_secs as f64,
+        b["429s"]
+    );
+
+    println!();
+    let (updates, c) = (100usize, 4usize);
+    let f = run_child(&[
+        "flaky",
+        &updates.to_string(),
+        &c.to_string(),
+        &latency_ms.to_string(),
+    ]);
+    println!(
+        "6. 50 % random 429s, Retry-After 1 s (Motive fake, {latency_ms} ms latency, C = {c}, {updates} updates)"
+    );
+    println!(
+        "   {:.2} s ({} ops, {}); without the 429s {:.2} s; 429s received: {}",
+        secs(&f),
+        f["ops"],
+        f["note"].as_str().unwrap_or_default(),
+        f["plain"].as_f64().unwrap_or(f64::NAN),
+        f["429s"]
+    );
 }
 
 fn path_str(p: &Path) -> &str {
@@ -281,6 +325,17 @@ fn child(args: &[String]) -> Value {
         Some("changed") => rt.block_on(changed(Path::new(&args[1]))),
         Some("push") => rt.block_on(push(
             args[1].parse().expect("ops"),
+            args[2].parse().expect("concurrency"),
+            args[3].parse().expect("latency"),
+        )),
+        Some("burst") => rt.block_on(burst(
+            args[1].parse().expect("updates"),
+            args[2].parse().expect("concurrency"),
+            args[3].parse().expect("latency"),
+            args[4].parse().expect("burst secs"),
+        )),
+        Some("flaky") => rt.block_on(flaky(
+            args[1].parse().expect("updates"),
             args[2].parse().expect("concurrency"),
             args[3].parse().expect("latency"),
         )),
@@ -643,6 +698,67 @@ async fn push(ops: usize, concurrency: usize, latency_ms: u64) -> Value {
     let (secs, report) = best.expect("three passes");
     let mut out = summary(secs, &report);
     out["ops"] = json!(report.vendors["motive"].updated);
+    out
+}
+
+/// A seeded Motive fake with `updates` people and `latency_ms` per call, and the time
+/// of one plain update pass.
+async fn seeded_motive(
+    dir: &Path,
+    updates: usize,
+    concurrency: usize,
+    latency_ms: u64,
+) -> (roster_sandbox::Sandbox, Store, f64) {
+    let sandbox = roster_sandbox::Sandbox::start(roster_sandbox::Credentials::default())
+        .await
+        .expect("sandbox");
+    let store = Store::open(&dir.join("state")).expect("store");
+    write_small(dir, updates, "");
+    let (_, first) = sandbox_pass(&sandbox, dir, &store, "motive", "", concurrency).await;
+    assert_eq!(first.vendors["motive"].created, updates, "seeding pass");
+    sandbox
+        .motive
+        .control
+        .set_latency(Duration::from_millis(latency_ms));
+    write_small(dir, updates, ".plain");
+    let (plain, report) = sandbox_pass(&sandbox, dir, &store, "motive", "", concurrency).await;
+    assert_eq!(report.vendors["motive"].updated, updates, "plain pass");
+    (sandbox, store, plain)
+}
+
+async fn burst(updates: usize, concurrency: usize, latency_ms: u64, burst_secs: u64) -> Value {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let (sandbox, store, plain) = seeded_motive(dir, updates, concurrency, latency_ms).await;
+    write_small(dir, updates, ".burst");
+    sandbox.motive.control.clear_calls();
+    sandbox.motive.control.storm(
+        Duration::from_secs(burst_secs),
+        roster_sandbox::StormReply::RetryAfter(2),
+    );
+    let (secs, report) = sandbox_pass(&sandbox, dir, &store, "motive", "", concurrency).await;
+    assert_eq!(report.vendors["motive"].updated, updates, "burst pass");
+    let mut out = summary(secs, &report);
+    out["plain"] = json!(plain);
+    out["429s"] = json!(sandbox.motive.control.count_status(429));
+    out
+}
+
+async fn flaky(updates: usize, concurrency: usize, latency_ms: u64) -> Value {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let (sandbox, store, plain) = seeded_motive(dir, updates, concurrency, latency_ms).await;
+    write_small(dir, updates, ".flaky");
+    sandbox.motive.control.clear_calls();
+    sandbox
+        .motive
+        .control
+        .flaky(0.5, roster_sandbox::StormReply::RetryAfter(1), 2);
+    let (secs, report) = sandbox_pass(&sandbox, dir, &store, "motive", "", concurrency).await;
+    let mut out = summary(secs, &report);
+    out["ops"] = json!(report.vendors["motive"].updated);
+    out["plain"] = json!(plain);
+    out["429s"] = json!(sandbox.motive.control.count_status(429));
     out
 }
 

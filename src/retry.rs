@@ -36,13 +36,18 @@ pub enum Verdict {
 /// A failure the retry policy can judge.
 pub trait Retryable {
     fn verdict(&self) -> Verdict;
+    /// Whether this failure counts against `Retry::max_retries` (a rate limit does not:
+    /// it is bounded by time only).
+    fn counts(&self) -> bool {
+        true
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
 pub struct Retry {
     settings: RetrySettings,
-    /// At most this many retries after `Backoff` failures (`After` ones are bounded by
-    /// time only: a rate limit that lifts is worth waiting for).
+    /// At most this many retries after `Backoff` failures that `count` (rate limits are
+    /// bounded by time only: a rate limit that lifts is worth waiting for).
     max_retries: Option<u32>,
 }
 
@@ -141,7 +146,11 @@ impl Retry {
                     }
                     Verdict::After(wait) => Err(backoff::Error::retry_after(e, wait)),
                     Verdict::Backoff => {
-                        let n = retries.fetch_add(1, Ordering::SeqCst) + 1;
+                        let n = if e.counts() {
+                            retries.fetch_add(1, Ordering::SeqCst) + 1
+                        } else {
+                            0
+                        };
                         if max_retries.is_some_and(|max| n > max) || Instant::now() >= limit {
                             Err(backoff::Error::permanent(e))
                         } else {

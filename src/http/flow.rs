@@ -9,6 +9,13 @@
 //! a pause longer than `retry.max_interval_secs` is not waited for at all: the call fails
 //! at once, saying so, and the next pass tries again.
 //!
+//! A pause holds every call to the vendor (RFC 6585: "before making a new request") —
+//! unless the vendor served another call while the refused one was in flight, or serves
+//! one that was in flight when the 429 came back: it is still serving others, so the
+//! pause was about that request alone, and only it waits its `Retry-After` (the retry
+//! policy's wait). A vendor that refuses some calls at random is then not paused as a
+//! whole for every refusal.
+//!
 //! Holds do not outlive a pass (`start_pass` clears them): a vendor that asked for a day's
 //! pause is asked again by the next pass's first call. Route windows do, since they carry
 //! the server's own reset time.
@@ -134,11 +141,21 @@ struct RouteState {
     in_flight: u64,
 }
 
+/// A vendor-wide pause: until when, and since when (calls sent before `since` that
+/// succeed afterwards lift it).
+#[derive(Debug, Clone, Copy)]
+struct Hold {
+    until: Instant,
+    since: Instant,
+}
+
 struct State {
     controller: Controller,
     /// Theoretical arrival time of the next call (GCRA): calls are spaced by 1/rate.
     tat: Option<Instant>,
-    hold: Option<Instant>,
+    hold: Option<Hold>,
+    /// When the last successful reply came back.
+    last_success: Option<Instant>,
     routes: HashMap<String, RouteState>,
     admitted: VecDeque<Instant>,
 }
@@ -190,6 +207,7 @@ impl Flow {
                 controller,
                 tat: None,
                 hold: None,
+                last_success: None,
                 routes: HashMap::new(),
                 admitted: VecDeque::new(),
             }),
@@ -252,7 +270,7 @@ impl Flow {
         let now = Instant::now();
         (
             st.controller.rate(),
-            st.hold.map(|h| h.saturating_duration_since(now)),
+            st.hold.map(|h| h.until.saturating_duration_since(now)),
         )
     }
 
@@ -323,9 +341,9 @@ impl Flow {
                 Ok(Some((left, waiting)))
             }
         };
-        if let Some(until) = st.hold {
-            if until > now {
-                return held(until - now, Waiting::VendorPause);
+        if let Some(hold) = st.hold {
+            if hold.until > now {
+                return held(hold.until - now, Waiting::VendorPause);
             }
             st.hold = None;
         }
@@ -402,9 +420,17 @@ impl Flow {
                             };
                         }
                     }
+                    // Served others while this one was in flight: only it waits.
+                    Some(_) if st.last_success.is_some_and(|t| t > ticket.sent_at) => {}
                     Some(wait) => {
                         let until = now + wait;
-                        st.hold = Some(st.hold.map_or(until, |h| h.max(until)));
+                        st.hold = Some(match st.hold {
+                            Some(h) => Hold {
+                                until: h.until.max(until),
+                                since: h.since,
+                            },
+                            None => Hold { until, since: now },
+                        });
                         debug!(remote = %self.name, wait_ms = wait.as_millis() as u64, "The vendor asked for a pause.");
                     }
                     None => {
@@ -421,6 +447,14 @@ impl Flow {
                 {
                     learn_window(rs, info, status, now, self.settings.per_route);
                 }
+                // Served while the others were refused: not a pause for everyone.
+                if status.is_success() {
+                    st.last_success = Some(now);
+                    if st.hold.is_some_and(|h| ticket.sent_at < h.since) {
+                        debug!(remote = %self.name, "A call in flight succeeded after a 429: only the refused calls wait.");
+                        st.hold = None;
+                    }
+                }
                 if !status.is_server_error() && st.controller.on_success(now) {
                     debug!(remote = %self.name, rate_per_sec = ?st.controller.rate(), "Pacing rate raised.");
                 }
@@ -433,7 +467,7 @@ impl Flow {
         self.observer.pacing(
             &self.name,
             st.controller.rate(),
-            st.hold.map(|h| h.saturating_duration_since(now)),
+            st.hold.map(|h| h.until.saturating_duration_since(now)),
         );
     }
 }

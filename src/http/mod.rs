@@ -315,7 +315,10 @@ impl Http {
                     match self.send(budget, route, cap, build()).await {
                         Ok(reply) => match self.verdict(&reply) {
                             Verdict::Never => Ok(reply),
-                            verdict => Err(Attempt::Again(reply, verdict)),
+                            verdict => {
+                                let throttled = self.throttled(&reply).is_some();
+                                Err(Attempt::Again(reply, verdict, throttled))
+                            }
                         },
                         Err(e) => Err(Attempt::Failed(e)),
                     }
@@ -326,7 +329,7 @@ impl Http {
             )
             .await;
         match result {
-            Ok(reply) | Err(Attempt::Again(reply, _)) => Ok(reply),
+            Ok(reply) | Err(Attempt::Again(reply, ..)) => Ok(reply),
             Err(Attempt::Failed(e)) => Err(e),
         }
     }
@@ -376,26 +379,31 @@ impl Http {
     }
 }
 
-/// One attempt of `Http::fetch`.
+/// One attempt of `Http::fetch`: a reply worth another try (and whether it refused
+/// the call for its rate), or a failure.
 enum Attempt {
-    Again(Reply, Verdict),
+    Again(Reply, Verdict, bool),
     Failed(Error),
 }
 
 impl Retryable for Attempt {
     fn verdict(&self) -> Verdict {
         match self {
-            Self::Again(_, v) => *v,
+            Self::Again(_, v, _) => *v,
             Self::Failed(Error::Transport { .. }) => Verdict::Backoff,
             Self::Failed(_) => Verdict::Never,
         }
+    }
+
+    fn counts(&self) -> bool {
+        !matches!(self, Self::Again(_, _, true))
     }
 }
 
 impl std::fmt::Display for Attempt {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Again(reply, _) => write!(f, "HTTP {}", reply.status),
+            Self::Again(reply, ..) => write!(f, "HTTP {}", reply.status),
             Self::Failed(e) => e.fmt(f),
         }
     }

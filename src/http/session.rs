@@ -112,8 +112,8 @@ pub struct LoginLog {
 struct State<E> {
     live: Option<Live>,
     generations: u64,
-    /// The last login's failure, when, and whether it was a refusal.
-    failed: Option<(Instant, E, bool)>,
+    /// The last login's failure, when, and how long no login is tried after it.
+    failed: Option<(Instant, E, Duration)>,
 }
 
 /// A token in use: the secret and its generation.
@@ -232,15 +232,10 @@ impl<A: Authenticator> Session<A> {
 
     async fn login(&self, st: &mut State<A::Error>, budget: &Budget) -> Result<Bearer, A::Error> {
         let now = Instant::now();
-        if let Some((at, e, refused)) = &st.failed {
-            let pause = if *refused {
-                self.limit.window
-            } else {
-                FAILED_PAUSE
-            };
-            if now.duration_since(*at) < pause {
-                return Err(e.clone());
-            }
+        if let Some((at, e, pause)) = &st.failed
+            && now.duration_since(*at) < *pause
+        {
+            return Err(e.clone());
         }
         let last = st.failed.as_ref().map(|(_, e, _)| e.to_string());
         if let Err(wait) = self.flow.login_gate(|g| g.reserve(now, self.limit)) {
@@ -253,14 +248,20 @@ impl<A: Authenticator> Session<A> {
                 Ok(install(st, token))
             }
             Err(e) => {
-                let failure = e.failure();
-                if let AuthFailure::Throttled(wait) = failure {
-                    let wait = wait.unwrap_or(self.limit.block);
-                    self.flow
-                        .login_gate(|g| g.blocked_until = Some(Instant::now() + wait));
-                    warn!(vendor = %self.name, wait_secs = wait.as_secs(), "The vendor refused the login for its login rate; no login will be tried until the block is over.");
-                }
-                st.failed = Some((Instant::now(), e.clone(), failure == AuthFailure::Refused));
+                // No login for a while after a failure: refused credentials are not tried
+                // again within the window; after a 429 the gate's block says when.
+                let pause = match e.failure() {
+                    AuthFailure::Refused => self.limit.window,
+                    AuthFailure::Unavailable => FAILED_PAUSE,
+                    AuthFailure::Throttled(wait) => {
+                        let wait = wait.unwrap_or(self.limit.block);
+                        self.flow
+                            .login_gate(|g| g.blocked_until = Some(Instant::now() + wait));
+                        warn!(vendor = %self.name, wait_secs = wait.as_secs(), "The vendor refused the login for its login rate; no login will be tried until the block is over.");
+                        Duration::ZERO
+                    }
+                };
+                st.failed = Some((Instant::now(), e.clone(), pause));
                 Err(e)
             }
         }

@@ -24,6 +24,11 @@ impl Env {
     /// A sandbox plus a config with `safety` and `vendors` TOML, where `{url:NAME}` is
     /// replaced by the sandbox URL of vendor NAME.
     pub async fn new(safety: &str, vendors: &str) -> Self {
+        Self::with_retry(FAST_RETRY, safety, vendors).await
+    }
+
+    /// `new` with a whole `[retry]` table of its own.
+    pub async fn with_retry(retry: &str, safety: &str, vendors: &str) -> Self {
         let sandbox = Sandbox::start(Credentials::default())
             .await
             .expect("sandbox starts");
@@ -33,7 +38,7 @@ impl Env {
             vendors = vendors.replace(&format!("{{url:{v}}}"), &sandbox.url(v));
         }
         let text = format!(
-            "state_dir = \"state\"\n{FAST_RETRY}\n[safety]\n{safety}\n\n[source]\ntype = \"file\"\n\
+            "state_dir = \"state\"\n{retry}\n[safety]\n{safety}\n\n[source]\ntype = \"file\"\n\
              path = \"people.json\"\n\n{vendors}\n"
         );
         let config = dir.path().join("roster.toml");
@@ -182,6 +187,51 @@ pub fn motive_vendor_with(name: &str, key: &str, extra: &str) -> String {
     format!(
         "[vendors.{name}]\ntype = \"motive\"\nbase_url = \"{{url:motive}}\"\napi_key = \"{key}\"\n{extra}\
          [vendors.{name}.defaults]\nrole = \"driver\"\neld_mode = \"logs\"\ntime_tracking_mode = \"logs\"\n"
+    )
+}
+
+/// The four vendors' tables, named `motive`, `drivekit`, `telematics` and `chat`, with
+/// the sandbox's credentials (`{url:NAME}` is filled in by `Env`).
+pub fn all_vendors() -> String {
+    let c = Credentials::default();
+    format!(
+        r#"
+[vendors.motive]
+type = "motive"
+base_url = "{{url:motive}}"
+api_key = "{motive}"
+[vendors.motive.defaults]
+role = "driver"
+eld_mode = "logs"
+time_tracking_mode = "logs"
+
+[vendors.drivekit]
+type = "drivekit"
+base_url = "{{url:drivekit}}"
+api_key = "{drivekit}"
+
+[vendors.telematics]
+type = "telematics"
+base_url = "{{url:telematics}}"
+email = "{tm_email}"
+password = "{tm_password}"
+instance_id = "{tm_id}"
+instance_key = "{tm_key}"
+
+[vendors.chat]
+type = "rocketchat"
+base_url = "{{url:rocketchat}}"
+user_id = "{rc_user}"
+auth_token = "{rc_token}"
+"#,
+        motive = c.motive_api_key,
+        drivekit = c.drivekit_api_key,
+        tm_email = c.telematics_email,
+        tm_password = c.telematics_password,
+        tm_id = c.telematics_instance_id,
+        tm_key = c.telematics_instance_key,
+        rc_user = c.rocketchat_user_id,
+        rc_token = c.rocketchat_auth_token,
     )
 }
 

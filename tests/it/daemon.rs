@@ -400,3 +400,79 @@ async fn run_needs_a_schedule() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("schedule"));
 }
+
+/// SIGTERM while the pass waits for Rocket.Chat's rate-limit window (nothing in
+/// flight): the wait ends at once and the daemon exits cleanly, well inside the grace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_rate_limit_wait_exits_at_once() {
+    let c = roster_sandbox::Credentials::default();
+    let env = Env::with_retry(
+        "[retry]\ninitial_interval_ms = 10\nmax_interval_secs = 75\nmax_elapsed_secs = 150\n\
+         pass_budget_secs = 300\nrequest_timeout_secs = 5\n",
+        "max_deactivation_ratio = 1.0",
+        &format!(
+            "[vendors.chat]\ntype = \"rocketchat\"\nbase_url = \"{{url:rocketchat}}\"\n\
+             user_id = \"{}\"\nauth_token = \"{}\"\n",
+            c.rocketchat_user_id, c.rocketchat_auth_token
+        ),
+    )
+    .await;
+    let text = std::fs::read_to_string(&env.config).expect("config");
+    std::fs::write(
+        &env.config,
+        format!(
+            "schedule = \"*/1 * * * * *\"\nlog_format = \"json\"\nshutdown_grace_secs = 30\n\
+             {text}\n[server]\nlisten = \"127.0.0.1:0\"\n"
+        ),
+    )
+    .expect("config");
+    let rc = &env.sandbox.rocketchat;
+    rc.set_rate_limit(10, Duration::from_secs(60));
+    let people: Vec<Value> = (0..15)
+        .map(|i| {
+            let mut p = person(
+                &format!("E{i}"),
+                "Ann",
+                &format!("Lee{i}"),
+                &format!("ann{i}@example.com"),
+            );
+            p["username"] = json!(format!("ann.{i}"));
+            p
+        })
+        .collect();
+    env.write_people(&json!(people));
+    let mut d = Daemon::start(&env).await;
+    let made = || {
+        rc.users()
+            .iter()
+            .filter(|u| {
+                u["username"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("ann."))
+            })
+            .count()
+    };
+    // Ten lookups fill users.info's window; the pass then waits for it (about a minute).
+    wait_for(Duration::from_secs(20), || (made() >= 10).then_some(()))
+        .await
+        .expect("a pass fills the window");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(made() < 15, "the window held the rest back");
+    let sent = Instant::now();
+    d.signal("TERM");
+    let status = tokio::time::timeout(Duration::from_secs(10), d.child.wait())
+        .await
+        .expect("exits long before the window resets")
+        .expect("wait");
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "graceful exit, nothing was in flight"
+    );
+    assert!(
+        sent.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        sent.elapsed()
+    );
+    assert_eq!(rc.control.count_status(429), 0);
+}

@@ -5,51 +5,12 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::common::{Env, counts};
+use crate::common::{Env, all_vendors, counts};
 
 const VENDORS: [&str; 4] = ["motive", "drivekit", "telematics", "chat"];
 
 async fn env() -> Env {
-    let c = roster_sandbox::Credentials::default();
-    let vendors = format!(
-        r#"
-[vendors.motive]
-type = "motive"
-base_url = "{{url:motive}}"
-api_key = "{motive}"
-[vendors.motive.defaults]
-role = "driver"
-eld_mode = "logs"
-time_tracking_mode = "logs"
-
-[vendors.drivekit]
-type = "drivekit"
-base_url = "{{url:drivekit}}"
-api_key = "{drivekit}"
-
-[vendors.telematics]
-type = "telematics"
-base_url = "{{url:telematics}}"
-email = "{tm_email}"
-password = "{tm_password}"
-instance_id = "{tm_id}"
-instance_key = "{tm_key}"
-
-[vendors.chat]
-type = "rocketchat"
-base_url = "{{url:rocketchat}}"
-user_id = "{rc_user}"
-auth_token = "{rc_token}"
-"#,
-        motive = c.motive_api_key,
-        drivekit = c.drivekit_api_key,
-        tm_email = c.telematics_email,
-        tm_password = c.telematics_password,
-        tm_id = c.telematics_instance_id,
-        tm_key = c.telematics_instance_key,
-        rc_user = c.rocketchat_user_id,
-        rc_token = c.rocketchat_auth_token,
-    );
+    let vendors = all_vendors();
     let env = Env::new(
         "max_deactivation_ratio = 1.0\nmax_source_drop_ratio = 1.0",
         &vendors,

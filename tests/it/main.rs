@@ -12,3 +12,4 @@ mod slapd;
 mod source_http;
 mod source_ldap;
 mod source_scim;
+mod throttling;

@@ -254,3 +254,46 @@ async fn a_failed_page_a_loop_or_a_short_read_refuses_the_pass() {
         "{r}"
     );
 }
+
+/// The source answers every page 429 for a few seconds (first with `Retry-After`, then
+/// with no hint at all), then recovers: the read waits it out, page retries are not
+/// spent on it, and everyone is created once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_that_throttles_its_pages_is_waited_for() {
+    let env = env(
+        "/v2/employees",
+        &PAGES.replace("page_size = 100", "page_size = 5"),
+    )
+    .await;
+    let (hr, motive) = (&env.sandbox.hr, &env.sandbox.motive);
+    hr.set_employees((1..=20).map(|n| employee(n, "active")).collect());
+    let secret = bearer();
+    for reply in [
+        roster_sandbox::StormReply::RetryAfter(1),
+        roster_sandbox::StormReply::Bare,
+    ] {
+        motive.control.clear_calls();
+        let storm = std::time::Duration::from_secs(3);
+        hr.control.storm(storm, reply);
+        let started = std::time::Instant::now();
+        let (code, r) = env.json_without(&["reconcile"], &[&secret]).await;
+        let took = started.elapsed();
+        assert_eq!(code, 0, "{reply:?}: {r}");
+        assert!(hr.control.count_status(429) > 0, "the source did refuse");
+        assert!(
+            took <= storm + std::time::Duration::from_secs(4),
+            "{reply:?}: the read took {took:?}"
+        );
+        hr.control.clear_calls();
+        hr.set_employees(
+            (1..=20)
+                .map(|n| {
+                    let mut e = employee(n, "active");
+                    e["name"]["last"] = json!(format!("{reply:?}{n}"));
+                    e
+                })
+                .collect(),
+        );
+    }
+    assert_eq!(motive.users().len(), 20, "everyone exactly once");
+}

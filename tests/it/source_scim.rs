@@ -212,3 +212,28 @@ async fn a_failed_or_inconsistent_read_refuses_the_pass() {
     assert_eq!(motive.control.writes(), 0);
     assert!(motive.users().iter().all(|u| u["status"] == "active"));
 }
+
+/// A SCIM server that throttles its pages for a few seconds is waited for (429s do not
+/// spend `retries`), and the pass then goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttling_server_is_waited_for() {
+    let env = env("count = 3\nid_field = \"externalId\"", false).await;
+    let (scim, motive) = (&env.sandbox.scim, &env.sandbox.motive);
+    for n in 1..=10 {
+        scim.add(user(n, true));
+    }
+    let storm = std::time::Duration::from_secs(3);
+    scim.control
+        .storm(storm, roster_sandbox::StormReply::RetryAfter(1));
+    let started = std::time::Instant::now();
+    let (code, r) = env.json_without(&["reconcile"], &[&token()]).await;
+    let took = started.elapsed();
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(counts(&r, "motive")[0], 10, "{r}");
+    assert!(scim.control.count_status(429) > 0, "the server did refuse");
+    assert!(
+        took <= storm + std::time::Duration::from_secs(4),
+        "the read took {took:?}"
+    );
+    assert_eq!(motive.users().len(), 10);
+}

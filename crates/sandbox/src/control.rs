@@ -1,12 +1,15 @@
 //! What every fake shares: a call log (so tests can count write calls) and fault
-//! injection (so tests can make a vendor fail, rate-limit or answer slowly).
+//! injection (so tests can make a vendor fail, rate-limit or answer slowly), including
+//! time-windowed storms of 429s (`Control::storm`).
 //!
 //! Faults are applied in front of the vendor's handlers; a response delay is applied
 //! after the handler ran, i.e. after the fake's state changed — exactly the window in
 //! which a crash leaves an account at the vendor that roster never heard of.
 
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -82,11 +85,44 @@ struct Delay {
     wait: Duration,
 }
 
+/// How a storm's 429s say when to come back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StormReply {
+    /// `Retry-After: N` (seconds), as most vendors send it.
+    RetryAfter(u64),
+    /// A 429 with no hint at all.
+    Bare,
+    /// Rocket.Chat's way: no `Retry-After`, but `X-RateLimit-Limit/-Remaining/-Reset`
+    /// (Reset in epoch milliseconds) with a window of this many seconds.
+    RateLimitWindow(u64),
+}
+
+/// Every request answered 429 until `until` (except paths containing `spare`).
+#[derive(Debug, Clone)]
+struct Storm {
+    until: Instant,
+    reply: StormReply,
+    spare: Option<String>,
+}
+
+/// A share of requests answered 429 at random, never the same path more than
+/// `max_in_a_row` times in a row.
+#[derive(Debug, Clone)]
+struct Flaky {
+    ratio: f64,
+    reply: StormReply,
+    max_in_a_row: u32,
+    /// Consecutive refusals per path.
+    in_a_row: std::collections::HashMap<String, u32>,
+}
+
 #[derive(Default)]
 struct Inner {
     calls: Vec<Call>,
     faults: Vec<Fault>,
     delays: Vec<Delay>,
+    storm: Option<Storm>,
+    flaky: Option<Flaky>,
     latency: Duration,
 }
 
@@ -114,6 +150,35 @@ impl Control {
         });
     }
 
+    /// Answers every request 429 for `duration` from now, then recovers by itself.
+    pub fn storm(&self, duration: Duration, reply: StormReply) {
+        self.lock().storm = Some(Storm {
+            until: Instant::now() + duration,
+            reply,
+            spare: None,
+        });
+    }
+
+    /// `storm`, sparing paths that contain `spare` (e.g. a login endpoint).
+    pub fn storm_sparing(&self, duration: Duration, reply: StormReply, spare: &str) {
+        self.lock().storm = Some(Storm {
+            until: Instant::now() + duration,
+            reply,
+            spare: Some(spare.to_string()),
+        });
+    }
+
+    /// Answers `ratio` of requests 429 at random (`reply` says how), never the same
+    /// path more than `max_in_a_row` times in a row; until `clear_faults`.
+    pub fn flaky(&self, ratio: f64, reply: StormReply, max_in_a_row: u32) {
+        self.lock().flaky = Some(Flaky {
+            ratio,
+            reply,
+            max_in_a_row,
+            in_a_row: std::collections::HashMap::new(),
+        });
+    }
+
     /// Latency added before every request (benchmarks).
     pub fn set_latency(&self, latency: Duration) {
         self.lock().latency = latency;
@@ -123,6 +188,8 @@ impl Control {
         let mut g = self.lock();
         g.faults.clear();
         g.delays.clear();
+        g.storm = None;
+        g.flaky = None;
     }
 
     pub fn calls(&self) -> Vec<Call> {
@@ -170,8 +237,28 @@ pub async fn layer(State(control): State<Control>, req: Request, next: Next) -> 
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or_default().to_string();
-    let (fault, latency) = {
+    let (storm, fault, latency) = {
         let mut g = control.lock();
+        let mut storm = g
+            .storm
+            .clone()
+            .filter(|s| Instant::now() < s.until)
+            .filter(|s| s.spare.as_ref().is_none_or(|p| !path.contains(p)));
+        if storm.is_none()
+            && let Some(f) = g.flaky.as_mut()
+        {
+            let n = f.in_a_row.entry(path.clone()).or_insert(0);
+            if *n < f.max_in_a_row && rand::random_bool(f.ratio.clamp(0.0, 1.0)) {
+                *n += 1;
+                storm = Some(Storm {
+                    until: Instant::now(),
+                    reply: f.reply,
+                    spare: None,
+                });
+            } else {
+                *n = 0;
+            }
+        }
         let fault = g
             .faults
             .iter_mut()
@@ -180,14 +267,15 @@ pub async fn layer(State(control): State<Control>, req: Request, next: Next) -> 
                 f.times -= 1;
                 f.clone()
             });
-        (fault, g.latency)
+        (storm, fault, g.latency)
     };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    let response = match fault {
-        Some(f) => fault_response(&f),
-        None => next.run(req).await,
+    let response = match (storm, fault) {
+        (Some(s), _) => storm_response(&s),
+        (None, Some(f)) => fault_response(&f),
+        (None, None) => next.run(req).await,
     };
     let delay = control
         .lock()
@@ -205,6 +293,32 @@ pub async fn layer(State(control): State<Control>, req: Request, next: Next) -> 
         tokio::time::sleep(wait).await;
     }
     response
+}
+
+fn storm_response(storm: &Storm) -> Response {
+    let mut fault = Fault::new(
+        None,
+        "",
+        429,
+        r#"{"success":false,"error":"Too many requests. [error-too-many-requests]"}"#,
+    );
+    match storm.reply {
+        StormReply::RetryAfter(secs) => fault = fault.header("retry-after", &secs.to_string()),
+        StormReply::Bare => {}
+        StormReply::RateLimitWindow(secs) => {
+            let now_ms = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis());
+            fault = fault
+                .header("x-ratelimit-limit", "10")
+                .header("x-ratelimit-remaining", "0")
+                .header(
+                    "x-ratelimit-reset",
+                    &(now_ms + u128::from(secs) * 1000).to_string(),
+                );
+        }
+    }
+    fault_response(&fault)
 }
 
 fn fault_response(f: &Fault) -> Response {

@@ -25,7 +25,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-pub use control::{Call, Control, Fault};
+pub use control::{Call, Control, Fault, StormReply};
 
 /// The credentials each fake accepts.
 #[derive(Debug, Clone)]

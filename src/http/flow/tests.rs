@@ -72,6 +72,22 @@ async fn a_pause_holds_every_call_and_leaves_the_rate_alone() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_call_in_flight_that_succeeds_after_a_429_lifts_the_pause() {
+    let f = flow(None, false);
+    let b = budget(60);
+    let refused_call = f.admit("r", &b).await.expect("admitted");
+    let served_call = f.admit("r", &b).await.expect("admitted");
+    tokio::time::advance(Duration::from_millis(50)).await;
+    refused(&f, refused_call, Some(Duration::from_secs(1)));
+    assert!(f.status().1.is_some(), "paused");
+    ok(&f, served_call);
+    assert_eq!(f.status().1, None, "the vendor served a call after the 429");
+    let started = Instant::now();
+    f.admit("r", &b).await.expect("admitted");
+    assert_eq!(started.elapsed(), Duration::ZERO);
+}
+
+#[tokio::test(start_paused = true)]
 async fn sixteen_bare_429s_in_one_burst_are_one_decrease() {
     let f = flow(Some(32.0), false);
     let b = budget(60);
