@@ -35,11 +35,12 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use roster::budget::Budget;
 use roster::config::Settings;
-use roster::diff::Desired;
 use roster::model::{Changes, Fields, Person, PersonId};
+use roster::model::{RecordState, VendorRecord};
+use roster::pass::{Context, PassOptions};
+use roster::plan::Desired;
 use roster::shutdown::Shutdown;
-use roster::store::{RecordState, Store, VendorRecord};
-use roster::sync::{Context, PassOptions};
+use roster::store::Store;
 use roster::vendor::{Remote, Vendor, VendorError};
 use serde_json::{Value, json};
 
@@ -465,7 +466,7 @@ fn offline(dir: &Path, state: &Path, file: &str) -> (Context, Store) {
     let settings = config(dir, state, file, &BTreeMap::new(), "", 16);
     let store = Store::open_with_cache(state, settings.state_cache_mb).expect("store");
     (
-        Context::build(settings, std::sync::Arc::new(roster::hooks::NoHooks)).expect("context"),
+        Context::build(settings, std::sync::Arc::new(roster::pass::NoHooks)).expect("context"),
         store,
     )
 }
@@ -489,7 +490,7 @@ async fn prepare(n: usize, dir: &Path) -> Value {
                 .iter()
                 .map(|p| {
                     let Desired::Active(fields) =
-                        roster::sync::desire(settings, vendor.as_ref(), p)
+                        roster::pass::desire(settings, vendor.as_ref(), p)
                     else {
                         panic!("{}: person {} is not active", settings.name, p.id);
                     };
@@ -522,7 +523,7 @@ async fn noop(dir: &Path) -> Value {
     for _ in 0..REPS {
         let t = Instant::now();
         let report =
-            roster::sync::run_once(&ctx, &store, &PassOptions::default(), &Shutdown::never())
+            roster::pass::run_once(&ctx, &store, &PassOptions::default(), &Shutdown::never())
                 .await
                 .expect("pass");
         best = best.min(t.elapsed().as_secs_f64());
@@ -559,7 +560,7 @@ impl Vendor for Ack {
     fn name(&self) -> &str {
         self.0.name()
     }
-    fn map(&self, person: &Person) -> Result<Fields, String> {
+    fn map(&self, person: &Person) -> Result<Fields, roster::model::MapError> {
         self.0.map(person)
     }
     fn flow(&self) -> &Arc<roster::http::Flow> {
@@ -616,7 +617,7 @@ async fn changed(dir: &Path) -> Value {
         .map(|(s, v)| (s, Arc::new(Ack(v)) as Arc<dyn Vendor>))
         .collect();
     let t = Instant::now();
-    let report = roster::sync::run_once(&ctx, &store, &PassOptions::default(), &Shutdown::never())
+    let report = roster::pass::run_once(&ctx, &store, &PassOptions::default(), &Shutdown::never())
         .await
         .expect("pass");
     let secs = t.elapsed().as_secs_f64();
@@ -650,13 +651,13 @@ async fn sandbox_pass(
     settings.retry.max_elapsed_secs = 600;
     settings.retry.pass_budget_secs = 3600;
     let ctx =
-        Context::build(settings, std::sync::Arc::new(roster::hooks::NoHooks)).expect("context");
+        Context::build(settings, std::sync::Arc::new(roster::pass::NoHooks)).expect("context");
     let opts = PassOptions {
         only: vec![only.to_string()],
         ..PassOptions::default()
     };
     let t = Instant::now();
-    let report = roster::sync::run_once(&ctx, store, &opts, &Shutdown::never())
+    let report = roster::pass::run_once(&ctx, store, &opts, &Shutdown::never())
         .await
         .expect("pass");
     (t.elapsed().as_secs_f64(), report)

@@ -11,11 +11,12 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
 use crate::config::{self, ConfigError, Settings};
-use crate::hooks::{Hooks, NoHooks};
+use crate::model::RecordState;
+use crate::pass::{Context, PassOptions, run_once};
+use crate::pass::{Hooks, NoHooks};
 use crate::report::{Report, exit};
 use crate::shutdown::Shutdown;
-use crate::store::{RecordState, Store};
-use crate::sync::{Context, PassOptions, run_once};
+use crate::store::Store;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -313,7 +314,7 @@ fn status(settings: &Settings, json_out: bool) -> i32 {
         json!({
             "started_at": r.started_at,
             "finished_at": r.finished_at,
-            "outcome": match r.exit_code() { 0 => "ok", 1 => "failed_operations", _ => "refused" },
+            "outcome": r.outcome(),
             "refused": r.refused,
             "failed": r.vendors.values().map(|v| v.failed).sum::<usize>(),
         })

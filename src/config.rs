@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use url::Url;
 
+use crate::model::OnRemove;
 use crate::secret::Secret;
 
 /// The environment prefix: `ROSTER__VENDORS__MOTIVE__TOKEN` overrides `vendors.motive.token`.
@@ -231,14 +232,6 @@ impl SourceSettings {
             required,
         )
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum OnRemove {
-    #[default]
-    Deactivate,
-    Delete,
 }
 
 /// One `[vendors.NAME]` table: the keys every vendor shares, typed; the rest raw.

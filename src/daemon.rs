@@ -17,15 +17,15 @@ use tokio::sync::Notify;
 use tracing::{error, info, warn};
 
 use crate::config::Settings;
-use crate::hooks::Both;
 use crate::metrics::Metrics;
+use crate::pass::Both;
+use crate::pass::{Context, PassOptions, run_once};
 use crate::progress::LogLines;
 use crate::report::exit;
 use crate::schedule::next_after;
 use crate::server::{ServerState, router};
 use crate::shutdown::{self, Shutdown};
 use crate::store::Store;
-use crate::sync::{Context, PassOptions, run_once};
 
 /// Runs the daemon until SIGTERM/SIGINT; returns the exit code.
 pub async fn run(settings: Settings) -> i32 {

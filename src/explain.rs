@@ -2,18 +2,18 @@
 //! pass would do for them at each vendor, and why. No side effects: it reads the source
 //! and the store, calls no vendor, writes nothing.
 //!
-//! It uses the same `sync::desire` and `diff::plan` as a pass, so the answer cannot
+//! It uses the same `pass::desire` and `plan::plan` as a pass, so the answer cannot
 //! disagree with what the next pass does (drift aside, which only `--full` can see).
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::diff::{self, Desired, OpKind};
-use crate::model::{Fields, Person, PersonId};
-use crate::source::{InvalidRecord, Snapshot};
-use crate::store::VendorRecord;
-use crate::sync::Context;
+use crate::model::{
+    Fields, InvalidRecord, Op, Person, PersonId, RecordState, Snapshot, VendorRecord, Why,
+};
+use crate::pass::Context;
+use crate::plan::{self, Desired, OpKind};
 
 #[derive(Debug, Serialize)]
 pub struct Explanation {
@@ -49,7 +49,7 @@ pub struct VendorPart {
 
 #[derive(Debug, Serialize)]
 pub struct ExplainedOp {
-    pub op: &'static str,
+    pub op: Op,
     pub fields: Vec<String>,
 }
 
@@ -80,14 +80,14 @@ pub fn explain(
         let record = stored.get(&settings.name).cloned().flatten();
         let wanted = match (person, invalid.is_empty()) {
             (_, false) => Some(Desired::Hold),
-            (Some(p), true) => Some(crate::sync::desire(settings, vendor.as_ref(), p)),
+            (Some(p), true) => Some(crate::pass::desire(settings, vendor.as_ref(), p)),
             (None, true) => None,
         };
         let desired: BTreeMap<PersonId, Desired> =
             wanted.iter().map(|d| (id.clone(), d.clone())).collect();
         let known: BTreeMap<PersonId, VendorRecord> =
             record.iter().map(|r| (id.clone(), r.clone())).collect();
-        let plan = diff::plan(&desired, &known, settings.on_remove);
+        let plan = plan::plan(&desired, &known, settings.on_remove);
         let op = plan.ops.first().map(|o| &o.kind);
         let why = reason(wanted.as_ref(), record.as_ref(), op, &invalid);
         vendors.insert(
@@ -95,9 +95,9 @@ pub fn explain(
             VendorPart {
                 wanted: match &wanted {
                     Some(Desired::Active(_)) => "active",
-                    Some(Desired::Inactive(diff::Why::Inactive)) => "inactive",
-                    Some(Desired::Inactive(diff::Why::OutOfScope)) => "out_of_scope",
-                    Some(Desired::Inactive(diff::Why::Removed)) | None => "removed",
+                    Some(Desired::Inactive(Why::Inactive)) => "inactive",
+                    Some(Desired::Inactive(Why::OutOfScope)) => "out_of_scope",
+                    Some(Desired::Inactive(Why::Removed)) | None => "removed",
                     Some(Desired::Skip(_)) => "skipped",
                     Some(Desired::Hold) => "held",
                 },
@@ -107,7 +107,7 @@ pub fn explain(
                 },
                 stored: record,
                 operation: op.map(|k| ExplainedOp {
-                    op: k.name(),
+                    op: k.op(),
                     fields: k.field_names(),
                 }),
                 why,
@@ -127,7 +127,6 @@ fn reason(
     op: Option<&OpKind>,
     invalid: &[&InvalidRecord],
 ) -> String {
-    use crate::store::RecordState;
     match (op, wanted) {
         (Some(OpKind::Create { resume: false, .. }), _) => {
             "in the source, active and in scope, not linked yet: the pass looks the person up \

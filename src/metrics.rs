@@ -14,8 +14,8 @@ use prometheus_client::registry::Registry;
 
 use std::time::Duration;
 
-use crate::hooks::Hooks;
 use crate::http::Observer;
+use crate::pass::Hooks;
 use crate::report::Report;
 use crate::vendor::VendorError;
 
@@ -130,11 +130,7 @@ impl Metrics {
 
     /// A pass finished (or was refused).
     pub fn pass(&self, report: &Report, seconds: f64) {
-        let outcome = match report.exit_code() {
-            0 => "ok",
-            1 => "failed_operations",
-            _ => "refused",
-        };
+        let outcome = report.outcome().as_str();
         self.passes
             .get_or_create(&vec![("outcome".into(), outcome.into())])
             .inc();
@@ -161,18 +157,11 @@ impl Metrics {
                         .inc_by(n as u64);
                 }
             };
-            count("create", "ok", v.created);
-            count("adopt", "ok", v.adopted);
-            count("update", "ok", v.updated);
-            count("deactivate", "ok", v.deactivated);
-            count("reactivate", "ok", v.reactivated);
-            count("delete", "ok", v.deleted);
+            for (op, n) in crate::pass::op_counts(v) {
+                count(op.as_str(), "ok", n);
+            }
             for e in &v.errors {
-                let result = match e.outcome {
-                    crate::report::Outcome::Failed => "failed",
-                    crate::report::Outcome::Skipped => "skipped",
-                };
-                count(&e.op, result, 1);
+                count(e.op.as_str(), e.outcome.as_str(), 1);
             }
             if v.failed == 0 {
                 self.last_success
@@ -222,7 +211,8 @@ impl Hooks for Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{OpError, Outcome, VendorReport};
+    use crate::model::{Op, Outcome};
+    use crate::report::{OpError, VendorReport};
 
     #[test]
     fn a_pass_moves_the_counters() {
@@ -237,9 +227,10 @@ mod tests {
                 failed: 1,
                 errors: vec![OpError {
                     person: "E1".into(),
-                    op: "update".into(),
+                    op: Op::Update,
                     message: "x".into(),
                     outcome: Outcome::Failed,
+                    kind: Some("server".into()),
                 }],
                 ..VendorReport::default()
             },

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tracing::info;
 
-use crate::hooks::Hooks;
 use crate::http::Observer;
+use crate::pass::Hooks;
 
 /// One bar per vendor on stderr, made when the vendor's first operation finishes.
 pub struct TerminalBars {

@@ -12,12 +12,13 @@ use futures::StreamExt;
 use serde::Serialize;
 use tracing::warn;
 
-use crate::diff::Desired;
+use crate::model::{Op, Outcome, VendorRecord};
+use crate::pass::Context;
+use crate::plan::Desired;
 use crate::retry::Retry;
 use crate::shutdown::Shutdown;
 use crate::source::Snapshot;
-use crate::store::{RecordState, Store, StoreError, VendorRecord};
-use crate::sync::Context;
+use crate::store::{Store, StoreError};
 
 #[derive(Debug, Default, Serialize)]
 pub struct RebuildReport {
@@ -50,7 +51,7 @@ pub async fn rebuild(
     let budget = &ctx.budget(&Shutdown::never());
     let mut report = RebuildReport::default();
     for (settings, vendor) in &ctx.vendors {
-        crate::sync::remember_flow(store, &settings.name, vendor.flow())?;
+        crate::pass::recall_flow(store, &settings.name, vendor.flow())?;
         let known = store.load(&settings.name)?;
         let mut out = VendorRebuild::default();
         let mut todo = Vec::new();
@@ -59,25 +60,25 @@ pub async fn rebuild(
                 out.already_known += 1;
                 continue;
             }
-            let desired = crate::sync::desire(settings, vendor.as_ref(), p);
+            let desired = crate::pass::desire(settings, vendor.as_ref(), p);
             // The matching key may sit in the mapped fields (a username, a driver id), so
             // map even people the vendor should not have; use nothing if that fails.
-            let fields = match &desired {
-                Desired::Active(f) => f.clone(),
-                _ => vendor.map(p).unwrap_or_default(),
+            let (fields, wanted_active) = match desired {
+                Desired::Active(f) => (f, true),
+                _ => (vendor.map(p).unwrap_or_default(), false),
             };
-            todo.push((p.id.clone(), fields));
+            todo.push((p.id.clone(), fields, wanted_active));
         }
         let lookups: Vec<_> = todo
             .iter()
-            .map(|(id, fields)| {
+            .map(|(id, fields, wanted_active)| {
                 let retry = &retry;
                 let vendor = vendor.as_ref();
                 async move {
                     let found = retry
                         .run(budget, || vendor.lookup(budget, id, fields), |_, _| {})
                         .await;
-                    (id, found)
+                    (id, found, *wanted_active)
                 }
             })
             .collect();
@@ -85,21 +86,15 @@ pub async fn rebuild(
             .buffer_unordered(settings.concurrency)
             .collect()
             .await;
-        for (id, found) in results {
+        for (id, found, wanted_active) in results {
             match found {
                 Ok(Some(remote)) => {
-                    // A status the vendor cannot report (DriveKit) is taken as active: for
-                    // people the source wants active that is the usual truth, and for the
-                    // others the next pass then disables them explicitly.
-                    let active = remote.active.unwrap_or(true);
+                    // A status the vendor cannot report (DriveKit) is recorded as what the
+                    // source wants: no call is made here (`Remote::state_to_record`).
                     let now = Utc::now();
                     let record = VendorRecord {
+                        state: remote.state_to_record(wanted_active),
                         remote_id: Some(remote.id),
-                        state: if active {
-                            RecordState::Active
-                        } else {
-                            RecordState::Deactivated
-                        },
                         fields: remote.fields,
                         linked_at: now,
                         updated_at: now,
@@ -113,14 +108,15 @@ pub async fn rebuild(
                     out.failed += 1;
                     out.errors.push(crate::report::OpError {
                         person: id.to_string(),
-                        op: "lookup".into(),
+                        op: Op::Lookup,
                         message: error.to_string(),
-                        outcome: crate::report::Outcome::Failed,
+                        outcome: Outcome::Failed,
+                        kind: Some(error.kind().into()),
                     });
                 }
             }
         }
-        crate::sync::keep_flow(store, &settings.name, vendor.flow()).await?;
+        crate::pass::keep_flow(store, &settings.name, vendor.flow()).await?;
         report.vendors.insert(settings.name.clone(), out);
     }
     Ok(report)

@@ -10,6 +10,8 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::model::{Op, Outcome, PassOutcome};
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     pub dry_run: bool,
@@ -66,7 +68,7 @@ pub struct VendorReport {
 pub struct DriftReport {
     /// How many differences were found (and, outside a dry run, repaired by this pass).
     pub found: usize,
-    pub details: Vec<crate::drift::Drift>,
+    pub details: Vec<crate::plan::drift::Drift>,
     /// Why drift could not be checked at this vendor, if it could not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unavailable: Option<String>,
@@ -75,24 +77,21 @@ pub struct DriftReport {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpError {
     pub person: String,
-    pub op: String,
+    pub op: Op,
     pub message: String,
     /// `failed` (retried next pass) or `skipped` (cannot be sent as the source has it,
     /// or — DriveKit — not possible yet).
     pub outcome: Outcome,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    Failed,
-    Skipped,
+    /// The failure's class (`rate_limited`, `auth`, `rejected`, `transport`, `not_sent`,
+    /// `store`, …), so scripts need not read messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlannedOp {
     pub person: String,
-    pub op: String,
+    pub op: Op,
     pub fields: Vec<String>,
     /// Why, for removals (`removed`, `inactive`, `out_of_scope`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -108,14 +107,19 @@ pub mod exit {
 }
 
 impl Report {
-    pub fn exit_code(&self) -> i32 {
+    /// How the pass ended (the one place that decides it).
+    pub fn outcome(&self) -> PassOutcome {
         if self.refused.is_some() {
-            exit::REFUSED
+            PassOutcome::Refused
         } else if self.vendors.values().any(|v| v.failed > 0) {
-            exit::FAILED_OPS
+            PassOutcome::FailedOperations
         } else {
-            exit::OK
+            PassOutcome::Ok
         }
+    }
+
+    pub fn exit_code(&self) -> i32 {
+        self.outcome().exit_code()
     }
 
     /// The human summary: one row per vendor, then every error.
@@ -179,12 +183,18 @@ impl Report {
                 }
                 for x in &d.details {
                     let what = match &x.kind {
-                        crate::drift::DriftKind::Deleted => "deleted at the vendor".to_string(),
-                        crate::drift::DriftKind::Edited { fields } => {
+                        crate::plan::drift::DriftKind::Deleted => {
+                            "deleted at the vendor".to_string()
+                        }
+                        crate::plan::drift::DriftKind::Edited { fields } => {
                             format!("edited at the vendor: {}", fields.join(", "))
                         }
-                        crate::drift::DriftKind::Reenabled => "re-enabled at the vendor".into(),
-                        crate::drift::DriftKind::Disabled => "deactivated at the vendor".into(),
+                        crate::plan::drift::DriftKind::Reenabled => {
+                            "re-enabled at the vendor".into()
+                        }
+                        crate::plan::drift::DriftKind::Disabled => {
+                            "deactivated at the vendor".into()
+                        }
                     };
                     let _ = writeln!(out, "    {} {what}", x.person);
                 }
@@ -203,11 +213,11 @@ impl Report {
                 let _ = writeln!(out, "  {name}: {} {}{fields}{reason}", op.op, op.person);
             }
             for e in &v.errors {
-                let what = match e.outcome {
-                    Outcome::Failed => "failed",
-                    Outcome::Skipped => "skipped",
-                };
-                let _ = writeln!(out, "  {name}: {} {} {what}: {}", e.op, e.person, e.message);
+                let _ = writeln!(
+                    out,
+                    "  {name}: {} {} {}: {}",
+                    e.op, e.person, e.outcome, e.message
+                );
             }
         }
         out

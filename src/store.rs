@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Fields, PersonId};
+use crate::model::{Op, Outcome, PersonId, VendorRecord};
 
 mod codec;
 
@@ -81,31 +81,6 @@ pub enum StoreError {
     Schema { found: u32, supported: u32 },
 }
 
-/// Where a person stands at one vendor, as far as roster has pushed it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RecordState {
-    /// A create was about to be sent; whether the vendor made the account is unknown.
-    /// The next pass looks the person up by matching key before creating again.
-    Creating,
-    Active,
-    Deactivated,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VendorRecord {
-    /// The vendor's id for the account; `None` only while `Creating`.
-    pub remote_id: Option<String>,
-    pub state: RecordState,
-    /// The mapped fields last acknowledged by the vendor (or, while `Creating`, about to
-    /// be sent). Only differences against these are pushed.
-    pub fields: Fields,
-    /// When roster first linked this person at this vendor.
-    pub linked_at: DateTime<Utc>,
-    /// When the vendor last acknowledged a write for this person.
-    pub updated_at: DateTime<Utc>,
-}
-
 /// One write call roster made, for `roster history`. No secrets and no field values:
 /// only the names of the fields that were sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,10 +88,9 @@ pub struct HistoryEntry {
     pub time: DateTime<Utc>,
     pub vendor: String,
     pub person: String,
-    /// `create`, `update`, `deactivate`, `reactivate`, `delete`.
-    pub op: String,
-    /// `ok`, or `failed` with `message`.
-    pub outcome: String,
+    pub op: Op,
+    /// `ok`, or `failed`/`skipped` with `message`.
+    pub outcome: Outcome,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -295,9 +269,9 @@ impl Store {
         id: &PersonId,
         record: &VendorRecord,
     ) -> Result<(), StoreError> {
-        let bytes = codec::encode(record).map_err(|message| StoreError::Corrupt {
+        let bytes = codec::encode(record).map_err(|e| StoreError::Corrupt {
             key: format!("vendor/{vendor}/{id}"),
-            message,
+            message: e.to_string(),
         })?;
         let tree = self.tree(vendor)?;
         tree.insert(id.as_str(), bytes)?;
@@ -317,9 +291,9 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         for (id, record) in records {
-            let bytes = codec::encode(record).map_err(|message| StoreError::Corrupt {
+            let bytes = codec::encode(record).map_err(|e| StoreError::Corrupt {
                 key: format!("vendor/{vendor}/{id}"),
-                message,
+                message: e.to_string(),
             })?;
             batch.insert(id.as_str(), bytes);
         }
@@ -565,6 +539,7 @@ fn decode<T: for<'de> Deserialize<'de>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::RecordState;
 
     fn record(remote: &str, state: RecordState) -> VendorRecord {
         let now = Utc::now();
@@ -720,8 +695,8 @@ mod tests {
                     time: t0 + chrono::Duration::days(i as i64 * 5),
                     vendor: (*vendor).into(),
                     person: (*person).into(),
-                    op: "create".into(),
-                    outcome: "ok".into(),
+                    op: Op::Create,
+                    outcome: Outcome::Ok,
                     fields: vec!["email".into()],
                     message: None,
                 })

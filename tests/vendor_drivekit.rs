@@ -7,9 +7,9 @@ use std::path::Path;
 
 use axum::http::Method;
 use roster::config::load_str;
+use roster::model::{RecordState, VendorRecord};
+use roster::pass::Context;
 use roster::report::Report;
-use roster::store::{RecordState, VendorRecord};
-use roster::sync::Context;
 use roster_sandbox::{Credentials, Fault};
 use serde_json::{Value, json};
 use support::Env;
@@ -371,13 +371,13 @@ async fn check_reads_the_listing() {
 fn settings_name_the_missing_api_key() {
     let text = "[source]\ntype = \"file\"\npath = \"p.json\"\n[vendors.dk]\ntype = \"drivekit\"\n";
     let settings = load_str(text, Path::new("/"), Vec::new()).expect("config");
-    let e = Context::build(settings, std::sync::Arc::new(roster::hooks::NoHooks))
+    let e = Context::build(settings, std::sync::Arc::new(roster::pass::NoHooks))
         .err()
         .expect("refused");
     assert!(e.to_string().contains("vendors.dk.api_key"), "{e}");
     let text = format!("{text}api_key = \"k\"\non_remove = \"delete\"\n");
     let settings = load_str(&text, Path::new("/"), Vec::new()).expect("config");
-    let e = Context::build(settings, std::sync::Arc::new(roster::hooks::NoHooks))
+    let e = Context::build(settings, std::sync::Arc::new(roster::pass::NoHooks))
         .err()
         .expect("refused");
     assert!(e.to_string().contains("vendors.dk.on_remove"), "{e}");

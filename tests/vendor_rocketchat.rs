@@ -7,8 +7,8 @@ mod support;
 use std::ops::Deref;
 use std::time::Duration;
 
+use roster::pass::Context;
 use roster::report::{Report, VendorReport};
-use roster::sync::Context;
 use roster_sandbox::{Credentials, Fault};
 use serde_json::{Value, json};
 use support::{Env, Limits};

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use axum::http::Method;
 use roster::config::load_str;
+use roster::model::{RecordState, VendorRecord};
+use roster::pass::Context;
 use roster::report::Report;
-use roster::store::{RecordState, VendorRecord};
-use roster::sync::Context;
 use roster_sandbox::{Credentials, Fault};
 use serde_json::{Value, json};
 use support::Env;
@@ -261,7 +261,7 @@ async fn wrong_admin_password_fails_the_pass_with_one_login() {
     );
     let ctx = Context::build(
         load_str(&text, env.dir.path(), Vec::new()).expect("config"),
-        std::sync::Arc::new(roster::hooks::NoHooks),
+        std::sync::Arc::new(roster::pass::NoHooks),
     )
     .expect("ctx");
     env.write_people(&[
@@ -299,7 +299,7 @@ async fn wrong_instance_key_fails_creates_and_leaves_no_intent() {
     );
     let ctx = Context::build(
         load_str(&text, env.dir.path(), Vec::new()).expect("config"),
-        std::sync::Arc::new(roster::hooks::NoHooks),
+        std::sync::Arc::new(roster::pass::NoHooks),
     )
     .expect("ctx");
     env.write_people(&[person("E1", "Ann", "Lee", "a@x.io")]);
@@ -334,7 +334,7 @@ async fn a_rejected_person_is_recorded_and_the_others_go_through() {
     let v = &r.vendors[V];
     assert_eq!((v.created, v.failed), (2, 1), "{v:?}");
     assert_eq!(v.errors[0].person, "E1");
-    assert_eq!(v.errors[0].op, "create");
+    assert_eq!(v.errors[0].op.as_str(), "create");
     assert!(
         v.errors[0].message.contains("Email is already used"),
         "{v:?}"
@@ -568,7 +568,7 @@ fn settings_without_instance_key_name_the_key() {
     let text = "[source]\ntype = \"file\"\npath = \"p.json\"\n[vendors.tm]\ntype = \"telematics\"\n\
                 email = \"a@x.io\"\npassword = \"p\"\ninstance_id = \"i\"\n";
     let settings = load_str(text, Path::new("/"), Vec::new()).expect("config");
-    let e = Context::build(settings, std::sync::Arc::new(roster::hooks::NoHooks))
+    let e = Context::build(settings, std::sync::Arc::new(roster::pass::NoHooks))
         .err()
         .expect("refused");
     assert!(e.to_string().contains("vendors.tm.instance_key"), "{e}");

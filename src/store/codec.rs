@@ -15,8 +15,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
-use super::{RecordState, StoreError, VendorRecord};
-use crate::model::{Fields, PersonId};
+use super::StoreError;
+use crate::model::{Fields, Known, PersonId, RecordState, VendorRecord};
 
 /// First byte of a record in the binary layout (JSON records start with `{`).
 const BINARY: u8 = 0xB1;
@@ -35,15 +35,15 @@ struct Head<'a> {
 ///
 /// # Errors
 /// Only if postcard cannot encode (it can encode every record).
-pub fn encode(record: &VendorRecord) -> Result<Vec<u8>, String> {
+pub fn encode(record: &VendorRecord) -> Result<Vec<u8>, postcard::Error> {
     let head = Head {
         state: record.state,
         linked_at: exact(record.linked_at),
         updated_at: exact(record.updated_at),
         remote_id: record.remote_id.as_deref(),
     };
-    let out = postcard::to_extend(&head, vec![BINARY]).map_err(|e| e.to_string())?;
-    postcard::to_extend(&record.fields, out).map_err(|e| e.to_string())
+    let out = postcard::to_extend(&head, vec![BINARY])?;
+    postcard::to_extend(&record.fields, out)
 }
 
 fn exact(t: DateTime<Utc>) -> (i64, u32) {
@@ -196,6 +196,25 @@ impl StoredRecord {
     /// The person id, owned.
     pub fn person_id(&self) -> PersonId {
         PersonId(self.person().to_string())
+    }
+}
+
+/// The plan reads stored records through these views without decoding them.
+impl Known for StoredRecord {
+    fn person(&self) -> &str {
+        StoredRecord::person(self)
+    }
+    fn state(&self) -> RecordState {
+        StoredRecord::state(self)
+    }
+    fn remote_id(&self) -> Option<&str> {
+        StoredRecord::remote_id(self)
+    }
+    fn holds(&self, fields: &Fields) -> bool {
+        StoredRecord::holds(self, fields)
+    }
+    fn fields(&self) -> Fields {
+        StoredRecord::fields(self)
     }
 }
 

@@ -38,7 +38,7 @@ use super::{Remote, Vendor, VendorError};
 use crate::budget::Budget;
 use crate::config::{ConfigError, VendorSettings};
 use crate::http::{self, BodyCap, Http, Reply};
-use crate::model::{Changes, Fields, Person, PersonId};
+use crate::model::{Changes, Fields, MapError, Person, PersonId};
 use crate::secret::Secret;
 
 pub const DEFAULT_BASE_URL: &str = "https://service.drivequant.com";
@@ -261,7 +261,7 @@ impl Vendor for DriveKit {
         &self.settings.name
     }
 
-    fn map(&self, person: &Person) -> Result<Fields, String> {
+    fn map(&self, person: &Person) -> Result<Fields, MapError> {
         let allowed = BTreeSet::from(["pseudo", USER_ID]);
         let mut fields = super::vendor_fields(&self.settings, person, &allowed)?;
         let own_pseudo = person
@@ -282,10 +282,10 @@ impl Vendor for DriveKit {
             .map(|s| s.trim().to_string())
             .unwrap_or_else(|| person.id.as_str().to_string());
         if id.is_empty() {
-            return Err(format!(
+            return Err(MapError(format!(
                 "attribute `{}.user_id` is empty",
                 self.settings.name
-            ));
+            )));
         }
         fields.insert(USER_ID.into(), id);
         Ok(fields)

@@ -24,21 +24,12 @@ use crate::budget::Budget;
 use crate::config::{ConfigError, RetrySettings, VendorSettings};
 use crate::http::session::{AuthError, AuthFailure, LoginLimit};
 use crate::http::{self, FlowSettings, Http, NotSent, Observer};
-use crate::model::{Changes, Fields, Person, PersonId};
+pub use crate::model::Remote;
+use crate::model::{Changes, Fields, MapError, Person, PersonId};
 use crate::retry::{Retryable, Verdict};
 
 /// Every `type` a vendor table may have.
 pub const KINDS: &[&str] = &["motive", "drivekit", "telematics", "rocketchat"];
-
-/// An account found at the vendor by its matching key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Remote {
-    pub id: String,
-    /// Whether the account is active, or `None` where the vendor cannot say (DriveKit).
-    pub active: Option<bool>,
-    /// The account's current values, under the same names `Vendor::map` uses.
-    pub fields: Fields,
-}
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum VendorError {
@@ -97,6 +88,25 @@ impl VendorError {
     pub fn is_retryable(&self) -> bool {
         self.verdict() != Verdict::Never
     }
+
+    /// The class, as reports and metrics name it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Transport(_) => "transport",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::NotSent(_) => "not_sent",
+            Self::LoginLimited { .. } => "login_limited",
+            Self::Server { .. } => "server",
+            Self::Rejected { .. } => "rejected",
+            Self::Auth { .. } => "auth",
+            Self::Setup { .. } => "setup",
+            Self::NotFound(_) => "not_found",
+            Self::Exists(_) => "exists",
+            Self::Waiting(_) => "waiting",
+            Self::Unsupported(_) => "unsupported",
+            Self::Protocol(_) => "protocol",
+        }
+    }
 }
 
 impl Retryable for VendorError {
@@ -149,8 +159,8 @@ pub trait Vendor: Send + Sync {
     /// sent as they are (reported as skipped, never sent).
     ///
     /// # Errors
-    /// A message for the report naming the field at fault.
-    fn map(&self, person: &Person) -> Result<Fields, String>;
+    /// Why, naming the field at fault (reported as skipped).
+    fn map(&self, person: &Person) -> Result<Fields, MapError>;
 
     /// The vendor's flow control (pacing, holds, what a pass learned).
     fn flow(&self) -> &Arc<http::Flow>;
@@ -246,7 +256,7 @@ pub fn build(
             ));
         }
     };
-    if settings.on_remove == crate::config::OnRemove::Delete && !vendor.supports_delete() {
+    if settings.on_remove == crate::model::OnRemove::Delete && !vendor.supports_delete() {
         return Err(ConfigError::invalid(
             settings.key("on_remove"),
             format!("`delete` is not supported by {} vendors", settings.kind),
@@ -304,7 +314,7 @@ pub fn vendor_fields(
     settings: &VendorSettings,
     person: &Person,
     allowed: &BTreeSet<&str>,
-) -> Result<Fields, String> {
+) -> Result<Fields, MapError> {
     let mut out = Fields::new();
     for (k, v) in &settings.defaults {
         out.insert(k.clone(), v.clone());
@@ -315,10 +325,10 @@ pub fn vendor_fields(
             .and_then(|rest| rest.strip_prefix('.'))
         {
             if !allowed.contains(field) {
-                return Err(format!(
+                return Err(MapError(format!(
                     "attribute `{k}`: `{field}` is not a {} field",
                     settings.kind
-                ));
+                )));
             }
             out.insert(field.to_string(), v.clone());
         }

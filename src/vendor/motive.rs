@@ -23,7 +23,7 @@ use super::{PersonField, Remote, Vendor, VendorError};
 use crate::budget::Budget;
 use crate::config::{ConfigError, VendorSettings};
 use crate::http::{self, BodyCap, Http, Reply};
-use crate::model::{Changes, Fields, Person, PersonId};
+use crate::model::{Changes, Fields, MapError, Person, PersonId};
 use crate::secret::Secret;
 
 pub const DEFAULT_BASE_URL: &str = "https://api.gomotive.com";
@@ -287,12 +287,15 @@ impl Vendor for Motive {
         &self.settings.name
     }
 
-    fn map(&self, person: &Person) -> Result<Fields, String> {
+    fn map(&self, person: &Person) -> Result<Fields, MapError> {
         let mut fields = super::vendor_fields(&self.settings, person, &self.allowed)?;
         super::put_person_fields(person, &mut fields, PERSON_FIELDS.iter().copied());
         for required in ["first_name", "last_name"] {
             if !fields.contains_key(required) {
-                return Err(format!("Motive needs a {}", required.replace('_', " ")));
+                return Err(MapError(format!(
+                    "Motive needs a {}",
+                    required.replace('_', " ")
+                )));
             }
         }
         for (k, v) in fields.iter_mut() {
@@ -303,18 +306,18 @@ impl Vendor for Motive {
         if let Some(role) = fields.get("role")
             && !ROLES.contains(&role.as_str())
         {
-            return Err(format!(
+            return Err(MapError(format!(
                 "role `{role}` is not a Motive role (expected {})",
                 ROLES.join(", ")
-            ));
+            )));
         }
         if let (Some(t), Some(e)) = (fields.get("time_tracking_mode"), fields.get("eld_mode"))
             && !MODE_PAIRS.contains(&(t.as_str(), e.as_str()))
         {
-            return Err(format!(
+            return Err(MapError(format!(
                 "time_tracking_mode `{t}` cannot go with eld_mode `{e}` (Motive allows \
                  logs+logs, logs+none, timecards+exempt, not_required+exempt)"
-            ));
+            )));
         }
         Ok(fields)
     }

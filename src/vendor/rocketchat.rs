@@ -52,7 +52,7 @@ use super::{PersonField, Remote, Vendor, VendorError};
 use crate::budget::Budget;
 use crate::config::{ConfigError, VendorSettings};
 use crate::http::{self, BodyCap, Http, Reply};
-use crate::model::{Changes, Fields, Person, PersonId};
+use crate::model::{Changes, Fields, MapError, Person, PersonId};
 use crate::secret::Secret;
 
 const PERSON_FIELDS: &[(&str, PersonField)] = &[
@@ -247,16 +247,16 @@ impl RocketChat {
     }
 
     /// The vendor fields for `person`: attribute `NAME.F` wins over `[defaults] F`.
-    fn vendor_fields(&self, person: &Person) -> Result<Fields, String> {
+    fn vendor_fields(&self, person: &Person) -> Result<Fields, MapError> {
         let mut out: Fields = self.settings.defaults.clone().into_iter().collect();
         let prefix = format!("{}.", self.settings.name);
         for (k, v) in &person.attributes {
             if let Some(field) = k.strip_prefix(&prefix) {
                 if !is_vendor_field(field) {
-                    return Err(format!(
+                    return Err(MapError(format!(
                         "attribute `{k}`: `{field}` is not a {} field ({ALLOWED_HINT})",
                         self.settings.kind
-                    ));
+                    )));
                 }
                 out.insert(field.to_string(), v.clone());
             }
@@ -491,7 +491,7 @@ impl Vendor for RocketChat {
         &self.settings.name
     }
 
-    fn map(&self, person: &Person) -> Result<Fields, String> {
+    fn map(&self, person: &Person) -> Result<Fields, MapError> {
         let mut fields = self.vendor_fields(person)?;
         super::put_person_fields(person, &mut fields, PERSON_FIELDS.iter().copied());
         let missing: Vec<&str> = ["name", "username", "email"]
@@ -506,18 +506,18 @@ impl Vendor for RocketChat {
             })
             .collect();
         if !missing.is_empty() {
-            return Err(format!(
+            return Err(MapError(format!(
                 "Rocket.Chat needs a name, a username and an email for every user; missing: {}",
                 missing.join(", ")
-            ));
+            )));
         }
         if let Some(u) = fields.get("username")
             && !valid_username(u)
         {
-            return Err(format!(
+            return Err(MapError(format!(
                 "username `{u}` is not valid for Rocket.Chat (letters a-z/A-Z, digits, `-`, `_` \
                  and `.` only)"
-            ));
+            )));
         }
         match fields.get(ROLES).map(|r| normalize_roles(r)) {
             Some(Some(r)) => {

@@ -38,7 +38,7 @@ use crate::budget::Budget;
 use crate::config::{ConfigError, VendorSettings};
 use crate::http::session::{Authenticator, LoginLimit, Session, Token};
 use crate::http::{self, BodyCap, Http, Reply};
-use crate::model::{Changes, Fields, Person, PersonId};
+use crate::model::{Changes, Fields, MapError, Person, PersonId};
 use crate::secret::Secret;
 
 pub const DEFAULT_BASE_URL: &str = "https://user.telematicssdk.com";
@@ -442,7 +442,7 @@ impl Vendor for Telematics {
         &self.settings.name
     }
 
-    fn map(&self, person: &Person) -> Result<Fields, String> {
+    fn map(&self, person: &Person) -> Result<Fields, MapError> {
         // No vendor-specific fields: this only rejects stray `NAME.FIELD` attributes.
         let mut fields = super::vendor_fields(&self.settings, person, &BTreeSet::new())?;
         let names = PERSON_FIELDS.iter().map(|(n, f, _)| (*n, *f));

@@ -8,10 +8,11 @@
 use chrono::Utc;
 use roster::config::load_str;
 use roster::model::{Fields, PersonId};
+use roster::model::{RecordState, VendorRecord};
+use roster::pass::{Context, PassOptions, run_once};
 use roster::report::Report;
 use roster::shutdown::Shutdown;
-use roster::store::{RecordState, Store, VendorRecord};
-use roster::sync::{Context, PassOptions, run_once};
+use roster::store::Store;
 use roster_sandbox::{Credentials, Sandbox};
 use serde_json::Value;
 use tempfile::TempDir;
@@ -87,7 +88,7 @@ impl Env {
 
     pub fn context_from(&self, config: &str) -> Context {
         let settings = load_str(config, self.dir.path(), Vec::new()).expect("config");
-        Context::build(settings, std::sync::Arc::new(roster::hooks::NoHooks)).expect("context")
+        Context::build(settings, std::sync::Arc::new(roster::pass::NoHooks)).expect("context")
     }
 
     pub fn write_people(&self, people: &[Value]) {

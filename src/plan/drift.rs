@@ -20,9 +20,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::PersonId;
-use crate::store::{RecordState, VendorRecord};
-use crate::vendor::Remote;
+use crate::model::{PersonId, RecordState, Remote, VendorRecord};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]

@@ -15,11 +15,9 @@ use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-
-use crate::config::OnRemove;
-use crate::model::{Changes, Fields, PersonId, changes};
-use crate::store::{RecordState, VendorRecord};
+use crate::model::{
+    Changes, Fields, Known, OnRemove, Op, PersonId, RecordState, VendorRecord, Why, changes,
+};
 
 /// What the source says one vendor should hold for one person.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,37 +30,6 @@ pub enum Desired {
     Skip(String),
     /// The source record is invalid: change nothing for this person.
     Hold,
-}
-
-/// Why a person should not be active at a vendor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Why {
-    /// `active = false` in the source.
-    Inactive,
-    /// Not in any of the vendor's scope groups.
-    OutOfScope,
-    /// No longer in the source at all.
-    Removed,
-}
-
-impl Why {
-    /// The machine-readable form used in reports.
-    pub fn code(self) -> &'static str {
-        match self {
-            Self::Inactive => "inactive",
-            Self::OutOfScope => "out_of_scope",
-            Self::Removed => "removed",
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Inactive => "inactive in the source",
-            Self::OutOfScope => "out of the vendor's scope",
-            Self::Removed => "removed from the source",
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,13 +60,13 @@ pub enum OpKind {
 }
 
 impl OpKind {
-    pub fn name(&self) -> &'static str {
+    pub fn op(&self) -> Op {
         match self {
-            Self::Create { .. } => "create",
-            Self::Update { .. } => "update",
-            Self::Deactivate { .. } => "deactivate",
-            Self::Reactivate { .. } => "reactivate",
-            Self::Delete { .. } => "delete",
+            Self::Create { .. } => Op::Create,
+            Self::Update { .. } => Op::Update,
+            Self::Deactivate { .. } => Op::Deactivate,
+            Self::Reactivate { .. } => Op::Reactivate,
+            Self::Delete { .. } => Op::Delete,
         }
     }
 
@@ -132,7 +99,7 @@ pub struct Plan {
     pub unchanged: usize,
     /// People that cannot be sent as they are: who, the operation they would have
     /// needed, and the reason.
-    pub skipped: Vec<(PersonId, &'static str, String)>,
+    pub skipped: Vec<(PersonId, Op, String)>,
     /// Stored records not deactivated (active or pending create): the safety gate's base.
     pub linked: usize,
 }
@@ -140,55 +107,6 @@ pub struct Plan {
 impl Plan {
     pub fn removals(&self) -> usize {
         self.ops.iter().filter(|o| o.kind.is_removal()).count()
-    }
-}
-
-/// What the plan needs of a stored record. A pass streams the store's records as
-/// `store::StoredRecord`s, which answer these without decoding unchanged fields; plain
-/// `(PersonId, VendorRecord)` pairs serve everywhere else.
-pub trait Known {
-    fn person(&self) -> &str;
-    fn state(&self) -> RecordState;
-    fn remote_id(&self) -> Option<&str>;
-    /// Whether the fields last pushed are exactly `fields`.
-    fn holds(&self, fields: &Fields) -> bool;
-    /// The fields last pushed (only asked for when they differ).
-    fn fields(&self) -> Fields;
-}
-
-impl Known for (PersonId, VendorRecord) {
-    fn person(&self) -> &str {
-        self.0.as_str()
-    }
-    fn state(&self) -> RecordState {
-        self.1.state
-    }
-    fn remote_id(&self) -> Option<&str> {
-        self.1.remote_id.as_deref()
-    }
-    fn holds(&self, fields: &Fields) -> bool {
-        self.1.fields == *fields
-    }
-    fn fields(&self) -> Fields {
-        self.1.fields.clone()
-    }
-}
-
-impl Known for crate::store::StoredRecord {
-    fn person(&self) -> &str {
-        self.person()
-    }
-    fn state(&self) -> RecordState {
-        self.state()
-    }
-    fn remote_id(&self) -> Option<&str> {
-        self.remote_id()
-    }
-    fn holds(&self, fields: &Fields) -> bool {
-        self.holds(fields)
-    }
-    fn fields(&self) -> Fields {
-        self.fields()
     }
 }
 
@@ -270,7 +188,7 @@ fn decide<K: Known>(
     let kind = match (wanted, record) {
         (Some(Desired::Hold), _) => None,
         (Some(Desired::Skip(msg)), r) => {
-            let op = if r.is_some() { "update" } else { "create" };
+            let op = if r.is_some() { Op::Update } else { Op::Create };
             out.skipped.push((id(), op, msg.clone()));
             return;
         }

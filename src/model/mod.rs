@@ -1,0 +1,17 @@
+//! The domain every layer speaks: people (what sources produce), the fields a vendor
+//! should hold, the records roster keeps of accounts, and the names of what a pass does.
+//!
+//! Must not: do I/O, know any vendor's wire format, or depend on any other module of
+//! roster. The pure planning (`plan`) depends on this alone.
+
+mod fields;
+mod op;
+mod person;
+mod record;
+mod snapshot;
+
+pub use fields::{Changes, Fields, MapError, changes};
+pub use op::{OnRemove, Op, Outcome, PassOutcome, Why};
+pub use person::{Groups, Person, PersonId};
+pub use record::{Known, RecordState, Remote, VendorRecord};
+pub use snapshot::{InvalidRecord, Snapshot};

@@ -1,0 +1,321 @@
+//! One reconcile pass: read the source, plan each vendor, check the safety limits, push,
+//! record the report.
+//!
+//! Architecture invariants: a failed, partial or empty source read pushes nothing; a
+//! tripped safety limit at any vendor pushes nothing anywhere (unless forced); a dry run
+//! writes nothing to the store and makes no write call.
+
+mod context;
+pub mod hooks;
+mod memory;
+mod planning;
+mod push;
+mod safety;
+mod summary;
+mod writes;
+
+#[cfg(test)]
+mod fake;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::Utc;
+use tracing::{Instrument, error, info, info_span, warn};
+
+pub use context::{Context, Slot};
+pub use hooks::{Both, Hooks, NoHooks};
+pub use memory::{keep as keep_flow, recall as recall_flow};
+pub use push::Pusher;
+pub use summary::op_counts;
+
+use crate::budget::Budget;
+use crate::config::VendorSettings;
+use crate::model::{Person, PersonId, Snapshot, VendorRecord};
+use crate::plan::{Desired, Plan};
+use crate::report::{DriftReport, Report};
+use crate::retry::Retry;
+use crate::shutdown::Shutdown;
+use crate::store::{Store, StoreError};
+use crate::vendor::Vendor;
+
+#[derive(Debug, Clone, Default)]
+pub struct PassOptions {
+    pub dry_run: bool,
+    pub force: bool,
+    /// Also read each vendor's accounts and repair drift (`--full`).
+    pub full: bool,
+    /// Only these vendors (all when empty).
+    pub only: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PassError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What the source wants a vendor to hold for `person` (scope, `active`, mapping).
+pub fn desire(settings: &VendorSettings, vendor: &dyn Vendor, person: &Person) -> Desired {
+    crate::plan::desire(&Slot(settings, vendor), person)
+}
+
+type Member<'a> = &'a (VendorSettings, Arc<dyn Vendor>);
+
+/// Runs one pass. A refused pass is a report with `refused` set, not an error: the
+/// caller prints it and exits 3.
+///
+/// # Errors
+/// Only store failures that make the pass impossible.
+pub async fn run_once(
+    ctx: &Context,
+    store: &Store,
+    opts: &PassOptions,
+    shutdown: &Shutdown,
+) -> Result<Report, PassError> {
+    let span = info_span!("pass", dry_run = opts.dry_run, full = opts.full);
+    async {
+        let mut pass = Pass::start(ctx, store, opts, shutdown)?;
+        let snapshot = match pass.read_source().await {
+            Ok(snapshot) => snapshot,
+            Err(refused) => return pass.finish(refused).await,
+        };
+        pass.report.source = summary::source_counts(&snapshot);
+        let (plans, drifts) = pass.plan(&snapshot).await?;
+        if let Some(why) = pass.refusal(&snapshot, &plans)? {
+            pass.report.refused = Some(why);
+        }
+        if pass.report.refused.is_some() || opts.dry_run {
+            return pass.finish_planned(plans, drifts).await;
+        }
+        pass.push(plans, drifts).await?;
+        store
+            .set_last_source_count(pass.report.source.records as u64)
+            .await?;
+        pass.finish(pass.report.clone()).await
+    }
+    .instrument(span)
+    .await
+}
+
+/// One pass under way.
+struct Pass<'a> {
+    ctx: &'a Context,
+    store: &'a Store,
+    opts: &'a PassOptions,
+    vendors: Vec<Member<'a>>,
+    budget: Budget,
+    report: Report,
+}
+
+impl<'a> Pass<'a> {
+    /// Picks the vendors and starts their flow control from what earlier passes kept.
+    fn start(
+        ctx: &'a Context,
+        store: &'a Store,
+        opts: &'a PassOptions,
+        shutdown: &Shutdown,
+    ) -> Result<Self, PassError> {
+        let vendors = ctx.selected(&opts.only);
+        for (settings, vendor) in &vendors {
+            memory::recall(store, &settings.name, vendor.flow())?;
+        }
+        if let Some(flow) = ctx.source.flow() {
+            flow.start_pass(None, None);
+        }
+        Ok(Self {
+            ctx,
+            store,
+            opts,
+            vendors,
+            budget: ctx.budget(shutdown),
+            report: Report {
+                dry_run: opts.dry_run,
+                started_at: Some(Utc::now()),
+                ..Report::default()
+            },
+        })
+    }
+
+    /// The whole source, or the report of a pass refused because it cannot be read or
+    /// holds nobody.
+    async fn read_source(&self) -> Result<Snapshot, Report> {
+        let mut refused = self.report.clone();
+        let snapshot = match self.ctx.source.fetch(&self.budget).await {
+            Ok(s) => s,
+            Err(e) => {
+                error!(error = %e, "Source read failed; nothing will be pushed.");
+                refused.refused = Some(format!("the source could not be read: {e}"));
+                return Err(refused);
+            }
+        };
+        for r in &snapshot.invalid {
+            warn!(record = %r.location, error = %r.message, "Invalid source record left out; its person keeps their current state.");
+        }
+        if snapshot.people.is_empty() {
+            error!("Source is empty; nothing will be pushed.");
+            refused.source = summary::source_counts(&snapshot);
+            refused.refused = Some(format!(
+                "the source has no valid records ({} invalid); refusing to treat that as \
+                 everyone leaving",
+                snapshot.invalid.len()
+            ));
+            return Err(refused);
+        }
+        Ok(snapshot)
+    }
+
+    /// Each vendor's plan (after reading its accounts, in a full pass).
+    async fn plan(
+        &self,
+        snapshot: &Snapshot,
+    ) -> Result<(Vec<(Member<'a>, Plan)>, BTreeMap<String, DriftReport>), PassError> {
+        let mut drifts = BTreeMap::new();
+        let mut corrected: BTreeMap<String, BTreeMap<PersonId, VendorRecord>> = BTreeMap::new();
+        if self.opts.full {
+            for (settings, vendor) in &self.vendors {
+                let mut known = self.store.load(&settings.name)?;
+                let d = planning::check_drift(
+                    &settings.name,
+                    vendor.as_ref(),
+                    &mut known,
+                    &self.budget,
+                )
+                .await;
+                drifts.insert(settings.name.clone(), d);
+                corrected.insert(settings.name.clone(), known);
+            }
+        }
+        // Sorted once for every vendor's merge-join against the store.
+        let mut sorted: Vec<&Person> = snapshot.people.iter().collect();
+        sorted.sort_by(|a, b| a.id.cmp(&b.id));
+        // CPU and store reads only, each vendor's independent: one thread per vendor.
+        let planned: Vec<Result<Plan, StoreError>> = std::thread::scope(|scope| {
+            let (sorted, store) = (&sorted, self.store);
+            let handles: Vec<_> = self
+                .vendors
+                .iter()
+                .map(|(settings, vendor)| {
+                    let known = corrected.remove(&settings.name);
+                    scope.spawn(move || {
+                        planning::plan_vendor(
+                            store,
+                            snapshot,
+                            sorted,
+                            settings,
+                            vendor.as_ref(),
+                            known,
+                        )
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        });
+        let mut plans = Vec::new();
+        for (member, plan) in self.vendors.iter().zip(planned) {
+            let plan = plan?;
+            info!(vendor = %member.0.name, ops = plan.ops.len(), removals = plan.removals(), unchanged = plan.unchanged, skipped = plan.skipped.len(), "Planned.");
+            plans.push((*member, plan));
+        }
+        Ok((plans, drifts))
+    }
+
+    /// Why the safety limits refuse this pass, unless forced.
+    fn refusal(
+        &self,
+        snapshot: &Snapshot,
+        plans: &[(Member<'a>, Plan)],
+    ) -> Result<Option<String>, PassError> {
+        let safety = &self.ctx.settings.safety;
+        // Invalid records still stand for people (held, not removed): count them all.
+        let records = (snapshot.people.len() + snapshot.invalid.len()) as u64;
+        let mut limits: Vec<String> = Vec::new();
+        limits.extend(safety::source_drop(
+            self.store.last_source_count()?,
+            records,
+            safety,
+        ));
+        for ((settings, _), plan) in plans {
+            limits.extend(safety::refusal(&settings.name, plan, safety));
+        }
+        if limits.is_empty() {
+            return Ok(None);
+        }
+        let why = limits.join("; ");
+        if self.opts.force {
+            warn!(reason = %why, "Safety limits exceeded; going ahead because of --force.");
+            return Ok(None);
+        }
+        Ok(Some(format!(
+            "safety limit: {why} (use --force to override)"
+        )))
+    }
+
+    /// Every vendor's plan at once (a slow vendor holds up no other), each vendor's flow
+    /// state kept for the next pass.
+    async fn push(
+        &mut self,
+        plans: Vec<(Member<'a>, Plan)>,
+        mut drifts: BTreeMap<String, DriftReport>,
+    ) -> Result<(), PassError> {
+        let retry = Retry::new(self.ctx.settings.retry);
+        let pushes = plans.iter().map(|((settings, vendor), plan)| {
+            let pusher = Pusher::new(
+                Arc::clone(vendor),
+                self.store.clone(),
+                retry,
+                self.budget.clone(),
+                settings.concurrency,
+                Arc::clone(&self.ctx.hooks),
+            );
+            let span = info_span!("vendor", vendor = %settings.name);
+            async move { (settings, vendor, pusher.push(plan).await) }.instrument(span)
+        });
+        for (settings, vendor, mut report) in futures::future::join_all(pushes).await {
+            memory::keep(self.store, &settings.name, vendor.flow()).await?;
+            report.drift = drifts.remove(&settings.name);
+            self.report.vendors.insert(settings.name.clone(), report);
+        }
+        Ok(())
+    }
+
+    /// Finishes a dry run or refused pass: what would have happened.
+    async fn finish_planned(
+        mut self,
+        plans: Vec<(Member<'a>, Plan)>,
+        mut drifts: BTreeMap<String, DriftReport>,
+    ) -> Result<Report, PassError> {
+        for ((settings, _), plan) in &plans {
+            let mut v = summary::planned(plan);
+            v.drift = drifts.remove(&settings.name);
+            self.report.vendors.insert(settings.name.clone(), v);
+        }
+        if let Some(why) = &self.report.refused {
+            error!(reason = %why, "Pass refused; nothing was pushed.");
+        }
+        let report = self.report.clone();
+        self.finish(report).await
+    }
+
+    /// Stamps, logs and (outside a dry run) saves the report; prunes the audit history.
+    async fn finish(&self, mut report: Report) -> Result<Report, PassError> {
+        report.finished_at = Some(Utc::now());
+        summary::log(&report);
+        if !self.opts.dry_run {
+            self.store.save_report(&report).await?;
+            let h = self.ctx.settings.history;
+            self.store
+                .prune_history(
+                    h.max_entries,
+                    chrono::Duration::days(i64::from(h.max_age_days)),
+                )
+                .await?;
+        }
+        Ok(report)
+    }
+}

@@ -1,0 +1,125 @@
+//! A pass's report: the source's counts, each vendor's counts (planned or done), and the
+//! closing log lines.
+
+use tracing::info;
+
+use crate::model::{Op, Outcome, Snapshot, Why};
+use crate::plan::{OpKind, Plan};
+use crate::report::{OpError, PlannedOp, Report, SourceCounts, SourceRecordError, VendorReport};
+
+pub fn source_counts(snapshot: &Snapshot) -> SourceCounts {
+    SourceCounts {
+        records: snapshot.people.len() + snapshot.invalid.len(),
+        invalid: snapshot.invalid.len(),
+        errors: snapshot
+            .invalid
+            .iter()
+            .map(|r| SourceRecordError {
+                location: r.location.clone(),
+                id: r.id.clone(),
+                message: r.message.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// What a vendor's report holds before anything is pushed: the unchanged, and the
+/// people skipped by the plan with why.
+pub fn base(plan: &Plan) -> VendorReport {
+    let mut v = VendorReport {
+        unchanged: plan.unchanged,
+        skipped: plan.skipped.len(),
+        ..VendorReport::default()
+    };
+    for (person, op, message) in &plan.skipped {
+        v.errors.push(OpError {
+            person: person.to_string(),
+            op: *op,
+            message: message.clone(),
+            outcome: Outcome::Skipped,
+            kind: Some("unmappable".into()),
+        });
+    }
+    v
+}
+
+/// A vendor's report of a dry run or refused pass: what would happen, with every
+/// operation listed.
+pub fn planned(plan: &Plan) -> VendorReport {
+    let mut v = VendorReport {
+        operations: Some(Vec::new()),
+        ..base(plan)
+    };
+    for op in &plan.ops {
+        let why = match &op.kind {
+            OpKind::Create { .. } => {
+                v.created += 1;
+                None
+            }
+            OpKind::Update { .. } => {
+                v.updated += 1;
+                None
+            }
+            OpKind::Reactivate { .. } => {
+                v.reactivated += 1;
+                None
+            }
+            OpKind::Deactivate { why, .. } => {
+                v.deactivated += 1;
+                Some(why.code().to_string())
+            }
+            OpKind::Delete { .. } => {
+                v.deleted += 1;
+                Some(Why::Removed.code().to_string())
+            }
+        };
+        if let Some(ops) = v.operations.as_mut() {
+            ops.push(PlannedOp {
+                person: op.person.to_string(),
+                op: op.kind.op(),
+                fields: op.kind.field_names(),
+                reason: why,
+            });
+        }
+    }
+    v
+}
+
+/// One log line per vendor: what was done, or, in a dry run or refused pass, what would
+/// have been.
+pub fn log(report: &Report) {
+    let planned = report.dry_run || report.refused.is_some();
+    for (name, v) in &report.vendors {
+        let message = if planned {
+            "Pass planned for vendor; nothing was pushed."
+        } else {
+            "Pass finished for vendor."
+        };
+        info!(
+            vendor = %name,
+            planned,
+            created = v.created,
+            updated = v.updated,
+            deactivated = v.deactivated,
+            reactivated = v.reactivated,
+            adopted = v.adopted,
+            deleted = v.deleted,
+            unchanged = v.unchanged,
+            failed = v.failed,
+            skipped = v.skipped,
+            "{message}"
+        );
+    }
+}
+
+/// The report's op names, for tests and the metrics.
+pub fn op_counts(v: &VendorReport) -> [(Op, usize); 6] {
+    [
+        (Op::Create, v.created),
+        (Op::Adopt, v.adopted),
+        (Op::Update, v.updated),
+        (Op::Deactivate, v.deactivated),
+        (Op::Reactivate, v.reactivated),
+        (Op::Delete, v.deleted),
+    ]
+}
