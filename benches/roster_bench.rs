@@ -34,11 +34,11 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use roster::budget::Budget;
-use roster::config::Settings;
 use roster::model::{Changes, Fields, Person, PersonId};
 use roster::model::{RecordState, VendorRecord};
 use roster::pass::{Context, PassOptions};
 use roster::plan::Desired;
+use roster::settings::Settings;
 use roster::shutdown::Shutdown;
 use roster::store::Store;
 use roster::vendor::{Remote, Vendor, VendorError};
@@ -457,7 +457,7 @@ concurrency = {concurrency}
         rc_user = c.rocketchat_user_id,
         rc_token = c.rocketchat_auth_token,
     );
-    roster::config::load_str(&text, dir, Vec::new()).expect("bench config")
+    roster::settings::load_str(&text, dir, Vec::new()).expect("bench config")
 }
 
 /// The four vendors with no server behind them (nothing is pushed in these scenarios, or

@@ -10,11 +10,12 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
-use crate::config::{self, ConfigError, Settings};
+use crate::config::ConfigError;
 use crate::model::RecordState;
 use crate::pass::{Context, PassOptions, run_once};
 use crate::pass::{Hooks, NoHooks};
 use crate::report::{Report, exit};
+use crate::settings::{self, Settings};
 use crate::shutdown::Shutdown;
 use crate::store::Store;
 
@@ -146,7 +147,7 @@ pub struct JsonArg {
 /// # Errors
 /// Any config error; the caller exits 2.
 pub fn load_settings(cli: &Cli) -> Result<Settings, ConfigError> {
-    config::load(&config::config_path(cli.config.clone()))
+    settings::load(&settings::config_path(cli.config.clone()))
 }
 
 /// Runs the command; returns the exit code.

@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tracing::{error, info, warn};
 
-use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::pass::Both;
 use crate::pass::{Context, PassOptions, run_once};
@@ -24,6 +23,7 @@ use crate::progress::LogLines;
 use crate::report::exit;
 use crate::schedule::next_after;
 use crate::server::{ServerState, router};
+use crate::settings::Settings;
 use crate::shutdown::{self, Shutdown};
 use crate::store::Store;
 

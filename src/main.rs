@@ -18,7 +18,13 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     let cli = Cli::parse();
-    let settings = match cli::load_settings(&cli) {
+    // Logging is configured by the config itself; what loading it warns about (a secret
+    // file others may read) goes to stderr as plain lines.
+    let early = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::WARN)
+        .finish();
+    let settings = match tracing::subscriber::with_default(early, || cli::load_settings(&cli)) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("roster: {e}");

@@ -6,10 +6,10 @@ mod support;
 use std::path::Path;
 
 use axum::http::Method;
-use roster::config::load_str;
 use roster::model::{RecordState, VendorRecord};
 use roster::pass::Context;
 use roster::report::Report;
+use roster::settings::load_str;
 use roster_sandbox::{Credentials, Fault};
 use serde_json::{Value, json};
 use support::Env;

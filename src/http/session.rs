@@ -27,7 +27,7 @@ use tracing::{debug, warn};
 
 use super::{Flow, Reply};
 use crate::budget::Budget;
-use crate::secret::Secret;
+use crate::config::Secret;
 
 /// After a failed login (not a refusal), logins wait this long, so a burst of queued
 /// tasks does not turn one outage into a login storm.

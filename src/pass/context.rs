@@ -7,12 +7,14 @@ use std::time::Duration;
 
 use super::hooks::Hooks;
 use crate::budget::Budget;
-use crate::config::{ConfigError, Settings, VendorSettings};
+use crate::config::ConfigError;
 use crate::model::{Fields, MapError, Person};
 use crate::plan::Target;
+use crate::settings::Settings;
 use crate::shutdown::Shutdown;
 use crate::source::Source;
 use crate::vendor::Vendor;
+use crate::vendor::VendorSettings;
 
 pub struct Context {
     pub settings: Settings,
@@ -28,7 +30,11 @@ impl Context {
     /// Any source or connector whose keys are invalid.
     pub fn build(settings: Settings, hooks: Arc<dyn Hooks>) -> Result<Self, ConfigError> {
         let observer: Arc<dyn crate::http::Observer> = hooks.clone();
-        let source = crate::source::build(&settings.source, &settings.retry, observer.clone())?;
+        let source = settings.source.build(&crate::source::Build {
+            base_dir: settings.base_dir.clone(),
+            retry: settings.retry,
+            observer: observer.clone(),
+        })?;
         let vendors = settings
             .vendors
             .values()

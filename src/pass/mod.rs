@@ -32,7 +32,6 @@ pub use push::Pusher;
 pub use summary::op_counts;
 
 use crate::budget::Budget;
-use crate::config::VendorSettings;
 use crate::model::{Person, PersonId, Snapshot, VendorRecord};
 use crate::plan::{Desired, Plan};
 use crate::report::{DriftReport, Report};
@@ -40,6 +39,7 @@ use crate::retry::Retry;
 use crate::shutdown::Shutdown;
 use crate::store::{Store, StoreError};
 use crate::vendor::Vendor;
+use crate::vendor::VendorSettings;
 
 #[derive(Debug, Clone, Default)]
 pub struct PassOptions {

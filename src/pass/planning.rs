@@ -7,12 +7,12 @@ use tracing::warn;
 
 use super::context::Slot;
 use crate::budget::Budget;
-use crate::config::VendorSettings;
 use crate::model::{Person, PersonId, Snapshot, VendorRecord};
 use crate::plan::{self, Plan, desired_sorted, held_ids};
 use crate::report::DriftReport;
 use crate::store::{Store, StoreError, StoredRecord};
 use crate::vendor::Vendor;
+use crate::vendor::VendorSettings;
 
 /// One vendor's plan: the source (sorted by id) merge-joined with the store's records, or
 /// with `known` when `--full` has already read and corrected them.

@@ -86,7 +86,7 @@ fn env(vendors: &[(&str, &Arc<FakeVendor>)], extra: &str, concurrency: usize) ->
         ));
     }
     let settings =
-        crate::config::load_str(&text, std::path::Path::new("/"), Vec::new()).expect("config");
+        crate::settings::load_str(&text, std::path::Path::new("/"), Vec::new()).expect("config");
     let heard = Arc::new(Heard::default());
     let source = Arc::new(Fixed(Mutex::new(Vec::new())));
     let vendors = vendors

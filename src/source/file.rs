@@ -9,19 +9,20 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
-use crate::config::{ConfigError, SourceSettings};
+use crate::config::ConfigError;
 
 use super::{
-    FIELDS, Place, RecordError, Snapshot, SnapshotBuilder, Source, SourceError, parse_record,
+    Build, FIELDS, Place, RecordError, Snapshot, SnapshotBuilder, Source, SourceError, parse_record,
 };
 
 pub struct FileSource {
     path: PathBuf,
 }
 
-#[derive(serde::Deserialize)]
+/// The `[source]` keys of `type = "file"`.
+#[derive(Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Options {
+pub struct Options {
     /// `.json` (an array), `.jsonl`/`.ndjson`, or `.csv`.
     path: PathBuf,
 }
@@ -33,8 +34,7 @@ impl FileSource {
 
     /// # Errors
     /// A missing `path` or an unknown key.
-    pub fn from_settings(settings: &SourceSettings) -> Result<Self, ConfigError> {
-        let o: Options = settings.parse_options()?;
+    pub fn from_options(o: &Options, b: &Build) -> Result<Self, ConfigError> {
         if format_of(&o.path).is_none() {
             return Err(ConfigError::invalid(
                 "source.path",
@@ -44,7 +44,7 @@ impl FileSource {
                 ),
             ));
         }
-        Ok(Self::new(settings.path(&o.path)))
+        Ok(Self::new(b.path(&o.path)))
     }
 }
 

@@ -27,15 +27,14 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use url::Url;
 
-use crate::config::{ConfigError, SourceSettings};
-use crate::secret::Secret;
+use crate::config::{ConfigError, Secret};
 
-use super::{RecordError, Snapshot, Source, SourceError, parse_record, snapshot_from};
+use super::{Build, RecordError, Snapshot, Source, SourceError, parse_record, snapshot_from};
 
 /// The `[source]` keys of `type = "ldap"`.
-#[derive(Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Options {
+pub struct Options {
     /// `ldap://host[:port]` or `ldaps://host[:port]`.
     url: String,
     /// Upgrade an `ldap://` connection with StartTLS before binding.
@@ -241,9 +240,7 @@ pub struct LdapSource {
 impl LdapSource {
     /// # Errors
     /// A missing or invalid key, named as `source.KEY`.
-    pub fn from_settings(settings: &SourceSettings) -> Result<Self, ConfigError> {
-        super::http::require(settings, &["url", "base_dn"])?;
-        let o: Options = super::http::parse_options(settings)?;
+    pub fn from_options(o: Options, settings: &Build) -> Result<Self, ConfigError> {
         let url = Url::parse(&o.url)
             .map_err(|e| ConfigError::invalid("source.url", format!("`{}`: {e}", o.url)))?;
         match url.scheme() {
@@ -1108,12 +1105,18 @@ fn first_rdn_value(dn: &str) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn settings(toml_like: &[(&str, Value)]) -> SourceSettings {
-        let options = toml_like
-            .iter()
-            .map(|(k, v)| ((*k).to_string(), v.clone()))
-            .collect();
-        crate::source::test_settings("ldap", options)
+    fn settings(toml_like: &[(&str, Value)]) -> Value {
+        Value::Object(
+            toml_like
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), v.clone()))
+                .collect(),
+        )
+    }
+
+    fn build(v: Value) -> Result<LdapSource, ConfigError> {
+        let o = crate::source::test_options(v)?;
+        LdapSource::from_options(o, &crate::source::test_build())
     }
 
     fn base() -> Vec<(&'static str, Value)> {
@@ -1123,14 +1126,14 @@ mod tests {
         ]
     }
 
-    fn with(extra: &[(&'static str, Value)]) -> SourceSettings {
+    fn with(extra: &[(&'static str, Value)]) -> Value {
         let mut all = base();
         all.extend(extra.iter().cloned());
         settings(&all)
     }
 
-    fn err(s: SourceSettings) -> String {
-        match LdapSource::from_settings(&s) {
+    fn err(s: Value) -> String {
+        match build(s) {
             Ok(_) => panic!("expected a config error"),
             Err(e) => e.to_string(),
         }
@@ -1152,7 +1155,7 @@ mod tests {
     }
 
     fn mapping(extra: &[(&'static str, Value)]) -> Mapping {
-        let s = LdapSource::from_settings(&with(extra)).expect("valid");
+        let s = build(with(extra)).expect("valid");
         s.config.map.clone()
     }
 
@@ -1451,7 +1454,7 @@ mod tests {
 
     #[test]
     fn the_password_never_shows() {
-        let s = LdapSource::from_settings(&with(&[
+        let s = build(with(&[
             ("bind_dn", Value::from("cn=r,dc=x")),
             ("bind_password", Value::from("hunter2-secret")),
         ]))

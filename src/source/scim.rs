@@ -28,13 +28,12 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use crate::budget::Budget;
-use crate::config::{ConfigError, RetrySettings, SourceSettings};
-use crate::http::{self, Observer};
-use crate::secret::Secret;
+use crate::config::{ConfigError, Secret};
+use crate::http;
 
-use super::http::{
-    Credential, JsonGet, Remote, check_http_url, check_page_limits, default_max_page_mb,
-    parse_options, require, shown,
+use super::Build;
+use super::remote::{
+    Credential, JsonGet, Remote, check_http_url, check_page_limits, default_max_page_mb, shown,
 };
 use super::{RecordError, Snapshot, Source, SourceError, parse_record, snapshot_from};
 
@@ -52,9 +51,10 @@ const ENTERPRISE_ATTRIBUTES: &[(&str, &str)] = &[
     ("manager.value", "scim.manager"),
 ];
 
-#[derive(Deserialize)]
+/// The `[source]` keys of `type = "scim"`.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Options {
+pub struct Options {
     /// The SCIM root, e.g. `https://idp.example.com/scim/v2`.
     base_url: String,
     token: Option<Secret>,
@@ -129,13 +129,7 @@ pub struct ScimSource {
 impl ScimSource {
     /// # Errors
     /// A missing or invalid key, named as `source.KEY`.
-    pub fn from_settings(
-        settings: &SourceSettings,
-        retry: &RetrySettings,
-        observer: Arc<dyn Observer>,
-    ) -> Result<Self, ConfigError> {
-        require(settings, &["base_url"])?;
-        let o: Options = parse_options(settings)?;
+    pub fn from_options(o: Options, b: &Build) -> Result<Self, ConfigError> {
         let base = check_http_url("source.base_url", &o.base_url)?;
         if base.query().is_some() {
             return Err(ConfigError::invalid(
@@ -143,8 +137,8 @@ impl ScimSource {
                 "must not have a query (use `filter` for filters)",
             ));
         }
-        let bearer = Credential::from_settings(
-            settings,
+        let bearer = Credential::from_build(
+            b,
             "token",
             o.token,
             o.token_file,
@@ -187,8 +181,8 @@ impl ScimSource {
                     timeout_secs: o.timeout_secs,
                     retries: o.retries,
                     max_page_mb: o.max_page_mb,
-                    retry,
-                    observer,
+                    retry: b.retry,
+                    observer: b.observer.clone(),
                 },
                 Some(bearer),
                 "GET /Users",
@@ -236,7 +230,8 @@ impl ScimSource {
                     &self.page_url(start_index, limit.unwrap_or(self.count)),
                     ACCEPT,
                 )
-                .await?;
+                .await
+                .map_err(|e| e.0)?;
             let list = ListPage::parse(&page.body).map_err(|e| format!("page {page_no}: {e}"))?;
             if let Some(s) = list.start_index
                 && s != start_index
@@ -515,16 +510,13 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn settings(v: Value) -> SourceSettings {
-        crate::source::test_settings("scim", v.as_object().expect("object").clone())
-    }
-
-    fn build(s: &SourceSettings) -> Result<ScimSource, ConfigError> {
-        ScimSource::from_settings(s, &RetrySettings::default(), Arc::new(http::Quiet))
+    fn build(v: Value) -> Result<ScimSource, ConfigError> {
+        let o = crate::source::test_options(v)?;
+        ScimSource::from_options(o, &crate::source::test_build())
     }
 
     fn err(v: Value) -> String {
-        match build(&settings(v)) {
+        match build(v) {
             Ok(_) => panic!("expected a config error"),
             Err(e) => e.to_string(),
         }
@@ -652,10 +644,10 @@ mod tests {
 
     #[test]
     fn page_urls_carry_filter_and_paging() {
-        let s = build(&settings(json!({
+        let s = build(json!({
             "base_url": "https://idp.example/scim/v2/", "token": "t0ken",
             "filter": "active eq true", "count": 50
-        })))
+        }))
         .expect("valid");
         let u = s.page_url(51, 50);
         assert_eq!(u.path(), "/scim/v2/Users");

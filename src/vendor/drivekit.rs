@@ -23,7 +23,7 @@
 //! Whether the identity PUT clears omitted fields is undocumented, so all three identity
 //! fields are always sent together, a missing one as `""`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,12 +34,11 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 use url::Url;
 
-use super::{Remote, Vendor, VendorError};
+use super::{Allowed, Remote, Vendor, VendorError, VendorSettings};
 use crate::budget::Budget;
-use crate::config::{ConfigError, VendorSettings};
+use crate::config::{ConfigError, Secret};
 use crate::http::{self, BodyCap, Http, Reply};
 use crate::model::{Changes, Fields, MapError, Person, PersonId};
-use crate::secret::Secret;
 
 pub const DEFAULT_BASE_URL: &str = "https://service.drivequant.com";
 
@@ -57,12 +56,24 @@ const PAGE_SIZE: u32 = 1000;
 /// How long one read of the driver listing serves lookups.
 const LISTING_TTL: Duration = Duration::from_secs(30);
 
-#[derive(Deserialize)]
+/// The `[vendors.NAME]` keys of `type = "drivekit"`.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Options {
+pub struct Options {
     api_key: Option<Secret>,
     api_key_file: Option<std::path::PathBuf>,
 }
+
+/// A default user id would give everyone the same driver: only `pseudo` has a default.
+const DEFAULTS: Allowed = Allowed {
+    test: |f| f == "pseudo",
+    hint: "allowed: pseudo",
+};
+/// What `drivekit.F` attributes may set.
+const ATTRIBUTES: Allowed = Allowed {
+    test: |f| f == "pseudo" || f == USER_ID,
+    hint: "allowed: pseudo, user_id",
+};
 
 /// Every driver's identity by user id, as last read.
 type Listing = Arc<BTreeMap<String, Fields>>;
@@ -78,13 +89,12 @@ pub struct DriveKit {
 impl DriveKit {
     /// # Errors
     /// A missing or doubled `api_key`, unknown keys, or a `[defaults]` other than `pseudo`.
-    pub fn new(settings: &VendorSettings, http: Http) -> Result<Self, ConfigError> {
-        let o: Options = settings.parse_options()?;
-        let api_key = settings
-            .secret("api_key", o.api_key, o.api_key_file, true)?
-            .ok_or_else(|| ConfigError::invalid(settings.key("api_key"), "is required"))?;
-        // A default user id would give everyone the same driver.
-        super::check_defaults(settings, &BTreeSet::from(["pseudo"]))?;
+    pub fn new(settings: &VendorSettings, o: &Options, http: Http) -> Result<Self, ConfigError> {
+        let api_key =
+            settings
+                .secrets()
+                .required("api_key", o.api_key.clone(), o.api_key_file.clone())?;
+        super::check_defaults(settings, DEFAULTS)?;
         let base = super::base_url(settings, DEFAULT_BASE_URL)?;
         Ok(Self {
             settings: settings.clone(),
@@ -262,8 +272,7 @@ impl Vendor for DriveKit {
     }
 
     fn map(&self, person: &Person) -> Result<Fields, MapError> {
-        let allowed = BTreeSet::from(["pseudo", USER_ID]);
-        let mut fields = super::vendor_fields(&self.settings, person, &allowed)?;
+        let mut fields = super::vendor_fields(&self.settings, person, ATTRIBUTES)?;
         let own_pseudo = person
             .attributes
             .contains_key(&format!("{}.pseudo", self.settings.name));
@@ -384,15 +393,15 @@ impl Vendor for DriveKit {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
-
-    const BASE: &str =
-        "[source]\ntype = \"file\"\npath = \"p.json\"\n[vendors.dk]\ntype = \"drivekit\"\n";
 
     fn build(extra: &str) -> Result<DriveKit, ConfigError> {
-        let s = crate::config::load_str(&format!("{BASE}{extra}"), Path::new("/"), Vec::new())
-            .expect("config");
-        DriveKit::new(&s.vendors["dk"], crate::vendor::test_http("dk"))
+        let table = format!("[vendors.dk]\ntype = \"drivekit\"\n{extra}");
+        crate::vendor::test_build(&table, "dk", |v| match &v.kind {
+            super::super::VendorKind::DriveKit(o) => {
+                DriveKit::new(v, o, crate::vendor::test_http("dk"))
+            }
+            other => panic!("not drivekit: {other:?}"),
+        })
     }
 
     fn person() -> Person {

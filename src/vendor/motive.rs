@@ -12,19 +12,16 @@
 //! Motive validates `time_tracking_mode` against `eld_mode`; an invalid pair is caught in
 //! `map` so that person is skipped with a clear message and nobody else is held up.
 
-use std::collections::BTreeSet;
-
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use url::Url;
 
-use super::{PersonField, Remote, Vendor, VendorError};
+use super::{Allowed, PersonField, Remote, Vendor, VendorError, VendorSettings};
 use crate::budget::Budget;
-use crate::config::{ConfigError, VendorSettings};
+use crate::config::{ConfigError, Secret};
 use crate::http::{self, BodyCap, Http, Reply};
 use crate::model::{Changes, Fields, MapError, Person, PersonId};
-use crate::secret::Secret;
 
 pub const DEFAULT_BASE_URL: &str = "https://api.gomotive.com";
 
@@ -86,15 +83,16 @@ const MODE_PAIRS: &[(&str, &str)] = &[
     ("not_required", "exempt"),
 ];
 
-#[derive(Deserialize)]
+/// The `[vendors.NAME]` keys of `type = "motive"`.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Options {
-    api_key: Option<Secret>,
-    api_key_file: Option<std::path::PathBuf>,
-    token: Option<Secret>,
-    token_file: Option<std::path::PathBuf>,
+pub struct Options {
+    pub api_key: Option<Secret>,
+    pub api_key_file: Option<std::path::PathBuf>,
+    pub token: Option<Secret>,
+    pub token_file: Option<std::path::PathBuf>,
     /// The `integration_name` roster's external ids are filed under.
-    integration_name: Option<String>,
+    pub integration_name: Option<String>,
 }
 
 enum Auth {
@@ -108,16 +106,21 @@ pub struct Motive {
     auth: Auth,
     integration: String,
     http: Http,
-    allowed: BTreeSet<&'static str>,
 }
+
+/// The vendor fields roster may set at Motive.
+const ALLOWED: Allowed = Allowed {
+    test: |f| VENDOR_FIELDS.contains(&f),
+    hint: "",
+};
 
 impl Motive {
     /// # Errors
     /// Missing or doubled credentials, unknown keys or default fields.
-    pub fn new(settings: &VendorSettings, http: Http) -> Result<Self, ConfigError> {
-        let o: Options = settings.parse_options()?;
-        let api_key = settings.secret("api_key", o.api_key, o.api_key_file, false)?;
-        let token = settings.secret("token", o.token, o.token_file, false)?;
+    pub fn new(settings: &VendorSettings, o: &Options, http: Http) -> Result<Self, ConfigError> {
+        let secrets = settings.secrets();
+        let api_key = secrets.optional("api_key", o.api_key.clone(), o.api_key_file.clone())?;
+        let token = secrets.optional("token", o.token.clone(), o.token_file.clone())?;
         let auth = match (api_key, token) {
             (Some(k), None) => Auth::ApiKey(k),
             (None, Some(t)) => Auth::Bearer(t),
@@ -134,9 +137,11 @@ impl Motive {
                 ));
             }
         };
-        let allowed: BTreeSet<&'static str> = VENDOR_FIELDS.iter().copied().collect();
-        super::check_defaults(settings, &allowed)?;
-        let integration = o.integration_name.unwrap_or_else(|| "roster".into());
+        super::check_defaults(settings, ALLOWED)?;
+        let integration = o
+            .integration_name
+            .clone()
+            .unwrap_or_else(|| "roster".into());
         if integration.trim().is_empty() {
             return Err(ConfigError::invalid(
                 settings.key("integration_name"),
@@ -150,7 +155,6 @@ impl Motive {
             auth,
             integration,
             http,
-            allowed,
         })
     }
 
@@ -288,7 +292,7 @@ impl Vendor for Motive {
     }
 
     fn map(&self, person: &Person) -> Result<Fields, MapError> {
-        let mut fields = super::vendor_fields(&self.settings, person, &self.allowed)?;
+        let mut fields = super::vendor_fields(&self.settings, person, ALLOWED)?;
         super::put_person_fields(person, &mut fields, PERSON_FIELDS.iter().copied());
         for required in ["first_name", "last_name"] {
             if !fields.contains_key(required) {
@@ -509,15 +513,22 @@ impl Vendor for Motive {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
+
+    fn build_in(tables: &str, name: &str) -> Result<Motive, ConfigError> {
+        crate::vendor::test_build(tables, name, |v| match &v.kind {
+            super::super::VendorKind::Motive(o) => {
+                Motive::new(v, o, crate::vendor::test_http(name))
+            }
+            other => panic!("not motive: {other:?}"),
+        })
+    }
 
     fn motive(extra: &str) -> Motive {
-        let text = format!(
-            "[source]\ntype = \"file\"\npath = \"p.json\"\n[vendors.motive]\ntype = \"motive\"\n\
-             api_key = \"k\"\n{extra}"
-        );
-        let s = crate::config::load_str(&text, Path::new("/"), Vec::new()).expect("config");
-        Motive::new(&s.vendors["motive"], crate::vendor::test_http("motive")).expect("motive")
+        build_in(
+            &format!("[vendors.motive]\ntype = \"motive\"\napi_key = \"k\"\n{extra}"),
+            "motive",
+        )
+        .expect("motive")
     }
 
     fn person() -> Person {
@@ -562,39 +573,25 @@ mod tests {
         let mut p = person();
         p.attributes.insert("motive.colour".into(), "red".into());
         assert!(m.map(&p).expect_err("unknown").contains("motive.colour"));
-        let text = "[source]\ntype = \"file\"\npath = \"p.json\"\n[vendors.motive]\ntype = \"motive\"\napi_key = \"k\"\n[vendors.motive.defaults]\ncolour = \"red\"";
-        let s = crate::config::load_str(text, Path::new("/"), Vec::new()).expect("config");
-        let e = Motive::new(&s.vendors["motive"], crate::vendor::test_http("motive"))
-            .err()
-            .expect("refused");
+        let e = build_in(
+            "[vendors.motive]\ntype = \"motive\"\napi_key = \"k\"\n[vendors.motive.defaults]\ncolour = \"red\"",
+            "motive",
+        )
+        .err()
+        .expect("refused");
         assert!(e.to_string().contains("vendors.motive.defaults.colour"));
     }
 
     #[test]
     fn credentials_are_required_and_exclusive() {
-        let text = "[source]\ntype = \"file\"\npath = \"p.json\"\n[vendors.m]\ntype = \"motive\"\n";
-        let s = crate::config::load_str(text, Path::new("/"), Vec::new()).expect("config");
-        let e = Motive::new(&s.vendors["m"], crate::vendor::test_http("m"))
+        let table = "[vendors.m]\ntype = \"motive\"\n";
+        let e = build_in(table, "m").err().expect("refused");
+        assert!(e.to_string().contains("vendors.m.api_key"), "{e}");
+        assert!(build_in(&format!("{table}api_key = \"a\"\ntoken = \"b\"\n"), "m").is_err());
+        let e = build_in(&format!("{table}apikey = \"a\"\n"), "m")
             .err()
             .expect("refused");
-        assert!(e.to_string().contains("vendors.m.api_key"));
-        let s = crate::config::load_str(
-            &format!("{text}api_key = \"a\"\ntoken = \"b\"\n"),
-            Path::new("/"),
-            Vec::new(),
-        )
-        .expect("config");
-        assert!(Motive::new(&s.vendors["m"], crate::vendor::test_http("m")).is_err());
-        let s = crate::config::load_str(
-            &format!("{text}apikey = \"a\"\n"),
-            Path::new("/"),
-            Vec::new(),
-        )
-        .expect("config");
-        let e = Motive::new(&s.vendors["m"], crate::vendor::test_http("m"))
-            .err()
-            .expect("refused");
-        assert!(e.to_string().contains("apikey"), "{e}");
+        assert!(e.to_string().contains("vendors.m.apikey"), "{e}");
     }
 
     #[test]

@@ -21,7 +21,6 @@
 //! set. `UserFields` may be replaced wholesale on write, so the current flags are read
 //! first and all of them are sent back, `ClientId` included.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,13 +32,12 @@ use serde_json::{Map, Value, json};
 use tracing::warn;
 use url::Url;
 
-use super::{PersonField, Remote, Vendor, VendorError};
+use super::{Allowed, PersonField, Remote, Vendor, VendorError, VendorSettings};
 use crate::budget::Budget;
-use crate::config::{ConfigError, VendorSettings};
+use crate::config::{ConfigError, Secret};
 use crate::http::session::{Authenticator, LoginLimit, Session, Token};
 use crate::http::{self, BodyCap, Http, Reply};
 use crate::model::{Changes, Fields, MapError, Person, PersonId};
-use crate::secret::Secret;
 
 pub const DEFAULT_BASE_URL: &str = "https://user.telematicssdk.com";
 
@@ -67,14 +65,21 @@ pub const LOGINS: LoginLimit = LoginLimit {
     block: Duration::from_secs(3600),
 };
 
+/// Damoov takes no vendor-specific fields.
+const NO_FIELDS: Allowed = Allowed {
+    test: |_| false,
+    hint: "Damoov takes none",
+};
+
 /// A DeviceToken no user has, for `check`'s read-only probe.
 const PROBE_TOKEN: &str = "00000000-0000-0000-0000-000000000000";
 
 const JSON_PATCH: &str = "application/json-patch+json";
 
-#[derive(Deserialize)]
+/// The `[vendors.NAME]` keys of `type = "telematics"`.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Options {
+pub struct Options {
     email: Option<Secret>,
     email_file: Option<std::path::PathBuf>,
     password: Option<Secret>,
@@ -184,18 +189,21 @@ impl Telematics {
     /// # Errors
     /// Missing or doubled credentials, unknown keys, or any `[defaults]` (Damoov takes
     /// no vendor-specific fields).
-    pub fn new(settings: &VendorSettings, http: Http) -> Result<Self, ConfigError> {
-        let o: Options = settings.parse_options()?;
-        let required = |key: &str, inline, file| -> Result<Secret, ConfigError> {
-            settings
-                .secret(key, inline, file, true)?
-                .ok_or_else(|| ConfigError::invalid(settings.key(key), "is required"))
-        };
-        let email = required("email", o.email, o.email_file)?;
-        let password = required("password", o.password, o.password_file)?;
-        let instance_id = required("instance_id", o.instance_id, o.instance_id_file)?;
-        let instance_key = required("instance_key", o.instance_key, o.instance_key_file)?;
-        super::check_defaults(settings, &BTreeSet::new())?;
+    pub fn new(settings: &VendorSettings, o: &Options, http: Http) -> Result<Self, ConfigError> {
+        let secrets = settings.secrets();
+        let email = secrets.required("email", o.email.clone(), o.email_file.clone())?;
+        let password = secrets.required("password", o.password.clone(), o.password_file.clone())?;
+        let instance_id = secrets.required(
+            "instance_id",
+            o.instance_id.clone(),
+            o.instance_id_file.clone(),
+        )?;
+        let instance_key = secrets.required(
+            "instance_key",
+            o.instance_key.clone(),
+            o.instance_key_file.clone(),
+        )?;
+        super::check_defaults(settings, NO_FIELDS)?;
         let base = super::base_url(settings, DEFAULT_BASE_URL)?;
         let http = Arc::new(http);
         let login = AdminLogin {
@@ -444,7 +452,7 @@ impl Vendor for Telematics {
 
     fn map(&self, person: &Person) -> Result<Fields, MapError> {
         // No vendor-specific fields: this only rejects stray `NAME.FIELD` attributes.
-        let mut fields = super::vendor_fields(&self.settings, person, &BTreeSet::new())?;
+        let mut fields = super::vendor_fields(&self.settings, person, NO_FIELDS)?;
         let names = PERSON_FIELDS.iter().map(|(n, f, _)| (*n, *f));
         super::put_person_fields(person, &mut fields, names);
         fields.retain(|_, v| !v.is_empty());
@@ -663,17 +671,18 @@ impl Vendor for Telematics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
 
-    const BASE: &str =
-        "[source]\ntype = \"file\"\npath = \"p.json\"\n[vendors.tm]\ntype = \"telematics\"\n";
     const CREDS: &str =
         "email = \"a@x.io\"\npassword = \"pw\"\ninstance_id = \"i\"\ninstance_key = \"k\"\n";
 
     fn build(extra: &str) -> Result<Telematics, ConfigError> {
-        let s = crate::config::load_str(&format!("{BASE}{extra}"), Path::new("/"), Vec::new())
-            .expect("config");
-        Telematics::new(&s.vendors["tm"], crate::vendor::test_http("tm"))
+        let table = format!("[vendors.tm]\ntype = \"telematics\"\n{extra}");
+        crate::vendor::test_build(&table, "tm", |v| match &v.kind {
+            super::super::VendorKind::Telematics(o) => {
+                Telematics::new(v, o, crate::vendor::test_http("tm"))
+            }
+            other => panic!("not telematics: {other:?}"),
+        })
     }
 
     fn person() -> Person {

@@ -6,11 +6,11 @@
 #![allow(dead_code)]
 
 use chrono::Utc;
-use roster::config::load_str;
 use roster::model::{Fields, PersonId};
 use roster::model::{RecordState, VendorRecord};
 use roster::pass::{Context, PassOptions, run_once};
 use roster::report::Report;
+use roster::settings::load_str;
 use roster::shutdown::Shutdown;
 use roster::store::Store;
 use roster_sandbox::{Credentials, Sandbox};

@@ -1,0 +1,171 @@
+//! The HTTP source's mapping, paging helpers and config checks.
+
+use super::pages::{link_next, with_query};
+use super::*;
+use crate::config::ConfigError;
+use reqwest::header::{HeaderMap, HeaderValue};
+use serde_json::{Value, json};
+
+fn build(v: Value) -> Result<HttpSource, ConfigError> {
+    let o = crate::source::test_options(v)?;
+    HttpSource::from_options(o, &crate::source::test_build())
+}
+
+fn source(v: Value) -> HttpSource {
+    build(v).expect("valid")
+}
+
+fn err(v: Value) -> String {
+    match build(v) {
+        Ok(_) => panic!("expected a config error"),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn base() -> Value {
+    json!({"url": "http://127.0.0.1:1/hr", "fields": {"id": "/employeeId"}})
+}
+
+fn with(extra: Value) -> Value {
+    let mut b = base();
+    for (k, v) in extra.as_object().expect("object") {
+        b[k] = v.clone();
+    }
+    b
+}
+
+#[test]
+fn record_mapping_with_pointers_and_status_values() {
+    let s = source(with(json!({
+        "fields": {"id": "/employeeId", "email": "/work/email", "first_name": "/name/first",
+                   "last_name": "/name/last", "phone": "/work/phone", "active": "/status",
+                   "groups": "/teams", "username": "/login"},
+        "group_item_pointer": "/name",
+        "active_values": ["Active", "on_leave"],
+        "attributes": {"motive.eld_mode": "/fleet/eld", "hr.grade": "/grade"},
+    })));
+    let rec = json!({"employeeId": 1007, "work": {"email": "a@b.io", "phone": 5551234},
+                     "name": {"first": "Ann", "last": "Lee"}, "status": "ON_LEAVE",
+                     "teams": [{"name": "drivers"}, {"name": "ops"}], "login": "ann",
+                     "fleet": {"eld": "logs"}, "grade": 7});
+    let p = s.map.to_record(&rec).expect("valid");
+    assert_eq!(p.id.as_str(), "1007");
+    assert_eq!(p.phone.as_deref(), Some("5551234"));
+    assert!(p.active);
+    assert!(p.groups.contains("drivers") && p.groups.contains("ops"));
+    assert_eq!(p.attributes["motive.eld_mode"], "logs");
+    assert_eq!(p.attributes["hr.grade"], "7");
+
+    let gone = json!({"employeeId": "8", "status": "terminated"});
+    assert!(!s.map.to_record(&gone).expect("valid").active);
+    let unknown = s
+        .map
+        .to_record(&json!({"employeeId": "9", "work": {"email": "x@y.io"}}))
+        .expect_err("no status");
+    assert_eq!(unknown.id.as_deref(), Some("9"));
+    assert_eq!(unknown.email.as_deref(), Some("x@y.io"));
+    assert!(
+        s.map.to_record(&json!({"name": {"first": "x"}})).is_err(),
+        "no id"
+    );
+}
+
+#[test]
+fn boolean_status_and_string_groups() {
+    let s = source(with(json!({
+        "fields": {"id": "/id", "active": "/enabled", "groups": "/groups"},
+    })));
+    let p = s
+        .map
+        .to_record(&json!({"id": "1", "enabled": false, "groups": "a;b"}))
+        .expect("ok");
+    assert!(!p.active);
+    assert_eq!(p.groups.len(), 2);
+    let p = s
+        .map
+        .to_record(&json!({"id": "2", "enabled": 1}))
+        .expect("ok");
+    assert!(p.active);
+}
+
+#[test]
+fn link_header_parsing() {
+    let mut h = HeaderMap::new();
+    h.insert(
+        "link",
+        HeaderValue::from_static(
+            "<https://x/api?after=1>; rel=\"self\", <https://x/api?after=2&limit=3>; rel=\"next\"",
+        ),
+    );
+    assert_eq!(
+        link_next(&h).as_deref(),
+        Some("https://x/api?after=2&limit=3")
+    );
+    let mut h = HeaderMap::new();
+    h.insert("link", HeaderValue::from_static("</p?page=1>; rel=prev"));
+    assert_eq!(link_next(&h), None);
+}
+
+#[test]
+fn query_building_replaces_the_parameter() {
+    let u = Url::parse("http://h/x?status=all&page=9").expect("url");
+    assert_eq!(
+        with_query(&u, "page", "2").as_str(),
+        "http://h/x?status=all&page=2"
+    );
+}
+
+#[test]
+fn records_pointer_and_errors() {
+    let s = source(with(json!({"records_pointer": "/data/employees"})));
+    assert_eq!(
+        s.records(&json!({"data": {"employees": [1, 2]}}))
+            .expect("ok")
+            .len(),
+        2
+    );
+    assert!(s.records(&json!({"data": {}})).is_err());
+    assert!(s.records(&json!({"data": {"employees": {}}})).is_err());
+    let s = source(base());
+    assert_eq!(s.records(&json!([{"a": 1}])).expect("ok").len(), 1);
+}
+
+#[test]
+fn config_errors_name_the_key() {
+    assert!(err(json!({"fields": {"id": "/id"}})).contains("source.url"));
+    assert!(err(json!({"url": "http://h"})).contains("source.fields"));
+    assert!(err(json!({"url": "http://h", "fields": {}})).contains("id"));
+    assert!(err(with(json!({"url": "ftp://h"}))).contains("source.url"));
+    assert!(err(with(json!({"records_pointer": "data"}))).contains("source.records_pointer"));
+    assert!(err(with(json!({"fields": {"id": "id"}}))).contains("source.fields.id"));
+    assert!(err(with(json!({"fields": {"id": "/id", "mail": "/m"}}))).contains("mail"));
+    assert!(err(with(json!({"pagination": "pages"}))).contains("source.pagination"));
+    assert!(err(with(json!({"page_param": "p"}))).contains("source.page_param"));
+    assert!(
+        err(with(json!({"pagination": "page", "page_size": 10})))
+            .contains("source.page_size_param")
+    );
+    assert!(
+        err(with(json!({"pagination": "page", "next_pointer": "/next"})))
+            .contains("source.next_pointer")
+    );
+    assert!(err(with(json!({"active_values": ["active"]}))).contains("source.active_values"));
+    assert!(err(with(json!({"timeout_secs": "slow"}))).contains("source.timeout_secs"));
+    assert!(err(with(json!({"auth_header": "bad header"}))).contains("source.auth_header"));
+    assert!(err(with(json!({"auth_value": "a\nb"}))).contains("source.auth_value"));
+    assert!(
+        err(with(json!({"auth_value": "x", "auth_value_file": "f"}))).contains("source.auth_value")
+    );
+}
+
+#[test]
+fn secrets_and_queries_are_not_shown() {
+    let s = source(with(
+        json!({"url": "https://h/api?api_key=SECRET1", "auth_value": "Bearer SECRET2"}),
+    ));
+    assert!(!s.describe().contains("SECRET"));
+    assert_eq!(
+        shown(&Url::parse("https://u:p@h/x?k=v#f").expect("url")),
+        "https://h/x"
+    );
+}

@@ -1,0 +1,108 @@
+//! What every connector's mapping shares: vendor fields from `[defaults]` and
+//! `NAME.FIELD` attributes, and the person's own fields under the vendor's names.
+
+use super::VendorSettings;
+use crate::config::ConfigError;
+use crate::model::{Fields, MapError, Person};
+
+/// Which vendor fields a connector manages: a name test, and how to list them in a
+/// message.
+#[derive(Clone, Copy)]
+pub struct Allowed {
+    pub test: fn(&str) -> bool,
+    /// E.g. `allowed: roles, customFields.NAME`; empty for none.
+    pub hint: &'static str,
+}
+
+impl Allowed {
+    fn explain(&self) -> String {
+        if self.hint.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", self.hint)
+        }
+    }
+}
+
+/// The vendor-specific fields for `person`: attribute `NAME.FIELD` wins over
+/// `[vendors.NAME.defaults] FIELD`. Fields not `allowed` are an error naming them.
+///
+/// # Errors
+/// The first unknown field, by name and origin.
+pub fn vendor_fields(
+    settings: &VendorSettings,
+    person: &Person,
+    allowed: Allowed,
+) -> Result<Fields, MapError> {
+    let mut out = Fields::new();
+    for (k, v) in &settings.defaults {
+        out.insert(k.clone(), v.clone());
+    }
+    for (k, v) in &person.attributes {
+        if let Some(field) = k
+            .strip_prefix(settings.name.as_str())
+            .and_then(|rest| rest.strip_prefix('.'))
+        {
+            if !(allowed.test)(field) {
+                return Err(MapError(format!(
+                    "attribute `{k}`: `{field}` is not a {} field{}",
+                    settings.kind.name(),
+                    allowed.explain()
+                )));
+            }
+            out.insert(field.to_string(), v.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Checks `[vendors.NAME.defaults]` against the fields a connector manages.
+///
+/// # Errors
+/// `ConfigError` naming the unknown default.
+pub fn check_defaults(settings: &VendorSettings, allowed: Allowed) -> Result<(), ConfigError> {
+    match settings.defaults.keys().find(|k| !(allowed.test)(k)) {
+        Some(k) => Err(ConfigError::invalid(
+            settings.key(&format!("defaults.{k}")),
+            format!("not a {} field{}", settings.kind.name(), allowed.explain()),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Puts the person's own fields (those present) into `out` under the given names.
+pub fn put_person_fields<'a>(
+    person: &Person,
+    out: &mut Fields,
+    names: impl IntoIterator<Item = (&'a str, PersonField)>,
+) {
+    for (name, field) in names {
+        if let Some(v) = field.get(person) {
+            out.insert(name.to_string(), v);
+        }
+    }
+}
+
+/// The parts of a person a connector can send.
+#[derive(Debug, Clone, Copy)]
+pub enum PersonField {
+    FirstName,
+    LastName,
+    DisplayName,
+    Email,
+    Username,
+    Phone,
+}
+
+impl PersonField {
+    pub fn get(self, p: &Person) -> Option<String> {
+        match self {
+            Self::FirstName => p.first_name.as_deref().map(String::from),
+            Self::LastName => p.last_name.as_deref().map(String::from),
+            Self::DisplayName => p.display_name(),
+            Self::Email => p.email.as_deref().map(String::from),
+            Self::Username => p.username.as_deref().map(String::from),
+            Self::Phone => p.phone.as_deref().map(String::from),
+        }
+    }
+}
