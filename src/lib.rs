@@ -1,48 +1,37 @@
 //! roster keeps the user lists of fleet and collaboration vendors in step with one
 //! source of truth.
 //!
-//! Layout (data flows top to bottom; see ARCHITECTURE.md):
+//! Layout, from the leaves up (a module uses only those above it; see ARCHITECTURE.md):
 //!
-//! - `config`   — TOML + `ROSTER__…` environment → validated `Settings`.
-//! - `source`   — the `Source` trait and its kinds: people in.
-//! - `model`    — `Person`, `PersonId`, `Fields`: what sources produce and vendors consume.
-//! - `diff`     — PURE: desired fields vs stored records → `Plan`.
-//! - `drift`    — PURE: stored records vs the vendor's listing (`--full`).
-//! - `store`    — the only sled user: per-vendor records and the last report.
-//! - `vendor`   — the `Vendor` trait and one file per vendor: calls out.
-//! - `retry`    — the only `backoff` user: the retry policy for vendor calls.
-//! - `http`     — every outbound call: client, flow control, sessions.
-//! - `budget`   — a pass's deadline and shutdown, shared by every wait.
-//! - `hooks`    — what a pass tells listeners (metrics, progress).
-//! - `push`     — runs one vendor's plan: concurrency, retries, store write per ack.
-//! - `sync`     — one pass: read, plan, safety gate, push, report.
-//! - `report`   — the JSON report, summary table and exit codes.
-//! - `shutdown` — one trigger, many listeners.
-//! - `progress` — progress bars (terminal) or periodic log lines (daemon).
-//! - `cli`      — the command line (used by the thin `main.rs`).
-//! - `explain`  — `roster explain`: one person, every vendor, and why.
-//! - `rebuild`  — `roster rebuild-state`: relink every account by lookup, no writes.
-//! - `daemon`   — `roster run`: scheduler loop, signals, HTTP endpoints, shutdown.
-//! - `schedule` — PURE: the next cron tick.
-//! - `server`   — `/healthz`, `/readyz`, `/metrics`, `POST /trigger`.
-//! - `metrics`  — the Prometheus registry; one method per notable occurrence.
+//! - `model`    — the domain: people, fields, records, accounts, operation names.
+//! - `plan`     — PURE: what each vendor needs (`diff`, `desire`, `drift`); only `model`.
+//! - `config`   — the config toolkit: errors, the one parser, the one secret resolver.
+//! - `shutdown`, `budget` — one trigger; a pass's deadline shared by every wait.
+//! - `retry`    — the only `backoff` user: the retry policy.
+//! - `http`     — every outbound call: the client, flow control, sessions.
+//! - `source`   — the `Source` trait and one file or folder per kind: people in.
+//! - `vendor`   — the `Vendor` trait and one file or folder per vendor: calls out.
+//! - `store`    — the only sled user: records, history, meta.
+//! - `settings` — the whole config, typed per kind.
+//! - `report`   — the JSON report, the summary table, exit codes.
+//! - `pass`     — one pass: read, plan, safety gate, push, report; hooks for listeners.
+//! - `progress` — progress bars (terminal) or log lines (daemon), as pass hooks.
+//! - `daemon`   — `roster run`: schedule, signals, `/healthz` `/readyz` `/metrics`
+//!   `/trigger`, metrics.
+//! - `cli`      — the commands (used by the thin `main.rs`), `explain` and
+//!   `rebuild-state` among them.
 
 pub mod budget;
 pub mod cli;
 pub mod config;
 pub mod daemon;
-pub mod explain;
 pub mod http;
-pub mod metrics;
 pub mod model;
 pub mod pass;
 pub mod plan;
 pub mod progress;
-pub mod rebuild;
 pub mod report;
 pub mod retry;
-pub mod schedule;
-pub mod server;
 pub mod settings;
 pub mod shutdown;
 pub mod source;

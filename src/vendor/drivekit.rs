@@ -396,9 +396,9 @@ mod tests {
 
     fn build(extra: &str) -> Result<DriveKit, ConfigError> {
         let table = format!("[vendors.dk]\ntype = \"drivekit\"\n{extra}");
-        crate::vendor::test_build(&table, "dk", |v| match &v.kind {
+        crate::vendor::testing::test_build(&table, "dk", |v| match &v.kind {
             super::super::VendorKind::DriveKit(o) => {
-                DriveKit::new(v, o, crate::vendor::test_http("dk"))
+                DriveKit::new(v, o, crate::vendor::testing::test_http("dk"))
             }
             other => panic!("not drivekit: {other:?}"),
         })

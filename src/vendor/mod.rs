@@ -14,6 +14,8 @@ mod reply;
 pub mod rocketchat;
 mod settings;
 pub mod telematics;
+#[cfg(test)]
+mod testing;
 
 pub use error::VendorError;
 pub use fields::{Allowed, PersonField, check_defaults, put_person_fields, vendor_fields};
@@ -21,8 +23,6 @@ pub use reply::classify;
 pub use settings::{KINDS, VendorKind, VendorSettings};
 
 use std::sync::Arc;
-#[cfg(test)]
-use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -155,31 +155,6 @@ pub fn base_url(settings: &VendorSettings, default: &str) -> Result<url::Url, Co
             )
         }),
     }
-}
-
-/// An `Http` for connector unit tests (nothing is sent).
-#[cfg(test)]
-pub(crate) fn test_http(name: &str) -> Http {
-    Http::new(http::Options {
-        name,
-        timeout: Duration::from_secs(1),
-        flow: FlowSettings::default(),
-        retry: RetrySettings::default(),
-        observer: Arc::new(http::Quiet),
-    })
-    .expect("client")
-}
-
-/// Builds one connector from config text (after a file `[source]`), for its unit tests.
-#[cfg(test)]
-pub(crate) fn test_build<T>(
-    tables: &str,
-    name: &str,
-    make: impl FnOnce(&VendorSettings) -> Result<T, ConfigError>,
-) -> Result<T, ConfigError> {
-    let text = format!("[source]\ntype = \"file\"\npath = \"p.json\"\n{tables}");
-    let s = crate::settings::load_str(&text, std::path::Path::new("/"), Vec::new())?;
-    make(&s.vendors[name])
 }
 
 /// A `check` failure that says which URL was tried, for the 404 of a wrong `base_url`.

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::{LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
 
-
 use super::SourceError;
 
 /// A real entry, not a referral or an intermediate message.

@@ -8,7 +8,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use ldap3::SearchEntry;
 use serde_json::{Map, Value};
 
-
 use super::{RecordError, Snapshot, parse_record, snapshot_from};
 
 /// How an entry becomes a person (no I/O, unit-tested).
@@ -154,7 +153,11 @@ impl Mapping {
 
     /// # Errors
     /// Group data that cannot be read completely (see `group_index`).
-    pub(super) fn snapshot(&self, users: &[Entry], groups: Option<&[Entry]>) -> Result<Snapshot, String> {
+    pub(super) fn snapshot(
+        &self,
+        users: &[Entry],
+        groups: Option<&[Entry]>,
+    ) -> Result<Snapshot, String> {
         let index = groups.map(|g| self.group_index(g)).transpose()?;
         Ok(snapshot_from(users.iter().map(|entry| {
             let parsed = self
@@ -165,7 +168,11 @@ impl Mapping {
     }
 
     /// The JSON person shape of one entry; an error keeps what can protect the person.
-    pub(super) fn to_record(&self, e: &Entry, index: Option<&GroupIndex>) -> Result<Value, RecordError> {
+    pub(super) fn to_record(
+        &self,
+        e: &Entry,
+        index: Option<&GroupIndex>,
+    ) -> Result<Value, RecordError> {
         let email = e.text(&self.email);
         let fail = |id: Option<String>, message: String| RecordError {
             id,
@@ -379,4 +386,3 @@ pub(super) fn first_rdn_value(dn: &str) -> Option<String> {
     let s = String::from_utf8_lossy(&out).trim().to_string();
     (!s.is_empty()).then_some(s)
 }
-

@@ -68,8 +68,8 @@ fn guid_rendering_matches_ad() {
     // objectGUID base64 `1B0trVAx10qGfYz8a4nrsQ==`; the text agrees with .NET's
     // `new Guid(bytes)` and Python's `uuid.UUID(bytes_le=…)`.
     let real = [
-        0xd4, 0x1d, 0x2d, 0xad, 0x50, 0x31, 0xd7, 0x4a, 0x86, 0x7d, 0x8c, 0xfc, 0x6b, 0x89,
-        0xeb, 0xb1,
+        0xd4, 0x1d, 0x2d, 0xad, 0x50, 0x31, 0xd7, 0x4a, 0x86, 0x7d, 0x8c, 0xfc, 0x6b, 0x89, 0xeb,
+        0xb1,
     ];
     assert_eq!(
         guid_text(&real).as_deref(),
@@ -312,17 +312,11 @@ fn config_errors_name_the_key() {
         ]))
         .contains("source.starttls")
     );
-    assert!(
-        err(with(&[("bind_dn", Value::from("cn=r,dc=x"))])).contains("source.bind_password")
-    );
-    assert!(
-        err(with(&[("bind_password", Value::from("pw"))])).contains("source.bind_password")
-    );
+    assert!(err(with(&[("bind_dn", Value::from("cn=r,dc=x"))])).contains("source.bind_password"));
+    assert!(err(with(&[("bind_password", Value::from("pw"))])).contains("source.bind_password"));
     assert!(err(with(&[("page_size", Value::from(0))])).contains("source.page_size"));
     assert!(err(with(&[("page_size", Value::from("many"))])).contains("source.page_size"));
-    assert!(
-        err(with(&[("filter", Value::from("objectClass=person)"))])).contains("source.filter")
-    );
+    assert!(err(with(&[("filter", Value::from("objectClass=person)"))])).contains("source.filter"));
     assert!(
         err(with(&[("active_mode", Value::from("attribute"))]))
             .contains("source.disabled_attribute")
@@ -334,14 +328,10 @@ fn config_errors_name_the_key() {
         ]))
         .contains("source.disabled_values")
     );
-    assert!(
-        err(with(&[("group_filter", Value::from("(cn=*)"))])).contains("source.group_filter")
-    );
+    assert!(err(with(&[("group_filter", Value::from("(cn=*)"))])).contains("source.group_filter"));
     assert!(err(with(&[("id_format", Value::from("uuid"))])).contains("source.id_format"));
     assert!(err(with(&[("bind_pasword", Value::from("x"))])).contains("bind_pasword"));
-    assert!(
-        err(with(&[("tls_ca_file", Value::from("ca.pem"))])).contains("source.tls_ca_file")
-    );
+    assert!(err(with(&[("tls_ca_file", Value::from("ca.pem"))])).contains("source.tls_ca_file"));
     assert!(
         err(with(&[
             ("url", Value::from("ldaps://h")),

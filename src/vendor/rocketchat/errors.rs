@@ -89,4 +89,3 @@ pub(super) fn throttled(reply: &Reply) -> Option<Option<Duration>> {
     (reply.status == StatusCode::TOO_MANY_REQUESTS || body.is("error-too-many-requests"))
         .then(|| wait_from_message(&text))
 }
-

@@ -46,8 +46,8 @@ mod wire;
 
 use std::path::PathBuf;
 
-use reqwest::header::HeaderValue;
 use reqwest::Method;
+use reqwest::header::HeaderValue;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use url::Url;
@@ -58,8 +58,8 @@ use crate::config::{ConfigError, Secret};
 use crate::http::{self, BodyCap, Http, Reply};
 use crate::model::Fields;
 
-use errors::*;
 pub use errors::TWO_FACTOR_FIX;
+use errors::*;
 use wire::*;
 
 const PERSON_FIELDS: &[(&str, PersonField)] = &[
@@ -300,4 +300,3 @@ impl RocketChat {
         })
     }
 }
-

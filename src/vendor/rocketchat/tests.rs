@@ -13,9 +13,9 @@ use crate::vendor::{Vendor, VendorError};
 
 fn build(extra: &str) -> Result<RocketChat, ConfigError> {
     let table = format!("[vendors.chat]\ntype = \"rocketchat\"\n{extra}");
-    crate::vendor::test_build(&table, "chat", |v| match &v.kind {
+    crate::vendor::testing::test_build(&table, "chat", |v| match &v.kind {
         super::super::VendorKind::RocketChat(o) => {
-            RocketChat::new(v, o, crate::vendor::test_http("chat"))
+            RocketChat::new(v, o, crate::vendor::testing::test_http("chat"))
         }
         other => panic!("not rocketchat: {other:?}"),
     })

@@ -288,4 +288,3 @@ impl Vendor for RocketChat {
         true
     }
 }
-

@@ -96,4 +96,3 @@ pub(super) fn random_password() -> String {
         }
     }
 }
-

@@ -99,8 +99,6 @@ pub struct Options {
     instance_key_file: Option<std::path::PathBuf>,
 }
 
-
-
 pub struct Telematics {
     settings: VendorSettings,
     base: Url,
@@ -249,4 +247,3 @@ impl Telematics {
         .map(|_| ())
     }
 }
-

@@ -12,9 +12,9 @@ const CREDS: &str =
 
 fn build(extra: &str) -> Result<Telematics, ConfigError> {
     let table = format!("[vendors.tm]\ntype = \"telematics\"\n{extra}");
-    crate::vendor::test_build(&table, "tm", |v| match &v.kind {
+    crate::vendor::testing::test_build(&table, "tm", |v| match &v.kind {
         super::super::VendorKind::Telematics(o) => {
-            Telematics::new(v, o, crate::vendor::test_http("tm"))
+            Telematics::new(v, o, crate::vendor::testing::test_http("tm"))
         }
         other => panic!("not telematics: {other:?}"),
     })

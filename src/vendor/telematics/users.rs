@@ -5,8 +5,8 @@ use super::*;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use reqwest::header::CONTENT_TYPE;
 use reqwest::Method;
+use reqwest::header::CONTENT_TYPE;
 use serde_json::{Map, Value, json};
 use tracing::warn;
 
@@ -238,4 +238,3 @@ impl Vendor for Telematics {
         true
     }
 }
-

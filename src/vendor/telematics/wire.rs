@@ -127,4 +127,3 @@ pub(super) fn device_token(user: &Value) -> Result<String, VendorError> {
         .map(String::from)
         .ok_or_else(|| VendorError::Protocol("user without a DeviceToken".into()))
 }
-

@@ -12,8 +12,14 @@ use serde::Serialize;
 use crate::model::{
     Fields, InvalidRecord, Op, Person, PersonId, RecordState, Snapshot, VendorRecord, Why,
 };
-use crate::pass::Context;
+use std::sync::Arc;
+
+use super::{ExplainArgs, prepare};
+use crate::pass::{Context, NoHooks};
 use crate::plan::{self, Desired, OpKind};
+use crate::report::exit;
+use crate::settings::Settings;
+use crate::shutdown::Shutdown;
 
 #[derive(Debug, Serialize)]
 pub struct Explanation {
@@ -173,4 +179,82 @@ fn reason(
             _ => "not in the source and not linked at this vendor".into(),
         },
     }
+}
+
+/// The command: reads the source and the store, prints the explanation.
+pub(super) async fn command(settings: Settings, args: &ExplainArgs) -> i32 {
+    let (store, ctx) = match prepare(settings, true, Arc::new(NoHooks)) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let snapshot = match ctx.source.fetch(&ctx.budget(&Shutdown::never())).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("roster: {e}");
+            return exit::REFUSED;
+        }
+    };
+    let id = crate::model::PersonId(args.person.trim().to_string());
+    let mut stored = std::collections::BTreeMap::new();
+    for (vs, _) in &ctx.vendors {
+        match store.get(&vs.name, &id) {
+            Ok(r) => {
+                stored.insert(vs.name.clone(), r);
+            }
+            Err(e) => {
+                eprintln!("roster: {e}");
+                return exit::FAILED_OPS;
+            }
+        }
+    }
+    let e = explain(&ctx, &id, &snapshot, &stored);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&e).unwrap_or_default());
+        return exit::OK;
+    }
+    println!("person {}: {} in the source", e.person, e.source.status);
+    if let Some(p) = &e.source.record {
+        let show = |v: &Option<Box<str>>| v.as_deref().unwrap_or("-").to_string();
+        println!(
+            "  name {} {}, email {}, username {}, phone {}, active {}, groups [{}]",
+            show(&p.first_name),
+            show(&p.last_name),
+            show(&p.email),
+            show(&p.username),
+            show(&p.phone),
+            p.active,
+            p.groups.iter().cloned().collect::<Vec<_>>().join(", ")
+        );
+        for (k, v) in &p.attributes {
+            println!("  attribute {k} = {v}");
+        }
+    }
+    for err in &e.source.errors {
+        println!("  invalid: {err}");
+    }
+    for (name, v) in &e.vendors {
+        println!("{name}: wanted {}", v.wanted);
+        if let Some(f) = &v.fields {
+            let shown: Vec<String> = f.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            println!("  fields: {}", shown.join(", "));
+        }
+        match &v.stored {
+            Some(r) => println!(
+                "  stored: {:?}, vendor id {}, last acknowledged {}",
+                r.state,
+                r.remote_id
+                    .as_deref()
+                    .unwrap_or("(unknown: create not confirmed)"),
+                r.updated_at.to_rfc3339()
+            ),
+            None => println!("  stored: nothing (not linked)"),
+        }
+        match &v.operation {
+            Some(op) if op.fields.is_empty() => println!("  next pass: {}", op.op),
+            Some(op) => println!("  next pass: {} [{}]", op.op, op.fields.join(", ")),
+            None => println!("  next pass: nothing"),
+        }
+        println!("  why: {}", v.why);
+    }
+    exit::OK
 }

@@ -13,8 +13,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio::sync::Notify;
 
+use super::metrics::Metrics;
 use crate::config::Secret;
-use crate::metrics::Metrics;
 use crate::store::Store;
 
 pub struct ServerState {

@@ -13,9 +13,14 @@ use serde::Serialize;
 use tracing::warn;
 
 use crate::model::{Op, Outcome, VendorRecord};
-use crate::pass::Context;
+use std::sync::Arc;
+
+use super::prepare;
+use crate::pass::{Context, NoHooks};
 use crate::plan::Desired;
+use crate::report::exit;
 use crate::retry::Retry;
+use crate::settings::Settings;
 use crate::shutdown::Shutdown;
 use crate::source::Snapshot;
 use crate::store::{Store, StoreError};
@@ -120,4 +125,55 @@ pub async fn rebuild(
         report.vendors.insert(settings.name.clone(), out);
     }
     Ok(report)
+}
+
+/// The command: reads the source, relinks by lookup, prints what it found.
+pub(super) async fn command(settings: Settings, json_out: bool) -> i32 {
+    let (store, ctx) = match prepare(settings, false, Arc::new(NoHooks)) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let snapshot = match ctx.source.fetch(&ctx.budget(&Shutdown::never())).await {
+        Ok(s) if !s.people.is_empty() => s,
+        Ok(_) => {
+            eprintln!("roster: the source has no valid records; nothing to rebuild from");
+            return exit::REFUSED;
+        }
+        Err(e) => {
+            eprintln!("roster: {e}");
+            return exit::REFUSED;
+        }
+    };
+    let report = match rebuild(&ctx, &store, &snapshot).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("roster: {e}");
+            return exit::FAILED_OPS;
+        }
+    };
+    if json_out {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else {
+        println!(
+            "{:<14} {:>8} {:>14} {:>10} {:>7}",
+            "vendor", "linked", "already_known", "not_found", "failed"
+        );
+        for (name, v) in &report.vendors {
+            println!(
+                "{:<14} {:>8} {:>14} {:>10} {:>7}",
+                name, v.linked, v.already_known, v.not_found, v.failed
+            );
+            for e in &v.errors {
+                println!("  {name}: lookup {} failed: {}", e.person, e.message);
+            }
+        }
+    }
+    if report.vendors.values().any(|v| v.failed > 0) {
+        exit::FAILED_OPS
+    } else {
+        exit::OK
+    }
 }

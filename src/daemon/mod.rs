@@ -9,6 +9,10 @@
 //! the in-flight ones finish; `main` waits at most `shutdown_grace_secs` for that, then
 //! flushes the store.
 
+pub mod metrics;
+pub mod schedule;
+pub mod server;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -16,16 +20,16 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tracing::{error, info, warn};
 
-use crate::metrics::Metrics;
 use crate::pass::Both;
 use crate::pass::{Context, PassOptions, run_once};
 use crate::progress::LogLines;
 use crate::report::exit;
-use crate::schedule::next_after;
-use crate::server::{ServerState, router};
 use crate::settings::Settings;
 use crate::shutdown::{self, Shutdown};
 use crate::store::Store;
+use metrics::Metrics;
+use schedule::next_after;
+use server::{ServerState, router};
 
 /// Runs the daemon until SIGTERM/SIGINT; returns the exit code.
 pub async fn run(settings: Settings) -> i32 {

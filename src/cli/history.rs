@@ -1,0 +1,84 @@
+//! `roster history`: the audit history of write calls.
+
+use super::{HistoryArgs, open_store};
+use crate::report::exit;
+use crate::settings::Settings;
+
+/// `--since`: an RFC 3339 time, a date (midnight UTC), or an age counted back from now.
+///
+/// # Errors
+/// A message saying which forms are accepted.
+pub fn parse_since(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    use chrono::{DateTime, NaiveDate, Utc};
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(d
+            .and_hms_opt(0, 0, 0)
+            .map_or_else(Utc::now, |t| t.and_utc()));
+    }
+    let (num, unit) = s.split_at(s.len().saturating_sub(1));
+    let n: i64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a time (2026-11-01T08:00:00Z), a date (2026-11-01) or an age (90m, 24h, 7d)"))?;
+    let age = match unit {
+        "s" => chrono::Duration::seconds(n),
+        "m" => chrono::Duration::minutes(n),
+        "h" => chrono::Duration::hours(n),
+        "d" => chrono::Duration::days(n),
+        _ => return Err(format!("`{s}`: an age ends in s, m, h or d")),
+    };
+    Ok(Utc::now() - age)
+}
+
+pub(super) fn command(settings: &Settings, args: &HistoryArgs) -> i32 {
+    if !settings.state_dir.exists() {
+        println!("{}", if args.json { "[]" } else { "no history yet" });
+        return exit::OK;
+    }
+    let store = match open_store(settings, false) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let filter = crate::store::HistoryFilter {
+        person: args.person.clone(),
+        vendor: args.vendor.clone(),
+        since: args.since,
+    };
+    let entries = match store.history(&filter) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("roster: {e}");
+            return exit::FAILED_OPS;
+        }
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&entries).unwrap_or_default()
+        );
+        return exit::OK;
+    }
+    for e in &entries {
+        let fields = if e.fields.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", e.fields.join(", "))
+        };
+        let message = e
+            .message
+            .as_deref()
+            .map(|m| format!(": {m}"))
+            .unwrap_or_default();
+        println!(
+            "{} {} {} {} {}{fields}{message}",
+            e.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            e.vendor,
+            e.person,
+            e.op,
+            e.outcome
+        );
+    }
+    exit::OK
+}

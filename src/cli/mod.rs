@@ -1,0 +1,240 @@
+//! The command line: parsing (clap) and one function per command, each returning the
+//! process exit code of `spec/interface.md`.
+//!
+//! Output discipline: results go to stdout (the table, or one JSON object with
+//! `--json`); logs and errors go to stderr.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+
+mod check;
+mod explain;
+mod history;
+mod rebuild;
+mod status;
+
+pub use history::parse_since;
+
+use crate::config::ConfigError;
+use crate::pass::{Context, PassOptions, run_once};
+use crate::pass::{Hooks, NoHooks};
+use crate::report::{Report, exit};
+use crate::settings::{self, Settings};
+use crate::shutdown::Shutdown;
+use crate::store::Store;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "roster",
+    version,
+    about = "Keeps vendor user lists in step with one source of truth."
+)]
+pub struct Cli {
+    /// Config file (else $ROSTER_CONFIG, else ./roster.toml).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// One full pass now: read the source, diff, push, record.
+    Reconcile(ReconcileArgs),
+    /// Every operation a pass would make; pushes nothing, writes nothing.
+    Plan(PlanArgs),
+    /// What the store knows: per vendor, linked people and the last pass.
+    Status(JsonArg),
+    /// Validates the config and the source, and checks each vendor's credentials.
+    Check,
+    /// The daemon: passes on `schedule` until SIGTERM/SIGINT; serves health and metrics.
+    Run,
+    /// One person: the source record, mapped fields and stored record per vendor, and
+    /// what a pass would do and why. Calls no vendor, writes nothing.
+    Explain(ExplainArgs),
+    /// Rebuilds a lost or empty store by finding every person's account at each vendor
+    /// by its matching key. Makes no write call to any vendor.
+    RebuildState(JsonArg),
+    /// The audit history of write calls.
+    History(HistoryArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The person's id in the source.
+    pub person: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Only this person.
+    #[arg(long)]
+    pub person: Option<String>,
+    /// Only this vendor.
+    #[arg(long)]
+    pub vendor: Option<String>,
+    /// Only since then: an RFC 3339 time, a date (2026-11-01), or an age (90m, 24h, 7d).
+    #[arg(long, value_parser = parse_since)]
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    /// Compute and print the plan without pushing or writing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Only this vendor (repeatable).
+    #[arg(long = "vendor", value_name = "NAME")]
+    pub vendors: Vec<String>,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Go ahead even when a safety limit trips.
+    #[arg(long)]
+    pub force: bool,
+    /// Also read every vendor's accounts and repair drift (changes made at the vendor).
+    #[arg(long)]
+    pub full: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[arg(long = "vendor", value_name = "NAME")]
+    pub vendors: Vec<String>,
+    #[arg(long)]
+    pub json: bool,
+    /// Also read every vendor's accounts and show the drift a full pass would repair.
+    #[arg(long)]
+    pub full: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct JsonArg {
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Loads and validates the config named on the command line.
+///
+/// # Errors
+/// Any config error; the caller exits 2.
+pub fn load_settings(cli: &Cli) -> Result<Settings, ConfigError> {
+    settings::load(&settings::config_path(cli.config.clone()))
+}
+
+/// Runs the command; returns the exit code.
+pub async fn run(cli: Cli, settings: Settings) -> i32 {
+    match cli.command {
+        Command::Reconcile(a) => {
+            let opts = PassOptions {
+                dry_run: a.dry_run,
+                force: a.force,
+                full: a.full,
+                only: a.vendors,
+            };
+            pass(settings, opts, a.json).await
+        }
+        Command::Plan(a) => {
+            let opts = PassOptions {
+                dry_run: true,
+                force: false,
+                full: a.full,
+                only: a.vendors,
+            };
+            pass(settings, opts, a.json).await
+        }
+        Command::Status(a) => status::command(&settings, a.json),
+        Command::Check => check::command(settings).await,
+        Command::Run => crate::daemon::run(settings).await,
+        Command::Explain(a) => explain::command(settings, &a).await,
+        Command::RebuildState(a) => rebuild::command(settings, a.json).await,
+        Command::History(a) => history::command(&settings, &a),
+    }
+}
+
+pub(super) fn config_error(e: &ConfigError) -> i32 {
+    eprintln!("roster: {e}");
+    exit::CONFIG
+}
+
+/// Opens the store; a read-only command on a state dir that does not exist yet uses an
+/// empty one in memory rather than creating the directory.
+pub(super) fn open_store(settings: &Settings, read_only: bool) -> Result<Store, i32> {
+    let result = if read_only && !settings.state_dir.exists() {
+        Store::temporary()
+    } else {
+        Store::open_with_cache(&settings.state_dir, settings.state_cache_mb)
+    };
+    result.map_err(|e| {
+        eprintln!("roster: {e}");
+        exit::CONFIG
+    })
+}
+
+/// The store and the built connectors a command works with, or the exit code.
+pub(super) fn prepare(
+    settings: Settings,
+    read_only: bool,
+    hooks: Arc<dyn Hooks>,
+) -> Result<(Store, Context), i32> {
+    let store = open_store(&settings, read_only)?;
+    let ctx = Context::build(settings, hooks).map_err(|e| config_error(&e))?;
+    Ok((store, ctx))
+}
+
+async fn pass(settings: Settings, opts: PassOptions, json_out: bool) -> i32 {
+    if let Some(unknown) = opts
+        .only
+        .iter()
+        .find(|v| !settings.vendors.contains_key(*v))
+    {
+        return config_error(&ConfigError::invalid(
+            "--vendor",
+            format!(
+                "no vendor named `{unknown}` in the config (have: {})",
+                settings
+                    .vendors
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    let hooks: Arc<dyn Hooks> =
+        if !opts.dry_run && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            Arc::new(crate::progress::TerminalBars::new())
+        } else {
+            Arc::new(NoHooks)
+        };
+    let (store, ctx) = match prepare(settings, opts.dry_run, hooks) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let report = match run_once(&ctx, &store, &opts, &Shutdown::never()).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("roster: {e}");
+            return exit::FAILED_OPS;
+        }
+    };
+    print_report(&report, json_out);
+    report.exit_code()
+}
+
+fn print_report(report: &Report, json_out: bool) {
+    if json_out {
+        match serde_json::to_string_pretty(report) {
+            Ok(s) => println!("{s}"),
+            Err(e) => eprintln!("roster: cannot encode the report: {e}"),
+        }
+    } else {
+        print!("{}", report.table());
+    }
+}

@@ -1,0 +1,111 @@
+//! `roster status`: what the store knows, per vendor, and the last pass.
+
+use serde_json::json;
+
+use super::open_store;
+use crate::model::RecordState;
+use crate::report::{Report, exit};
+use crate::settings::Settings;
+
+pub(super) fn command(settings: &Settings, json_out: bool) -> i32 {
+    if !settings.state_dir.exists() {
+        if json_out {
+            println!(
+                "{}",
+                json!({ "state_dir": settings.state_dir, "vendors": {}, "last_run": null })
+            );
+        } else {
+            println!(
+                "no state yet at {} (no pass has run)",
+                settings.state_dir.display()
+            );
+        }
+        return exit::OK;
+    }
+    let store = match open_store(settings, false) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let mut names: Vec<String> = settings.vendors.keys().cloned().collect();
+    for n in store.vendors() {
+        if !names.contains(&n) {
+            names.push(n);
+        }
+    }
+    let mut vendors = serde_json::Map::new();
+    for name in names {
+        let records = match store.load(&name) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("roster: {e}");
+                return exit::FAILED_OPS;
+            }
+        };
+        let count = |s: RecordState| records.values().filter(|r| r.state == s).count();
+        vendors.insert(
+            name.clone(),
+            json!({
+                "linked": records.len(),
+                "active": count(RecordState::Active),
+                "deactivated": count(RecordState::Deactivated),
+                "pending_create": count(RecordState::Creating),
+                "configured": settings.vendors.contains_key(&name),
+            }),
+        );
+    }
+    let last: Option<Report> = store.last_report().unwrap_or_else(|e| {
+        eprintln!("roster: {e}");
+        None
+    });
+    let last_run = last.as_ref().map(|r| {
+        json!({
+            "started_at": r.started_at,
+            "finished_at": r.finished_at,
+            "outcome": r.outcome(),
+            "refused": r.refused,
+            "failed": r.vendors.values().map(|v| v.failed).sum::<usize>(),
+        })
+    });
+    if json_out {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "state_dir": settings.state_dir,
+                "vendors": vendors,
+                "last_run": last_run,
+            }))
+            .unwrap_or_default()
+        );
+    } else {
+        println!("state: {}", settings.state_dir.display());
+        println!(
+            "{:<14} {:>8} {:>8} {:>12} {:>15}",
+            "vendor", "linked", "active", "deactivated", "pending_create"
+        );
+        for (name, v) in &vendors {
+            let n = |k: &str| v[k].as_u64().unwrap_or(0);
+            println!(
+                "{:<14} {:>8} {:>8} {:>12} {:>15}",
+                name,
+                n("linked"),
+                n("active"),
+                n("deactivated"),
+                n("pending_create")
+            );
+        }
+        match &last {
+            None => println!("last run: none"),
+            Some(r) => {
+                let when = r.finished_at.map(|t| t.to_rfc3339()).unwrap_or_default();
+                match &r.refused {
+                    Some(why) => println!("last run: {when} refused: {why}"),
+                    None => println!(
+                        "last run: {when} ({} failed operations)",
+                        r.vendors.values().map(|v| v.failed).sum::<usize>()
+                    ),
+                }
+            }
+        }
+    }
+    exit::OK
+}

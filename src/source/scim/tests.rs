@@ -1,0 +1,173 @@
+//! The SCIM source's mapping, paging and config checks.
+
+use super::*;
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use crate::config::ConfigError;
+
+fn build(v: Value) -> Result<ScimSource, ConfigError> {
+    let o = crate::source::test_options(v)?;
+    ScimSource::from_options(o, &crate::source::test_build())
+}
+
+fn err(v: Value) -> String {
+    match build(v) {
+        Ok(_) => panic!("expected a config error"),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn mapping(id_field: IdField) -> Mapping {
+    Mapping {
+        id_field,
+        attributes: BTreeMap::from([
+            ("hr.title".to_string(), "title".to_string()),
+            (
+                "motive.eld_mode".to_string(),
+                "urn:example:fleet:1.0:User:eldMode".to_string(),
+            ),
+        ]),
+        enterprise: true,
+    }
+}
+
+fn user() -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", ENTERPRISE],
+        "id": "2819c223-7f76-453a-919d-413861904646",
+        "externalId": "E1001",
+        "userName": "bjensen",
+        "name": {"givenName": "Barbara", "familyName": "Jensen"},
+        "emails": [
+            {"value": "babs@home.example", "type": "home"},
+            {"value": "bjensen@example.com", "type": "work", "primary": true}
+        ],
+        "phoneNumbers": [
+            {"value": "555-555-4444", "type": "mobile"},
+            {"value": "555-555-8377", "type": "work"}
+        ],
+        "active": true,
+        "title": "Tour Guide",
+        "groups": [{"value": "e9e3", "display": "drivers"}, {"value": "fc34"}],
+        ENTERPRISE: {
+            "employeeNumber": "701984", "costCenter": "4130", "organization": "Universal Studios",
+            "division": "Theme Park", "department": "Tour Operations",
+            "manager": {"value": "26118915-6090-4610-87e4-49d8ca9f808d", "displayName": "John Smith"}
+        },
+        "urn:example:fleet:1.0:User": {"eldMode": "logs"}
+    })
+}
+
+#[test]
+fn rfc7643_user_maps_to_a_person() {
+    let p = mapping(IdField::Id).to_record(&user()).expect("valid");
+    assert_eq!(p.id.as_str(), "2819c223-7f76-453a-919d-413861904646");
+    assert_eq!(p.username.as_deref(), Some("bjensen"));
+    assert_eq!(p.first_name.as_deref(), Some("Barbara"));
+    assert_eq!(p.last_name.as_deref(), Some("Jensen"));
+    assert_eq!(
+        p.email.as_deref(),
+        Some("bjensen@example.com"),
+        "primary wins"
+    );
+    assert_eq!(
+        p.phone.as_deref(),
+        Some("555-555-8377"),
+        "work before mobile"
+    );
+    assert!(p.active);
+    assert!(p.groups.contains("drivers") && p.groups.contains("fc34"));
+    let a = &p.attributes;
+    assert_eq!(a["scim.employee_number"], "701984");
+    assert_eq!(a["scim.department"], "Tour Operations");
+    assert_eq!(a["scim.cost_center"], "4130");
+    assert_eq!(a["scim.organization"], "Universal Studios");
+    assert_eq!(a["scim.division"], "Theme Park");
+    assert_eq!(a["scim.manager"], "26118915-6090-4610-87e4-49d8ca9f808d");
+    assert_eq!(a["hr.title"], "Tour Guide");
+    assert_eq!(a["motive.eld_mode"], "logs");
+}
+
+#[test]
+fn external_id_and_inactive() {
+    let mut u = user();
+    u["active"] = json!(false);
+    let p = mapping(IdField::ExternalId).to_record(&u).expect("valid");
+    assert_eq!(p.id.as_str(), "E1001");
+    assert!(!p.active);
+    u.as_object_mut().expect("object").remove("externalId");
+    let e = mapping(IdField::ExternalId)
+        .to_record(&u)
+        .expect_err("no externalId");
+    assert!(e.message.contains("externalId"));
+    assert_eq!(e.email.as_deref(), Some("bjensen@example.com"));
+}
+
+#[test]
+fn first_email_when_none_is_primary() {
+    let u = json!({"id": "1", "emails": [{"value": ""}, {"value": "a@b.io"}, {"value": "c@d.io"}]});
+    let p = mapping(IdField::Id).to_record(&u).expect("valid");
+    assert_eq!(p.email.as_deref(), Some("a@b.io"));
+}
+
+#[test]
+fn list_response_parsing() {
+    let ok = ListPage::parse(&json!({"schemas": [LIST_RESPONSE], "totalResults": "3",
+        "startIndex": 1, "itemsPerPage": 1, "Resources": [{"id": "1"}]}))
+    .expect("ok");
+    assert_eq!(
+        (ok.total, ok.start_index, ok.resources.len()),
+        (3, Some(1), 1)
+    );
+    let empty =
+        ListPage::parse(&json!({"schemas": [LIST_RESPONSE], "totalResults": 0})).expect("ok");
+    assert!(empty.resources.is_empty());
+    assert!(
+        ListPage::parse(&json!({"Resources": []})).is_err(),
+        "no totalResults"
+    );
+    assert!(
+        ListPage::parse(
+            &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
+        "totalResults": 1})
+        )
+        .is_err()
+    );
+    assert!(ListPage::parse(&json!([])).is_err());
+}
+
+#[test]
+fn page_urls_carry_filter_and_paging() {
+    let s = build(json!({
+        "base_url": "https://idp.example/scim/v2/", "token": "t0ken",
+        "filter": "active eq true", "count": 50
+    }))
+    .expect("valid");
+    let u = s.page_url(51, 50);
+    assert_eq!(u.path(), "/scim/v2/Users");
+    assert_eq!(
+        u.query(),
+        Some("filter=active+eq+true&startIndex=51&count=50")
+    );
+    assert!(!s.describe().contains("t0ken"));
+}
+
+#[test]
+fn config_errors_name_the_key() {
+    assert!(err(json!({"token": "x"})).contains("source.base_url"));
+    assert!(err(json!({"base_url": "https://h/scim/v2"})).contains("source.token"));
+    assert!(err(json!({"base_url": "nope", "token": "x"})).contains("source.base_url"));
+    assert!(
+        err(json!({"base_url": "https://h", "token": "x", "count": 0})).contains("source.count")
+    );
+    assert!(
+        err(json!({"base_url": "https://h", "token": "x", "count": "x"})).contains("source.count")
+    );
+    assert!(
+        err(json!({"base_url": "https://h", "token": "x", "id_field": "uuid"}))
+            .contains("source.id_field")
+    );
+    assert!(err(json!({"base_url": "https://h", "token": "x", "filtr": "a"})).contains("filtr"));
+}

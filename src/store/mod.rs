@@ -1,0 +1,338 @@
+//! The embedded state: what roster last pushed to each vendor, per person.
+//!
+//! Owns: every use of sled. One tree per vendor (`vendor/NAME`, key = person id, value =
+//! a `VendorRecord` in the binary layout of `codec`) and a `meta` tree (schema version, last report, each vendor's
+//! learned pacing rate under `pace/NAME`). Must not: know
+//! how records are computed. Every write is flushed before it returns, because the
+//! record is what stops a second account from being created after a crash.
+//!
+//! Secrets are never stored: records hold only the mapped fields a vendor was sent.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Deserialize;
+
+use crate::model::{PersonId, VendorRecord};
+
+mod codec;
+mod history;
+mod meta;
+
+pub use codec::StoredRecord;
+pub use history::{HistoryEntry, HistoryFilter};
+pub use meta::PaceRecord;
+
+/// Bumped when the stored shapes change incompatibly. 2: vendor records in the binary
+/// layout of `codec` (schema 1's JSON records are still read, and rewritten as they
+/// change).
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// sled's page cache in MiB unless `state_cache_mb` says otherwise (sled's own default
+/// is 1 GiB). 128 MiB holds 100k people × 4 vendors, so a no-op pass reads no page from
+/// disk, and keeps a pass over a million people under 1 GiB (see the benchmark).
+pub const DEFAULT_CACHE_MB: u64 = 128;
+
+const META: &str = "meta";
+const KEY_SCHEMA: &[u8] = b"schema_version";
+const KEY_LAST_REPORT: &[u8] = b"last_report";
+const KEY_SOURCE_COUNT: &[u8] = b"last_source_count";
+const HISTORY: &str = "history";
+/// `meta/pace/NAME`: a vendor's learned rate (`PaceRecord`).
+const PACE_PREFIX: &str = "pace/";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "the state directory {path} is in use by another roster process (only one may run \
+         on a state directory at a time)"
+    )]
+    Locked { path: PathBuf },
+    #[error("cannot open the state directory {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: sled::Error,
+    },
+    #[error("state store error: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("state store flush did not complete: {0}")]
+    Flush(String),
+    #[error("state store record {key} is unreadable: {message}")]
+    Corrupt { key: String, message: String },
+    #[error(
+        "the state directory was written by a newer roster (schema {found}, this one knows \
+         {supported}); refusing to touch it"
+    )]
+    Schema { found: u32, supported: u32 },
+}
+
+/// The sled database. Cheap to clone; all clones share one database.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    commits: Arc<GroupCommit>,
+}
+
+/// Group commit: every write waits until it is on disk, but writes that arrive while a
+/// flush is running share the next one instead of each paying for its own fsync (a pass
+/// pushing to a vendor at concurrency C acknowledges up to C calls at once).
+#[derive(Default)]
+struct GroupCommit {
+    /// Tickets handed out, one per write that asked to be made durable.
+    issued: AtomicU64,
+    /// Every ticket up to this one is on disk.
+    durable: AtomicU64,
+    /// One flush at a time; waiters queue here and most find their ticket covered.
+    flushing: tokio::sync::Mutex<()>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `dir` with the default cache.
+    ///
+    /// # Errors
+    /// `Locked` when another process holds the directory; `Schema` for a newer layout.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with_cache(dir, DEFAULT_CACHE_MB)
+    }
+
+    /// Opens (creating if needed) the store in `dir` with a page cache of `cache_mb` MiB.
+    ///
+    /// # Errors
+    /// `Locked` when another process holds the directory; `Schema` for a newer layout.
+    pub fn open_with_cache(dir: &Path, cache_mb: u64) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_mb << 20)
+            .open()
+            .map_err(|source| {
+                if source.to_string().contains("could not acquire lock") {
+                    StoreError::Locked {
+                        path: dir.to_path_buf(),
+                    }
+                } else {
+                    StoreError::Open {
+                        path: dir.to_path_buf(),
+                        source,
+                    }
+                }
+            })?;
+        Self::init(db)
+    }
+
+    /// An in-memory store that vanishes on drop (tests, and `plan` without a state dir).
+    ///
+    /// # Errors
+    /// Only if sled cannot create its temporary files.
+    pub fn temporary() -> Result<Self, StoreError> {
+        Self::init(sled::Config::new().temporary(true).open()?)
+    }
+
+    fn init(db: sled::Db) -> Result<Self, StoreError> {
+        let meta = db.open_tree(META)?;
+        match meta.get(KEY_SCHEMA)? {
+            None => {
+                meta.insert(KEY_SCHEMA, SCHEMA_VERSION.to_string().as_bytes())?;
+                meta.flush()?;
+            }
+            Some(v) => {
+                let found = std::str::from_utf8(&v)
+                    .ok()
+                    .and_then(|s| s.parse::<u32>().ok())
+                    .ok_or_else(|| StoreError::Corrupt {
+                        key: "meta/schema_version".into(),
+                        message: "not a number".into(),
+                    })?;
+                if found > SCHEMA_VERSION {
+                    return Err(StoreError::Schema {
+                        found,
+                        supported: SCHEMA_VERSION,
+                    });
+                }
+                if found < SCHEMA_VERSION {
+                    // Older records stay readable; the marker keeps an older roster,
+                    // which could not read the new ones, from opening this store.
+                    meta.insert(KEY_SCHEMA, SCHEMA_VERSION.to_string().as_bytes())?;
+                    meta.flush()?;
+                }
+            }
+        }
+        Ok(Self {
+            db,
+            commits: Arc::default(),
+        })
+    }
+
+    pub fn schema_version(&self) -> Result<u32, StoreError> {
+        let meta = self.db.open_tree(META)?;
+        Ok(meta
+            .get(KEY_SCHEMA)?
+            .and_then(|v| std::str::from_utf8(&v).ok()?.parse().ok())
+            .unwrap_or(0))
+    }
+
+    fn tree(&self, vendor: &str) -> Result<sled::Tree, StoreError> {
+        Ok(self.db.open_tree(format!("vendor/{vendor}"))?)
+    }
+
+    /// Every record of one vendor, ordered by person id.
+    ///
+    /// # Errors
+    /// sled errors, or a record that does not decode.
+    pub fn load(&self, vendor: &str) -> Result<BTreeMap<PersonId, VendorRecord>, StoreError> {
+        self.stored(vendor)?
+            .map(|item| {
+                let stored = item?;
+                Ok((stored.person_id(), stored.record()?))
+            })
+            .collect()
+    }
+
+    /// Every record of one vendor as a stream in person-id order (sled iterates keys in
+    /// order), so a pass never holds a vendor's records in memory at once. Each comes as
+    /// a `StoredRecord`: header read, fields compared in place (see `codec`).
+    ///
+    /// # Errors
+    /// sled errors; each item: sled errors, or a record whose header does not decode.
+    pub fn stored(
+        &self,
+        vendor: &str,
+    ) -> Result<impl Iterator<Item = Result<StoredRecord, StoreError>> + use<>, StoreError> {
+        let tree_name: Arc<str> = format!("vendor/{vendor}").into();
+        Ok(self.tree(vendor)?.iter().map(move |item| {
+            let (k, v) = item?;
+            StoredRecord::parse(&tree_name, k, v)
+        }))
+    }
+
+    /// One record.
+    ///
+    /// # Errors
+    /// sled errors, or a record that does not decode.
+    pub fn get(&self, vendor: &str, id: &PersonId) -> Result<Option<VendorRecord>, StoreError> {
+        let tree = self.tree(vendor)?;
+        match tree.get(id.as_str())? {
+            Some(v) => {
+                StoredRecord::parse(&format!("vendor/{vendor}").into(), id.as_str().into(), v)?
+                    .record()
+                    .map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Writes one record and waits until it is on disk.
+    ///
+    /// # Errors
+    /// sled errors.
+    pub async fn put(
+        &self,
+        vendor: &str,
+        id: &PersonId,
+        record: &VendorRecord,
+    ) -> Result<(), StoreError> {
+        let bytes = codec::encode(record).map_err(|e| StoreError::Corrupt {
+            key: format!("vendor/{vendor}/{id}"),
+            message: e.to_string(),
+        })?;
+        let tree = self.tree(vendor)?;
+        tree.insert(id.as_str(), bytes)?;
+        self.durable().await?;
+        Ok(())
+    }
+
+    /// Writes many records of one vendor in one batch and waits until they are on disk
+    /// (bulk seeding: benchmarks, imports); per-ack writes use `put`.
+    ///
+    /// # Errors
+    /// sled or encoding errors.
+    pub async fn put_many<'a>(
+        &self,
+        vendor: &str,
+        records: impl IntoIterator<Item = (&'a PersonId, &'a VendorRecord)>,
+    ) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for (id, record) in records {
+            let bytes = codec::encode(record).map_err(|e| StoreError::Corrupt {
+                key: format!("vendor/{vendor}/{id}"),
+                message: e.to_string(),
+            })?;
+            batch.insert(id.as_str(), bytes);
+        }
+        let tree = self.tree(vendor)?;
+        tree.apply_batch(batch)?;
+        self.durable().await?;
+        Ok(())
+    }
+
+    /// Forgets one person at one vendor and waits until that is on disk.
+    ///
+    /// # Errors
+    /// sled errors.
+    pub async fn remove(&self, vendor: &str, id: &PersonId) -> Result<(), StoreError> {
+        let tree = self.tree(vendor)?;
+        tree.remove(id.as_str())?;
+        self.durable().await?;
+        Ok(())
+    }
+
+    /// Names of every vendor the store has records for.
+    pub fn vendors(&self) -> Vec<String> {
+        self.db
+            .tree_names()
+            .into_iter()
+            .filter_map(|n| {
+                std::str::from_utf8(&n)
+                    .ok()?
+                    .strip_prefix("vendor/")
+                    .map(String::from)
+            })
+            .collect()
+    }
+
+    /// Waits until everything written is on disk (shutdown).
+    ///
+    /// # Errors
+    /// sled errors.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.durable().await
+    }
+
+    /// Waits until every write made before this call is on disk, sharing the flush with
+    /// concurrent callers (see `GroupCommit`).
+    ///
+    /// sled 0.34's `flush_async` can deadlock when several are awaited at once
+    /// (spacejam/sled#1241, #1308), so the blocking flush runs on the blocking pool.
+    async fn durable(&self) -> Result<(), StoreError> {
+        let c = &self.commits;
+        // Taken after the caller's write: a flush that starts later covers it.
+        let ticket = c.issued.fetch_add(1, Ordering::SeqCst) + 1;
+        let _turn = c.flushing.lock().await;
+        if c.durable.load(Ordering::SeqCst) >= ticket {
+            return Ok(());
+        }
+        // Every ticket issued so far belongs to a write that is already in sled.
+        let covered = c.issued.load(Ordering::SeqCst);
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|e| StoreError::Flush(e.to_string()))??;
+        c.durable.fetch_max(covered, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(
+    bytes: &[u8],
+    key: impl FnOnce() -> String,
+) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        key: key(),
+        message: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests;
