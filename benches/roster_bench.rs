@@ -26,6 +26,9 @@
 //! Generated data is cached under `target/roster-bench/N/` (delete it to regenerate).
 //! Not a test: nothing here asserts a speed; it is not run in CI.
 
+// A measuring tool, not production code: a broken setup should stop it loudly.
+#![allow(clippy::panic, clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;

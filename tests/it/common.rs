@@ -1,9 +1,19 @@
-//! The test harness: a temporary directory with a config and a people file, the vendor
-//! sandbox on a loopback port, and the real `roster` binary run against them.
+//! The one test harness: the vendor sandbox on a loopback port and a temporary directory
+//! with a config and a people file. Passes run either through the real `roster` binary
+//! (`run`, `json`, `reconcile`) or in process through the library (`in_process`, then
+//! `pass_in` / `pass_without` with a `Context` from `context_from`), with the store at
+//! hand for checks.
 
 use std::path::PathBuf;
 use std::process::Output;
 
+use chrono::Utc;
+use roster::model::{Fields, PersonId, RecordState, VendorRecord};
+use roster::pass::{Context, NoHooks, PassOptions, run_once};
+use roster::report::Report;
+use roster::settings::load_str;
+use roster::shutdown::Shutdown;
+use roster::store::Store;
 use roster_sandbox::{Credentials, Sandbox};
 use serde_json::Value;
 use tempfile::TempDir;
@@ -14,6 +24,28 @@ pub struct Env {
     pub sandbox: Sandbox,
     pub dir: TempDir,
     pub config: PathBuf,
+    /// Open only for in-process passes (the binary locks the state directory itself).
+    store: Option<Store>,
+    /// The limits in-process configs (`config_around`) use.
+    pub limits: Limits,
+}
+
+/// The `safety` and `retry` limits an in-process suite may need raised.
+#[derive(Clone, Copy)]
+pub struct Limits {
+    pub max_deactivations: u32,
+    pub max_elapsed_secs: u64,
+    pub pass_budget_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_deactivations: 50,
+            max_elapsed_secs: 10,
+            pass_budget_secs: 30,
+        }
+    }
 }
 
 /// Settings that keep retries short so failure tests finish quickly.
@@ -47,6 +79,8 @@ impl Env {
             sandbox,
             dir,
             config,
+            store: None,
+            limits: Limits::default(),
         }
     }
 
@@ -93,6 +127,8 @@ impl Env {
             sandbox,
             dir,
             config,
+            store: None,
+            limits: Limits::default(),
         }
     }
 
@@ -135,8 +171,114 @@ impl Env {
         self.dir.path().join(name)
     }
 
-    pub fn write_people(&self, people: &Value) {
-        std::fs::write(self.path("people.json"), people.to_string()).expect("write people");
+    /// Writes the people file (`people.json`): any JSON array (a `Value`, a slice…).
+    pub fn write_people<T: serde::Serialize + ?Sized>(&self, people: &T) {
+        let text = serde_json::to_string(people).expect("json");
+        std::fs::write(self.path("people.json"), text).expect("write people");
+    }
+
+    pub fn write_people_pretty(&self, people: &[Value]) {
+        let text = serde_json::to_string_pretty(people).expect("json");
+        std::fs::write(self.path("people.json"), text).expect("write people");
+    }
+
+    // ---- in process, through the library ----
+
+    /// For passes in process: the store lives in the temporary directory, as `roster`
+    /// keeps it.
+    pub async fn in_process() -> Self {
+        let mut env = Self::new("", "").await;
+        env.store = Some(Store::open(&env.path("state")).expect("store opens"));
+        env
+    }
+
+    /// `in_process` with a store in memory.
+    pub async fn in_process_temporary() -> Self {
+        let mut env = Self::new("", "").await;
+        env.store = Some(Store::temporary().expect("store"));
+        env
+    }
+
+    pub fn store(&self) -> &Store {
+        self.store.as_ref().expect("an in-process env")
+    }
+
+    /// The config text: short retries, safety limits that let every removal through, the
+    /// `people.json` file source, then `vendor_table` (whole `[vendors.NAME]` tables).
+    pub fn config_around(&self, vendor_table: &str, timeout_secs: u64) -> String {
+        let Limits {
+            max_deactivations,
+            max_elapsed_secs,
+            pass_budget_secs,
+        } = self.limits;
+        format!(
+            "state_dir = \"state\"\n\
+             [retry]\ninitial_interval_ms = 10\nmax_interval_secs = 5\n\
+             max_elapsed_secs = {max_elapsed_secs}\npass_budget_secs = {pass_budget_secs}\n\
+             request_timeout_secs = {timeout_secs}\n\
+             [safety]\nmax_deactivations = {max_deactivations}\nmax_deactivation_ratio = 1.0\n\
+             max_source_drop_ratio = 1.0\n\
+             [source]\ntype = \"file\"\npath = \"people.json\"\n\
+             {vendor_table}\n"
+        )
+    }
+
+    pub fn context_from(&self, config: &str) -> Context {
+        let settings = load_str(config, self.dir.path(), Vec::new()).expect("config");
+        Context::build(settings, std::sync::Arc::new(NoHooks)).expect("context")
+    }
+
+    /// One pass in process.
+    pub async fn pass_in(&self, ctx: &Context) -> Report {
+        run_once(
+            ctx,
+            self.store(),
+            &PassOptions::default(),
+            &Shutdown::never(),
+        )
+        .await
+        .expect("pass runs")
+    }
+
+    /// `pass_in`, also asserting that the pass was not refused and that none of `secrets`
+    /// shows in the JSON report.
+    pub async fn pass_without(&self, ctx: &Context, secrets: &[&str]) -> Report {
+        let report = self.pass_in(ctx).await;
+        assert!(
+            report.refused.is_none(),
+            "pass refused: {:?}",
+            report.refused
+        );
+        let text = serde_json::to_string(&report).expect("json");
+        for secret in secrets {
+            assert!(
+                !text.contains(secret),
+                "a secret leaked into the report: {text}"
+            );
+        }
+        report
+    }
+
+    /// What a crash between writing the intent and the vendor's answer leaves behind: a
+    /// record of `id` with no remote id yet.
+    pub async fn put_intent(&self, vendor: &str, id: &str) {
+        let record = VendorRecord {
+            remote_id: None,
+            state: RecordState::Creating,
+            fields: Fields::new(),
+            linked_at: Utc::now(),
+            updated_at: Utc::now(),
+        };
+        self.store()
+            .put(vendor, &PersonId::from(id), &record)
+            .await
+            .expect("put");
+    }
+
+    pub fn record_in(&self, vendor: &str, id: &str) -> Option<VendorRecord> {
+        self.store()
+            .get(vendor, &PersonId::from(id))
+            .expect("store read")
     }
 
     /// Runs `roster --config … ARGS` to completion.

@@ -1,4 +1,8 @@
-//! One integration test binary (faster to build than one per file).
+//! One integration test binary (faster to build than one per file), with one harness
+//! (`common`).
+
+// Test helpers fail the test by panicking; that is what they are for.
+#![allow(clippy::panic, clippy::unwrap_used)]
 
 mod common;
 mod crash;
@@ -14,3 +18,6 @@ mod source_http;
 mod source_ldap;
 mod source_scim;
 mod throttling;
+mod vendor_drivekit;
+mod vendor_rocketchat;
+mod vendor_telematics;

@@ -23,11 +23,22 @@ impl From<ScopeOpt> for Scope {
     }
 }
 
+/// Why an LDAP read failed (no password in it); the whole read fails with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub(super) struct LdapError(pub String);
+
+impl From<String> for LdapError {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
 /// Runs the LDAP work in its own task, so that a panic inside the client library (it
 /// panics on undecodable BER) fails this read instead of the pass.
 pub(super) async fn run_isolated<T: Send + 'static>(
     describe: &str,
-    work: impl Future<Output = Result<T, String>> + Send + 'static,
+    work: impl Future<Output = Result<T, LdapError>> + Send + 'static,
 ) -> Result<T, SourceError> {
     let unreadable = |message: String| SourceError::Unreadable {
         path: describe.to_string(),
@@ -35,12 +46,12 @@ pub(super) async fn run_isolated<T: Send + 'static>(
     };
     match tokio::spawn(work).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(message)) => Err(unreadable(message)),
+        Ok(Err(e)) => Err(unreadable(e.0)),
         Err(e) => Err(unreadable(format!("the LDAP client failed: {e}"))),
     }
 }
 
-pub(super) async fn connect(config: &Config) -> Result<ldap3::Ldap, String> {
+pub(super) async fn connect(config: &Config) -> Result<ldap3::Ldap, LdapError> {
     let mut settings = LdapConnSettings::new()
         .set_conn_timeout(config.timeout)
         .set_starttls(config.starttls);
@@ -74,7 +85,7 @@ pub(super) async fn search_all(
     ldap: &mut ldap3::Ldap,
     config: &Config,
     target: Target,
-) -> Result<Vec<Entry>, String> {
+) -> Result<Vec<Entry>, LdapError> {
     let (base, filter, attrs, what) = match (target, &config.map.groups) {
         (
             Target::Groups,
@@ -119,7 +130,7 @@ pub(super) async fn search_all(
             Ok(None) => break,
             Err(e) => {
                 let _ = stream.finish().await;
-                return Err(fail(out.len(), &e));
+                return Err(fail(out.len(), &e).into());
             }
         }
     }

@@ -113,7 +113,7 @@ impl Mapping {
     /// # Errors
     /// A group whose members the server sent only in part (AD's ranged retrieval of
     /// large multi-valued attributes): membership would be incomplete.
-    pub(super) fn group_index(&self, groups: &[Entry]) -> Result<GroupIndex, String> {
+    pub(super) fn group_index(&self, groups: &[Entry]) -> Result<GroupIndex, LdapError> {
         let Groups::Search {
             member_attribute, ..
         } = &self.groups
@@ -123,13 +123,13 @@ impl Mapping {
         let mut index = GroupIndex::new();
         for g in groups {
             if g.ranged(member_attribute) {
-                return Err(format!(
+                return Err(LdapError(format!(
                     "group {} lists its `{member_attribute}` values in ranges (more than the \
                      server returns at once, e.g. AD's 1500); its membership cannot be read \
                      completely with a group search: use group_attribute = \"memberOf\" \
                      instead of group_base_dn",
                     g.dn
-                ));
+                )));
             }
             let name = self.group_display(&g.dn);
             for member in g.texts(member_attribute) {
@@ -157,7 +157,7 @@ impl Mapping {
         &self,
         users: &[Entry],
         groups: Option<&[Entry]>,
-    ) -> Result<Snapshot, String> {
+    ) -> Result<Snapshot, LdapError> {
         let index = groups.map(|g| self.group_index(g)).transpose()?;
         Ok(snapshot_from(users.iter().map(|entry| {
             let parsed = self
@@ -263,7 +263,7 @@ impl Mapping {
         Ok(Value::Object(obj))
     }
 
-    pub(super) fn id(&self, e: &Entry) -> Result<String, String> {
+    fn id(&self, e: &Entry) -> Result<String, String> {
         let attr = &self.id_attribute;
         let values = e.values(attr);
         let first = match values {

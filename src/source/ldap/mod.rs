@@ -51,11 +51,12 @@ struct Bind {
 }
 
 impl Bind {
-    fn password(&self) -> Result<Secret, String> {
+    fn password(&self) -> Result<Secret, LdapError> {
         match &self.file {
             None => Ok(self.password.clone()),
-            Some(path) => Secret::from_file(path)
-                .map_err(|e| format!("cannot read bind_password_file {}: {e}", path.display())),
+            Some(path) => {
+                Secret::from_file(path).map_err(|e| LdapError(format!("bind_password_file: {e}")))
+            }
         }
     }
 }
@@ -99,9 +100,9 @@ impl Source for LdapSource {
         self.config
             .map
             .snapshot(&users, groups.as_deref())
-            .map_err(|message| SourceError::Unreadable {
+            .map_err(|e| SourceError::Unreadable {
                 path: self.describe(),
-                message,
+                message: e.to_string(),
             })
     }
 
@@ -164,10 +165,10 @@ impl Source for LdapSource {
             let n = entries.len();
             let count = if n == 0 {
                 // Either nothing matched or the limit cut in before any entry came.
-                return Err(format!(
+                return Err(LdapError(format!(
                     "bind ok, but no entry under {} matches {}",
                     config.base_dn, config.filter
-                ));
+                )));
             } else if n as i32 >= PROBE {
                 format!("at least {n} entries match")
             } else {

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
+use crate::source::remote::ReadError;
 use crate::source::{RecordError, Snapshot, parse_record, snapshot_from};
 
 #[derive(Debug, Clone)]
@@ -24,7 +25,11 @@ pub(super) struct ListPage {
 }
 
 impl ListPage {
-    pub(super) fn parse(body: &Value) -> Result<Self, String> {
+    pub(super) fn parse(body: &Value) -> Result<Self, ReadError> {
+        Self::read(body).map_err(ReadError)
+    }
+
+    fn read(body: &Value) -> Result<Self, String> {
         let Some(obj) = body.as_object() else {
             return Err("expected a SCIM ListResponse object".into());
         };

@@ -2,8 +2,6 @@
 //! checks every request against Rocket.Chat's OpenAPI description and applies its rate
 //! limiter). No network beyond 127.0.0.1.
 
-mod support;
-
 use std::ops::Deref;
 use std::time::Duration;
 
@@ -11,7 +9,8 @@ use roster::pass::Context;
 use roster::report::{Report, VendorReport};
 use roster_sandbox::{Credentials, Fault};
 use serde_json::{Value, json};
-use support::{Env, Limits};
+
+use crate::common::{Env, Limits};
 
 const VENDOR: &str = "chat";
 
@@ -37,7 +36,7 @@ impl Harness {
 
     /// `extra` is appended to the `[vendors.chat]` table.
     async fn with(extra: &str) -> Self {
-        let mut env = Env::with_temporary_store().await;
+        let mut env = Env::in_process_temporary().await;
         env.limits = Limits {
             max_deactivations: 1000,
             max_elapsed_secs: 20,
@@ -84,7 +83,7 @@ auth_token = "{token}"
     }
 
     async fn pass(&self) -> Report {
-        self.run(&self.context()).await
+        self.pass_in(&self.context()).await
     }
 }
 
@@ -130,7 +129,7 @@ async fn lifecycle_create_noop_update_deactivate_reactivate() {
     assert_eq!(create["joinDefaultChannels"], true);
     assert_eq!(create["sendWelcomeEmail"], false);
     assert!(create.get("setRandomPassword").is_none());
-    let records = format!("{:?}", h.store.load(VENDOR).expect("store"));
+    let records = format!("{:?}", h.store().load(VENDOR).expect("store"));
     assert!(
         !records.contains(&password),
         "the password reached the store"
@@ -231,7 +230,7 @@ async fn a_create_that_collides_is_adopted_not_failed() {
         2,
         "the missed lookup and the collision"
     );
-    let stored = h.store.load(VENDOR).expect("store");
+    let stored = h.store().load(VENDOR).expect("store");
     let record = stored.values().next().expect("linked");
     assert_eq!(record.remote_id.as_deref(), Some(existing.as_str()));
 }

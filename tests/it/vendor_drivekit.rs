@@ -1,8 +1,6 @@
 //! The DriveQuant DriveKit connector against the sandbox's stateful fake, through the
 //! library: config → `Context` → `run_once` with a real store.
 
-mod support;
-
 use std::path::Path;
 
 use axum::http::Method;
@@ -12,12 +10,27 @@ use roster::report::Report;
 use roster::settings::load_str;
 use roster_sandbox::{Credentials, Fault};
 use serde_json::{Value, json};
-use support::Env;
+
+use crate::common::Env;
 
 const V: &str = "drivekit";
 
 /// The DriveKit side of the shared harness.
-impl Env {
+/// The shared harness, in process, with this connector's helpers.
+struct Dk(Env);
+
+impl std::ops::Deref for Dk {
+    type Target = Env;
+    fn deref(&self) -> &Env {
+        &self.0
+    }
+}
+
+impl Dk {
+    async fn new() -> Self {
+        Self(Env::in_process().await)
+    }
+
     fn context(&self, extra: &str) -> Context {
         let key = Credentials::default().drivekit_api_key;
         self.context_with_key(&key, extra)
@@ -54,7 +67,7 @@ fn person(id: &str, first: &str, last: &str) -> Value {
 
 #[tokio::test]
 async fn lifecycle_link_noop_update_disable_enable() {
-    let env = Env::new().await;
+    let env = Dk::new().await;
     let dk = &env.sandbox.drivekit;
     dk.sign_in("E1");
     dk.sign_in("E2");
@@ -138,7 +151,7 @@ async fn lifecycle_link_noop_update_disable_enable() {
 
 #[tokio::test]
 async fn a_driver_not_signed_in_is_skipped_then_linked_once_signed_in() {
-    let env = Env::new().await;
+    let env = Dk::new().await;
     let dk = &env.sandbox.drivekit;
     dk.sign_in("E1");
     let ctx = env.context("");
@@ -186,7 +199,7 @@ async fn a_driver_not_signed_in_is_skipped_then_linked_once_signed_in() {
 
 #[tokio::test]
 async fn a_link_interrupted_by_a_crash_is_adopted() {
-    let env = Env::new().await;
+    let env = Dk::new().await;
     let dk = &env.sandbox.drivekit;
     let ctx = env.context("");
     // E1: the link reached DriveKit (identity set, disabled earlier) but the store only
@@ -220,7 +233,7 @@ async fn a_link_interrupted_by_a_crash_is_adopted() {
 
 #[tokio::test]
 async fn a_wrong_api_key_fails_without_writing() {
-    let env = Env::new().await;
+    let env = Dk::new().await;
     env.sandbox.drivekit.sign_in("E1");
     let ctx = env.context_with_key("not-the-key", "");
     env.write_people(&[person("E1", "Ann", "Lee")]);
@@ -244,7 +257,7 @@ async fn a_wrong_api_key_fails_without_writing() {
 
 #[tokio::test]
 async fn a_refused_identity_is_recorded_for_that_person_only() {
-    let env = Env::new().await;
+    let env = Dk::new().await;
     let dk = &env.sandbox.drivekit;
     for id in ["E1", "E2", "E3"] {
         dk.sign_in(id);
@@ -274,7 +287,7 @@ async fn a_refused_identity_is_recorded_for_that_person_only() {
 
 #[tokio::test]
 async fn rate_limits_and_server_errors_are_retried() {
-    let env = Env::new().await;
+    let env = Dk::new().await;
     let dk = &env.sandbox.drivekit;
     dk.sign_in("E1");
     dk.sign_in("E2");
@@ -298,7 +311,7 @@ async fn rate_limits_and_server_errors_are_retried() {
 
 #[tokio::test]
 async fn user_id_attribute_chooses_the_driver_and_a_change_relinks() {
-    let env = Env::new().await;
+    let env = Dk::new().await;
     let dk = &env.sandbox.drivekit;
     dk.sign_in("guid-1");
     let ctx = env.context("");
@@ -330,7 +343,7 @@ async fn user_id_attribute_chooses_the_driver_and_a_change_relinks() {
 
 #[tokio::test]
 async fn lookup_pages_through_the_listing() {
-    let env = Env::new().await;
+    let env = Dk::new().await;
     let dk = &env.sandbox.drivekit;
     for i in 0..1500 {
         dk.sign_in(&format!("D{i:04}"));
@@ -354,7 +367,7 @@ async fn lookup_pages_through_the_listing() {
 
 #[tokio::test]
 async fn check_reads_the_listing() {
-    let env = Env::new().await;
+    let env = Dk::new().await;
     let ctx = env.context("");
     ctx.vendors[0]
         .1

@@ -1,8 +1,6 @@
 //! The Telematics SDK / Damoov connector against the sandbox's stateful fake, through
 //! the library: config → `Context` → `run_once` with a real store.
 
-mod support;
-
 use std::path::Path;
 use std::time::Duration;
 
@@ -13,12 +11,27 @@ use roster::report::Report;
 use roster::settings::load_str;
 use roster_sandbox::{Credentials, Fault};
 use serde_json::{Value, json};
-use support::Env;
+
+use crate::common::Env;
 
 const V: &str = "telematics";
 
 /// The Telematics side of the shared harness.
-impl Env {
+/// The shared harness, in process, with this connector's helpers.
+struct Tm(Env);
+
+impl std::ops::Deref for Tm {
+    type Target = Env;
+    fn deref(&self) -> &Env {
+        &self.0
+    }
+}
+
+impl Tm {
+    async fn new() -> Self {
+        Self(Env::in_process().await)
+    }
+
     /// The config text with the sandbox's credentials, plus `extra` keys in the vendor
     /// table and `retry` overrides.
     fn config(&self, extra: &str, timeout_secs: u64) -> String {
@@ -87,7 +100,7 @@ fn flags(user: &Value) -> &Value {
 
 #[tokio::test]
 async fn lifecycle_create_noop_update_deactivate_reactivate() {
-    let env = Env::new().await;
+    let env = Tm::new().await;
     let ctx = env.context("");
     let mut people = vec![
         person("E1", "Ann", "Lee", "ann@x.io"),
@@ -175,7 +188,7 @@ async fn lifecycle_create_noop_update_deactivate_reactivate() {
 
 #[tokio::test]
 async fn inactive_in_source_deactivates_and_removed_field_is_cleared() {
-    let env = Env::new().await;
+    let env = Tm::new().await;
     let ctx = env.context("");
     let mut people = vec![
         person("E1", "Ann", "Lee", "ann@x.io"),
@@ -195,7 +208,7 @@ async fn inactive_in_source_deactivates_and_removed_field_is_cleared() {
 
 #[tokio::test]
 async fn crash_after_create_adopts_instead_of_duplicating() {
-    let env = Env::new().await;
+    let env = Tm::new().await;
     let ctx = env.context("");
     env.write_people(&[
         person("E1", "Ann", "Lee", "ann@x.io"),
@@ -234,7 +247,7 @@ async fn crash_after_create_adopts_instead_of_duplicating() {
 
 #[tokio::test]
 async fn create_answer_lost_in_transit_is_not_created_twice() {
-    let env = Env::new().await;
+    let env = Tm::new().await;
     let ctx = env.context_with("concurrency = 1", 1);
     env.write_people(&[person("E1", "Ann", "Lee", "ann@x.io")]);
     // Damoov makes the user but the reply comes too late: roster times out and retries.
@@ -253,7 +266,7 @@ async fn create_answer_lost_in_transit_is_not_created_twice() {
 
 #[tokio::test]
 async fn wrong_admin_password_fails_the_pass_with_one_login() {
-    let env = Env::new().await;
+    let env = Tm::new().await;
     let c = Credentials::default();
     let text = env.config("", 5).replace(
         &format!("password = \"{}\"", c.telematics_password),
@@ -291,7 +304,7 @@ async fn wrong_admin_password_fails_the_pass_with_one_login() {
 
 #[tokio::test]
 async fn wrong_instance_key_fails_creates_and_leaves_no_intent() {
-    let env = Env::new().await;
+    let env = Tm::new().await;
     let c = Credentials::default();
     let text = env.config("", 5).replace(
         &format!("instance_key = \"{}\"", c.telematics_instance_key),
@@ -316,7 +329,7 @@ async fn wrong_instance_key_fails_creates_and_leaves_no_intent() {
 
 #[tokio::test]
 async fn a_rejected_person_is_recorded_and_the_others_go_through() {
-    let env = Env::new().await;
+    let env = Tm::new().await;
     let ctx = env.context("concurrency = 1");
     env.write_people(&[
         person("E1", "Ann", "Lee", "a@x.io"),
@@ -355,7 +368,7 @@ async fn a_rejected_person_is_recorded_and_the_others_go_through() {
 
 #[tokio::test]
 async fn rate_limits_and_server_errors_are_retried() {
-    let env = Env::new().await;
+    let env = Tm::new().await;
     let ctx = env.context("");
     env.write_people(&[
         person("E1", "Ann", "Lee", "a@x.io"),
@@ -394,7 +407,7 @@ async fn rate_limits_and_server_errors_are_retried() {
 
 #[tokio::test]
 async fn one_login_per_pass_even_with_concurrency() {
-    let env = Env::new().await;
+    let env = Tm::new().await;
     let ctx = env.context("concurrency = 8");
     let people: Vec<Value> = (0..24)
         .map(|i| {
@@ -424,7 +437,7 @@ async fn one_login_per_pass_even_with_concurrency() {
 
 #[tokio::test]
 async fn token_is_refreshed_before_expiry_and_after_a_401() {
-    let env = Env::new().await;
+    let env = Tm::new().await;
     env.sandbox
         .telematics
         .set_token_lifetime(Duration::from_secs(2));
@@ -481,7 +494,7 @@ async fn token_is_refreshed_before_expiry_and_after_a_401() {
 
 #[tokio::test]
 async fn the_login_rate_limit_is_never_hit() {
-    let env = Env::new().await;
+    let env = Tm::new().await;
     let fake = &env.sandbox.telematics;
     fake.set_login_limit(5, Duration::from_secs(60), Duration::from_secs(3600));
     env.write_people(&[person("E1", "Ann", "Lee", "a@x.io")]);
@@ -509,7 +522,7 @@ async fn the_login_rate_limit_is_never_hit() {
 
 #[tokio::test]
 async fn a_429_on_login_is_not_retried_and_blocks_further_logins() {
-    let env = Env::new().await;
+    let env = Tm::new().await;
     let fake = &env.sandbox.telematics;
     fake.set_login_limit(0, Duration::from_secs(60), Duration::from_secs(3600));
     let ctx = env.context("");
@@ -526,7 +539,7 @@ async fn a_429_on_login_is_not_retried_and_blocks_further_logins() {
 
 #[tokio::test]
 async fn on_remove_delete_deletes_the_user() {
-    let env = Env::new().await;
+    let env = Tm::new().await;
     let ctx = env.context("on_remove = \"delete\"");
     let people = [
         person("E1", "Ann", "Lee", "a@x.io"),
@@ -552,7 +565,7 @@ async fn on_remove_delete_deletes_the_user() {
 
 #[tokio::test]
 async fn check_is_read_only() {
-    let env = Env::new().await;
+    let env = Tm::new().await;
     let ctx = env.context("");
     ctx.vendors[0]
         .1
