@@ -11,6 +11,7 @@ mod four_vendors;
 mod layers;
 mod lifecycle;
 mod motive_faults;
+mod outbound;
 mod pacing;
 mod safety;
 mod slapd;

@@ -520,6 +520,51 @@ async fn the_login_rate_limit_is_never_hit() {
     assert!(!fake.login_blocked());
 }
 
+/// Every error of a pass whose logins never succeed names what happened to the login
+/// (issue 11: it said "rate limited (retry after 59s)", roster's own login limit).
+fn login_failures_say(r: &Report, what: &str) {
+    let v = &r.vendors[V];
+    assert_eq!(v.failed, 2, "{v:?}");
+    for e in &v.errors {
+        assert!(e.message.contains(what), "{}", e.message);
+        assert!(!e.message.contains("rate limited"), "{}", e.message);
+    }
+}
+
+#[tokio::test]
+async fn a_login_answered_with_502_says_502() {
+    let env = Tm::new().await;
+    env.sandbox
+        .telematics
+        .control
+        .inject(Fault::new(Some(Method::POST), "/v1/Auth/Login", 502, "Bad Gateway").times(1000));
+    env.write_people(&[
+        person("E1", "Ann", "Lee", "a@x.io"),
+        person("E2", "Bob", "Ray", "b@x.io"),
+    ]);
+    let r = env.pass(&env.context("")).await;
+    login_failures_say(&r, "server error 502: admin login");
+    assert_eq!(env.sandbox.telematics.control.count_status(429), 0);
+}
+
+#[tokio::test]
+async fn a_login_that_hangs_says_it_timed_out() {
+    let mut env = Env::in_process().await;
+    env.limits.max_elapsed_secs = 3;
+    let env = Tm(env);
+    env.sandbox.telematics.control.delay_after_commit(
+        Method::POST,
+        "/v1/Auth/Login",
+        Duration::from_secs(30),
+    );
+    env.write_people(&[
+        person("E1", "Ann", "Lee", "a@x.io"),
+        person("E2", "Bob", "Ray", "b@x.io"),
+    ]);
+    let r = env.pass(&env.context_with("", 1)).await;
+    login_failures_say(&r, "admin login: timed out");
+}
+
 #[tokio::test]
 async fn a_429_on_login_is_not_retried_and_blocks_further_logins() {
     let env = Tm::new().await;

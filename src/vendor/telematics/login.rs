@@ -35,7 +35,11 @@ impl Authenticator for AdminLogin {
             .http
             .request(Method::POST, http::endpoint(&self.base, "/v1/Auth/Login"))
             .json(&json!({ "LoginFields": login_fields, "Password": self.password.expose() }));
-        let reply = self.http.send_unpaced(budget, BodyCap::READ, req).await?;
+        let reply = self
+            .http
+            .send_unpaced(budget, BodyCap::READ, req)
+            .await
+            .map_err(|e| during(e, "admin login"))?;
         token_from(&reply, "admin login")
     }
 
@@ -52,8 +56,21 @@ impl Authenticator for AdminLogin {
                 http::endpoint(&self.base, "/v1/Auth/RefreshToken"),
             )
             .json(&json!({ "AccessToken": access.expose(), "RefreshToken": refresh.expose() }));
-        let reply = self.http.send_unpaced(budget, BodyCap::READ, req).await?;
+        let reply = self
+            .http
+            .send_unpaced(budget, BodyCap::READ, req)
+            .await
+            .map_err(|e| during(e, "token refresh"))?;
         token_from(&reply, "token refresh")
+    }
+}
+
+/// A failed login or refresh call says which it was (a hung login "timed out" at the
+/// admin login, not at this person's call).
+fn during(e: http::Error, what: &str) -> VendorError {
+    match VendorError::from(e) {
+        VendorError::Transport(detail) => VendorError::Transport(format!("{what}: {detail}")),
+        other => other,
     }
 }
 
