@@ -9,7 +9,7 @@
 //! `--child …`) so that its peak RSS (`VmHWM`) is its own. Scenarios:
 //!
 //! 1. `parse`: a bare `source::file::read_file` of the people file;
-//!    `noop`: a `sync::run_once` pass where nothing changed (store pre-populated with
+//!    `noop`: a `pass::run_once` pass where nothing changed (store pre-populated with
 //!    what every vendor holds), 4 vendors;
 //! 2. `changed`: a pass where 1% of the people changed their email; the vendors ack
 //!    instantly in-process (what is measured is roster's own work: read, map, diff,
@@ -25,6 +25,9 @@
 //!
 //! Generated data is cached under `target/roster-bench/N/` (delete it to regenerate).
 //! Not a test: nothing here asserts a speed; it is not run in CI.
+//!
+//! One file of about 800 lines: a `[[bench]]` target with `harness = false` is one
+//! program, and its scenarios share the child-process and table plumbing.
 
 // A measuring tool, not production code: a broken setup should stop it loudly.
 #![allow(clippy::panic, clippy::unwrap_used)]

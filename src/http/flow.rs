@@ -33,7 +33,12 @@ use super::Observer;
 use super::congestion::{Controller, Hint};
 use super::headers::RateInfo;
 use super::session::{Gate, LoginLog};
-use crate::budget::{Budget, Stop};
+use crate::budget::Budget;
+
+mod not_sent;
+mod spacing;
+pub use not_sent::{NotSent, Waiting};
+use spacing::{achieved, reserve, tolerance};
 
 /// Added to a server's reset time against clock granularity and small skew.
 const RESET_MARGIN: Duration = Duration::from_millis(150);
@@ -57,59 +62,6 @@ pub struct FlowSettings {
     /// Do not wait for the windows the remote's rate-limit fields announce (the remote's
     /// 429s still pause calls).
     pub ignore_windows: bool,
-}
-
-/// What kept a call from being sent.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum NotSent {
-    #[error("not sent: roster is shutting down")]
-    Shutdown,
-    /// The wait for `waiting` would outlast the pass budget.
-    #[error("not sent: waiting for {waiting} would outlast the pass budget (retry.pass_budget_secs = {})", .budget.as_secs())]
-    OutOfTime { waiting: Waiting, budget: Duration },
-    /// The remote asked for a pause longer than `retry.max_interval_secs`.
-    #[error("not sent: {waiting} asks for {}s more, longer than retry.max_interval_secs = {}s; left for the next pass", .left.as_secs(), .max_hold.as_secs())]
-    Held {
-        waiting: Waiting,
-        left: Duration,
-        max_hold: Duration,
-    },
-}
-
-impl NotSent {
-    pub fn from_stop(stop: Stop, waiting: Waiting) -> Self {
-        match stop {
-            Stop::Shutdown => Self::Shutdown,
-            Stop::OutOfTime(budget) => Self::OutOfTime { waiting, budget },
-        }
-    }
-}
-
-/// What a call was waiting for (for messages: which limit stopped it).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Waiting {
-    /// roster's own pacing (the configured limit, or the congestion controller).
-    Pacing,
-    /// The vendor's pause (`Retry-After`, or a rate-limit reset after a 429).
-    VendorPause,
-    /// The route's rate-limit window, as the vendor's headers announced it.
-    Window(String),
-    /// Damoov-style session limits (logins per minute).
-    LoginLimit,
-    /// The backoff between two attempts.
-    Backoff,
-}
-
-impl std::fmt::Display for Waiting {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Pacing => f.write_str("roster's pacing of this vendor"),
-            Self::VendorPause => f.write_str("the vendor's requested pause (429)"),
-            Self::Window(route) => write!(f, "the vendor's rate-limit window for {route}"),
-            Self::LoginLimit => f.write_str("the login limit"),
-            Self::Backoff => f.write_str("the retry backoff"),
-        }
-    }
 }
 
 /// How a call ended, for `Flow::learn`.
@@ -470,49 +422,6 @@ impl Flow {
             st.hold.map(|h| h.until.saturating_duration_since(now)),
         );
     }
-}
-
-/// GCRA's tolerance: how far ahead of its theoretical time a call may go (the burst).
-fn tolerance(rate: f64, burst: u32) -> Duration {
-    Duration::from_secs_f64(f64::from(burst.saturating_sub(1)) / rate)
-}
-
-fn reserve(st: &mut State, key: &str, now: Instant, ceiling: Option<(f64, u32)>) {
-    if let Some(rs) = st.routes.get_mut(key) {
-        if let Window::Limited { remaining, .. } = &mut rs.window {
-            *remaining = remaining.saturating_sub(1);
-        }
-        rs.in_flight += 1;
-    }
-    if let Some(rate) = st.controller.rate() {
-        let burst = match ceiling {
-            Some((c, b)) if rate >= c => b,
-            _ => 1,
-        };
-        let interval = Duration::from_secs_f64(1.0 / rate);
-        let base = st.tat.filter(|t| *t > now).unwrap_or(now);
-        // After an idle spell, the bucket holds at most `burst` calls.
-        let earliest = now.checked_sub(tolerance(rate, burst)).unwrap_or(now);
-        st.tat = Some(base.max(earliest) + interval);
-    }
-    st.admitted.push_back(now);
-    while st
-        .admitted
-        .front()
-        .is_some_and(|t| now.duration_since(*t) > ACHIEVED_WINDOW)
-    {
-        st.admitted.pop_front();
-    }
-}
-
-fn achieved(admitted: &mut VecDeque<Instant>, now: Instant) -> f64 {
-    while admitted
-        .front()
-        .is_some_and(|t| now.duration_since(*t) > ACHIEVED_WINDOW)
-    {
-        admitted.pop_front();
-    }
-    admitted.len() as f64 / ACHIEVED_WINDOW.as_secs_f64()
 }
 
 /// A reply's rate-limit fields (or their absence) into the route's window.

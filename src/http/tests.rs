@@ -223,3 +223,17 @@ async fn fetch_waits_out_429s_and_counts_only_other_failures_as_retries() {
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(calls.load(Ordering::SeqCst), 5);
 }
+
+#[test]
+fn endpoint_keeps_base_path_prefix() {
+    let b = Url::parse("http://h:1/motive").expect("url");
+    assert_eq!(
+        endpoint(&b, "/v1/users").as_str(),
+        "http://h:1/motive/v1/users"
+    );
+    let b = Url::parse("https://api.gomotive.com").expect("url");
+    assert_eq!(
+        endpoint(&b, "v1/users").as_str(),
+        "https://api.gomotive.com/v1/users"
+    );
+}

@@ -1,6 +1,9 @@
 //! Rocket.Chat end to end: roster's library against the sandbox's stateful fake (which
 //! checks every request against Rocket.Chat's OpenAPI description and applies its rate
 //! limiter). No network beyond 127.0.0.1.
+//!
+//! Over 500 lines: one connector's whole suite against its fake (each test stands
+//! alone; splitting it would only scatter the connector-specific helpers).
 
 use std::ops::Deref;
 use std::time::Duration;

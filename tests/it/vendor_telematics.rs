@@ -1,5 +1,8 @@
 //! The Telematics SDK / Damoov connector against the sandbox's stateful fake, through
 //! the library: config → `Context` → `run_once` with a real store.
+//!
+//! Over 500 lines: one connector's whole suite against its fake (each test stands
+//! alone; splitting it would only scatter the connector-specific helpers).
 
 use std::path::Path;
 use std::time::Duration;

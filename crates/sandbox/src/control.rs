@@ -7,7 +7,7 @@
 //! which a crash leaves an account at the vendor that roster never heard of.
 
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::time::Instant;
 
@@ -306,16 +306,11 @@ fn storm_response(storm: &Storm) -> Response {
         StormReply::RetryAfter(secs) => fault = fault.header("retry-after", &secs.to_string()),
         StormReply::Bare => {}
         StormReply::RateLimitWindow(secs) => {
-            let now_ms = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis());
+            let now_ms = crate::clock::epoch_ms();
             fault = fault
                 .header("x-ratelimit-limit", "10")
                 .header("x-ratelimit-remaining", "0")
-                .header(
-                    "x-ratelimit-reset",
-                    &(now_ms + u128::from(secs) * 1000).to_string(),
-                );
+                .header("x-ratelimit-reset", &(now_ms + secs * 1000).to_string());
         }
     }
     fault_response(&fault)

@@ -11,6 +11,7 @@
 // the success side, as axum intends, so its size is not a concern.
 #![allow(clippy::result_large_err)]
 
+mod clock;
 pub mod control;
 pub mod drivekit;
 pub mod hr;

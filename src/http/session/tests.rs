@@ -231,3 +231,21 @@ async fn refused_credentials_are_not_tried_again_within_the_window() {
     tokio::time::advance(Duration::from_secs(31)).await;
     assert!(s.bearer(&b).await.is_ok());
 }
+
+#[tokio::test(start_paused = true)]
+async fn logins_are_limited_per_vendor_and_a_block_outlasts_the_window() {
+    let mut gate = Gate::default();
+    let now = Instant::now();
+    for _ in 0..LIMIT.attempts {
+        gate.reserve(now, LIMIT).expect("within the limit");
+    }
+    let wait = gate.reserve(now, LIMIT).expect_err("over the limit");
+    assert!(wait > Duration::ZERO && wait <= LIMIT.window, "{wait:?}");
+    // A new window admits logins again; a block holds them past it.
+    let later = now + LIMIT.window;
+    gate.blocked_until = Some(later + Duration::from_secs(600));
+    let wait = gate.reserve(later, LIMIT).expect_err("blocked");
+    assert_eq!(wait, Duration::from_secs(600));
+    let after = later + Duration::from_secs(600);
+    gate.reserve(after, LIMIT).expect("the block is over");
+}

@@ -1,5 +1,6 @@
 //! Unit tests of `motive`.
 
+use super::wire::field_value;
 use super::*;
 
 fn build_in(tables: &str, name: &str) -> Result<Motive, ConfigError> {
