@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use chrono::Utc;
 use futures::StreamExt;
 use serde::Serialize;
-use tracing::warn;
+use tracing::{Instrument, debug_span, info_span, warn};
 
 use crate::model::{Op, Outcome, VendorRecord};
 use std::sync::Arc;
@@ -85,11 +85,13 @@ pub async fn rebuild(
                         .await;
                     (id, found, *wanted_active)
                 }
+                .instrument(debug_span!("person", user = %id))
             })
             .collect();
         let results: Vec<_> = futures::stream::iter(lookups)
             .buffer_unordered(settings.concurrency)
             .collect()
+            .instrument(info_span!("vendor", vendor = %settings.name))
             .await;
         for (id, found, wanted_active) in results {
             match found {

@@ -2,8 +2,9 @@
 //! `http::Observer`) throttling and pacing. The daemon's metrics and the progress
 //! displays listen here.
 //!
-//! Adding a hook: a new method with a do-nothing default here, called where the event
-//! happens, and implemented by whoever listens; nothing else changes.
+//! Adding a hook: a new method with a do-nothing default on `Hooks`, forwarded in the
+//! `Arc<T>` and `Both` impls below, called where the event happens, and implemented by
+//! whoever listens; nothing else changes.
 
 use std::sync::Arc;
 use std::time::Duration;

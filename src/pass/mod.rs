@@ -177,13 +177,9 @@ impl<'a> Pass<'a> {
         if self.opts.full {
             for (settings, vendor) in &self.vendors {
                 let mut known = self.store.load(&settings.name)?;
-                let d = planning::check_drift(
-                    &settings.name,
-                    vendor.as_ref(),
-                    &mut known,
-                    &self.budget,
-                )
-                .await;
+                let d = planning::check_drift(vendor.as_ref(), &mut known, &self.budget)
+                    .instrument(info_span!("vendor", vendor = %settings.name))
+                    .await;
                 drifts.insert(settings.name.clone(), d);
                 corrected.insert(settings.name.clone(), known);
             }
@@ -199,7 +195,9 @@ impl<'a> Pass<'a> {
                 .iter()
                 .map(|(settings, vendor)| {
                     let known = corrected.remove(&settings.name);
+                    let span = info_span!("vendor", vendor = %settings.name);
                     scope.spawn(move || {
+                        let _in_vendor = span.entered();
                         planning::plan_vendor(
                             store,
                             snapshot,

@@ -62,7 +62,6 @@ fn stored_records<'a>(
 /// Reads the vendor's accounts and corrects `known` to them (see `plan::drift`). The
 /// listing's pages retry on their own (`http::Http::fetch`).
 pub async fn check_drift(
-    name: &str,
     vendor: &dyn Vendor,
     known: &mut BTreeMap<PersonId, VendorRecord>,
     budget: &Budget,
@@ -71,7 +70,7 @@ pub async fn check_drift(
         Ok(accounts) => {
             let details = plan::drift::reconcile_records(known, &accounts);
             for d in &details {
-                warn!(vendor = %name, user = %d.person, drift = ?d.kind, "Drift: changed at the vendor behind roster's back; repairing.");
+                warn!(user = %d.person, drift = ?d.kind, "Drift: changed at the vendor behind roster's back; repairing.");
             }
             DriftReport {
                 found: details.len(),
@@ -80,7 +79,7 @@ pub async fn check_drift(
             }
         }
         Err(error) => {
-            warn!(vendor = %name, error = %error, "Cannot list accounts; drift not checked at this vendor.");
+            warn!(error = %error, "Cannot list accounts; drift not checked at this vendor.");
             DriftReport {
                 unavailable: Some(error.to_string()),
                 ..DriftReport::default()

@@ -56,7 +56,10 @@ impl Vendor for Telematics {
             .filter(|u| client_id(u) == Some(person.as_str()))
             .collect();
         if users.len() > 1 {
-            warn!(vendor = %self.settings.name, user = %person, accounts = users.len(), "Several Damoov users carry this ClientId; adopting the active one created first.");
+            warn!(
+                accounts = users.len(),
+                "Several Damoov users carry this ClientId; adopting the active one created first."
+            );
         }
         // Active first, then the oldest, then by token: the same pick every pass.
         users.sort_by(|a, b| {
