@@ -7,8 +7,8 @@ use crate::settings::Settings;
 /// `--since`: an RFC 3339 time, a date (midnight UTC), or an age counted back from now.
 ///
 /// # Errors
-/// A message saying which forms are accepted.
-pub fn parse_since(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+/// A message saying which forms are accepted (a clap value parser: clap prints it).
+pub(super) fn parse_since(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
     use chrono::{DateTime, NaiveDate, Utc};
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));

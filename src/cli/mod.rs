@@ -15,7 +15,7 @@ mod history;
 mod rebuild;
 mod status;
 
-pub use history::parse_since;
+use history::parse_since;
 
 use crate::config::ConfigError;
 use crate::pass::{Context, PassOptions, run_once};

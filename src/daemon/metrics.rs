@@ -24,6 +24,7 @@ type Labels = Vec<(String, String)>;
 pub struct Metrics {
     registry: Registry,
     operations: Family<Labels, Counter>,
+    failures: Family<Labels, Counter>,
     retries: Family<Labels, Counter>,
     rate_limited: Family<Labels, Counter>,
     pacing_rate: Family<Labels, Gauge<f64, AtomicU64>>,
@@ -50,6 +51,13 @@ impl Metrics {
             "operations",
             "Vendor operations by vendor, op and result (ok, failed, skipped)",
             operations.clone(),
+        );
+        let failures = Family::<Labels, Counter>::default();
+        registry.register(
+            "operation_failures",
+            "Failed or skipped vendor operations by vendor, op and the failure's class \
+             (the report's `kind`: auth, rejected, rate_limited, transport, setup, ...)",
+            failures.clone(),
         );
         let retries = Family::<Labels, Counter>::default();
         registry.register("retries", "Retried vendor calls by vendor", retries.clone());
@@ -111,6 +119,7 @@ impl Metrics {
         Self {
             registry,
             operations,
+            failures,
             retries,
             rate_limited,
             pacing_rate,
@@ -162,6 +171,15 @@ impl Metrics {
             }
             for e in &v.errors {
                 count(e.op.as_str(), e.outcome.as_str(), 1);
+                if let Some(kind) = &e.kind {
+                    self.failures
+                        .get_or_create(&vec![
+                            ("vendor".into(), name.clone()),
+                            ("op".into(), e.op.as_str().into()),
+                            ("kind".into(), kind.clone()),
+                        ])
+                        .inc();
+                }
             }
             if v.failed == 0 {
                 self.last_success
@@ -253,6 +271,12 @@ mod tests {
         );
         assert!(
             text.contains("op=\"update\",result=\"failed\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "roster_operation_failures_total{vendor=\"motive\",op=\"update\",kind=\"server\"} 1"
+            ),
             "{text}"
         );
         assert!(text.contains("roster_source_people 4"), "{text}");
