@@ -551,7 +551,10 @@ async fn finish(
     history: HistorySettings,
 ) -> Result<Report, SyncError> {
     report.finished_at = Some(Utc::now());
-    for (name, v) in &report.vendors {
+    // A dry run or a refused pass pushed nothing: its counts are what a pass would do,
+    // already logged as "Planned.", and must not read as calls made.
+    let pushed = !opts.dry_run && report.refused.is_none();
+    for (name, v) in report.vendors.iter().filter(|_| pushed) {
         info!(
             vendor = %name,
             created = v.created,
