@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -37,6 +37,10 @@ const KEY_SCHEMA: &[u8] = b"schema_version";
 const KEY_LAST_REPORT: &[u8] = b"last_report";
 const KEY_SOURCE_COUNT: &[u8] = b"last_source_count";
 const HISTORY: &str = "history";
+/// `meta/history_len`: how many entries the history tree holds, so that pruning by
+/// count does not count them (sled's `len` reads the whole tree: with the default
+/// 100000 entries that was a fifth of a no-op pass over 20k people × 4 vendors).
+const KEY_HISTORY_LEN: &[u8] = b"history_len";
 /// `meta/pace/NAME`: a vendor's learned rate (`PaceRecord`).
 const PACE_PREFIX: &str = "pace/";
 
@@ -127,8 +131,49 @@ pub struct HistoryFilter {
 /// The sled database. Cheap to clone; all clones share one database.
 #[derive(Clone)]
 pub struct Store {
-    db: sled::Db,
+    db: Arc<Db>,
     commits: Arc<GroupCommit>,
+}
+
+/// Set by [`leave_to_exit`].
+static LEAVE_TO_EXIT: AtomicBool = AtomicBool::new(false);
+
+/// For a process that exits once its command is done (every command but the daemon):
+/// when a store's last handle goes, it is flushed and then left for the exit to reclaim,
+/// instead of sled freeing its page cache node by node and joining its threads (a tenth
+/// of a one-shot no-op pass over 100k people × 4 vendors). The directory lock goes with
+/// the process, so such a process must not open the same store again.
+pub fn leave_to_exit() {
+    LEAVE_TO_EXIT.store(true, Ordering::SeqCst);
+}
+
+/// The database, torn down on drop unless [`leave_to_exit`] was called (and it is not
+/// a temporary one, whose files only sled's teardown removes).
+struct Db {
+    db: sled::Db,
+    temporary: bool,
+}
+
+impl std::ops::Deref for Db {
+    type Target = sled::Db;
+
+    fn deref(&self) -> &sled::Db {
+        &self.db
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        if LEAVE_TO_EXIT.load(Ordering::SeqCst) && !self.temporary {
+            // What sled's own drop would have made durable (audit entries recorded after
+            // the last waited-for write).
+            if let Err(e) = self.db.flush() {
+                tracing::error!(error = %e, "Could not flush the store.");
+            }
+            // A handle that is never dropped: sled's teardown never starts.
+            std::mem::forget(self.db.clone());
+        }
+    }
 }
 
 /// Group commit: every write waits until it is on disk, but writes that arrive while a
@@ -174,7 +219,7 @@ impl Store {
                     }
                 }
             })?;
-        Self::init(db)
+        Self::init(db, false)
     }
 
     /// An in-memory store that vanishes on drop (tests, and `plan` without a state dir).
@@ -182,10 +227,10 @@ impl Store {
     /// # Errors
     /// Only if sled cannot create its temporary files.
     pub fn temporary() -> Result<Self, StoreError> {
-        Self::init(sled::Config::new().temporary(true).open()?)
+        Self::init(sled::Config::new().temporary(true).open()?, true)
     }
 
-    fn init(db: sled::Db) -> Result<Self, StoreError> {
+    fn init(db: sled::Db, temporary: bool) -> Result<Self, StoreError> {
         let meta = db.open_tree(META)?;
         match meta.get(KEY_SCHEMA)? {
             None => {
@@ -215,7 +260,7 @@ impl Store {
             }
         }
         Ok(Self {
-            db,
+            db: Arc::new(Db { db, temporary }),
             commits: Arc::default(),
         })
     }
@@ -388,7 +433,12 @@ impl Store {
     /// sled errors.
     pub async fn set_last_source_count(&self, count: u64) -> Result<(), StoreError> {
         let meta = self.db.open_tree(META)?;
-        meta.insert(KEY_SOURCE_COUNT, count.to_string().as_bytes())?;
+        let value = count.to_string();
+        // The usual case (the same count again) costs no write and no fsync.
+        if meta.get(KEY_SOURCE_COUNT)?.as_deref() == Some(value.as_bytes()) {
+            return Ok(());
+        }
+        meta.insert(KEY_SOURCE_COUNT, value.as_bytes())?;
         self.durable().await?;
         Ok(())
     }
@@ -424,6 +474,9 @@ impl Store {
                 })?;
                 meta.insert(key.as_bytes(), bytes)?;
             }
+            // Nothing learned and nothing kept (every pass at the configured rate): no
+            // write and no fsync.
+            None if !meta.contains_key(key.as_bytes())? => return Ok(()),
             None => {
                 meta.remove(key.as_bytes())?;
             }
@@ -437,7 +490,8 @@ impl Store {
     ///
     /// It does not wait for the disk: the entry becomes durable with the next write that
     /// does (after a successful call, the record written right after it; otherwise the
-    /// next operation's, the end of the pass, or sled's own flush within half a second),
+    /// next operation's, the report saved at the end of the pass, or sled's own flush
+    /// within half a second),
     /// so auditing a call costs no fsync of its own.
     ///
     /// # Errors
@@ -451,7 +505,12 @@ impl Store {
             message: e.to_string(),
         })?;
         tree.insert(key, value)?;
-
+        // Counted only once a prune has counted the tree (see `history_len`).
+        self.db
+            .open_tree(META)?
+            .fetch_and_update(KEY_HISTORY_LEN, |n| {
+                n.map(|n| (decode_u64(n).unwrap_or(0) + 1).to_be_bytes().to_vec())
+            })?;
         Ok(())
     }
 
@@ -486,6 +545,7 @@ impl Store {
         max_age: chrono::Duration,
     ) -> Result<usize, StoreError> {
         let tree = self.db.open_tree(HISTORY)?;
+        let len = self.history_len(&tree)?;
         let cutoff = nanos_key(Utc::now() - max_age).to_be_bytes();
         let mut removed = 0;
         for item in tree.range(..cutoff.to_vec()) {
@@ -493,14 +553,41 @@ impl Store {
             tree.remove(k)?;
             removed += 1;
         }
-        let excess = tree.len().saturating_sub(max_entries);
+        let excess = len.saturating_sub(removed).saturating_sub(max_entries);
         for item in tree.iter().take(excess) {
             let (k, _) = item?;
             tree.remove(k)?;
             removed += 1;
         }
-        self.durable().await?;
+        if removed > 0 {
+            // By subtraction, so that entries recorded meanwhile stay counted.
+            self.db
+                .open_tree(META)?
+                .fetch_and_update(KEY_HISTORY_LEN, |n| {
+                    let n = n.and_then(decode_u64).unwrap_or(0);
+                    Some(n.saturating_sub(removed as u64).to_be_bytes().to_vec())
+                })?;
+            self.durable().await?;
+        }
         Ok(removed)
+    }
+
+    /// How many audit entries there are: the kept count, or (once, in a store written
+    /// before it was kept) the tree counted and the count kept from then on. Entries
+    /// recorded while it counts may be missed; pruning then keeps a few extra.
+    fn history_len(&self, tree: &sled::Tree) -> Result<usize, StoreError> {
+        let meta = self.db.open_tree(META)?;
+        if let Some(n) = meta.get(KEY_HISTORY_LEN)?.as_deref().and_then(decode_u64) {
+            return Ok(usize::try_from(n).unwrap_or(usize::MAX));
+        }
+        let counted = tree.len();
+        // Whoever set it first was counting too.
+        let _ = meta.compare_and_swap(
+            KEY_HISTORY_LEN,
+            None as Option<&[u8]>,
+            Some((counted as u64).to_be_bytes().to_vec()),
+        )?;
+        Ok(counted)
     }
 
     /// Waits until everything written is on disk (shutdown).
@@ -543,6 +630,11 @@ fn nanos_key(t: DateTime<Utc>) -> u64 {
         None if t.timestamp() > 0 => u64::MAX,
         None => 0,
     }
+}
+
+/// A kept count: eight big-endian bytes.
+fn decode_u64(bytes: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(bytes.try_into().ok()?))
 }
 
 fn decode<T: for<'de> Deserialize<'de>>(
@@ -756,6 +848,118 @@ mod tests {
         let left = store.history(&HistoryFilter::default()).expect("left");
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].person, "B");
+    }
+
+    fn entry(person: &str, age_days: i64) -> HistoryEntry {
+        HistoryEntry {
+            time: Utc::now() - chrono::Duration::days(age_days),
+            vendor: "motive".into(),
+            person: person.into(),
+            op: "update".into(),
+            outcome: "ok".into(),
+            fields: vec!["email".into()],
+            message: None,
+        }
+    }
+
+    fn people(store: &Store) -> Vec<String> {
+        let all = store.history(&HistoryFilter::default()).expect("history");
+        all.into_iter().map(|e| e.person).collect()
+    }
+
+    #[tokio::test]
+    async fn history_is_pruned_to_max_entries_across_reopens() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let year = chrono::Duration::days(365);
+        {
+            let store = Store::open(dir.path()).expect("open");
+            for (i, p) in ["A", "B", "C", "D", "E"].iter().enumerate() {
+                store
+                    .record_history(&entry(p, 5 - i as i64))
+                    .expect("record");
+            }
+            assert_eq!(store.prune_history(3, year).await.expect("prune"), 2);
+            assert_eq!(people(&store), ["C", "D", "E"]);
+            // Nothing to remove: nothing written.
+            assert_eq!(store.prune_history(3, year).await.expect("prune"), 0);
+            store.record_history(&entry("F", 0)).expect("record");
+            store.flush().await.expect("flush");
+        }
+        let store = Store::open(dir.path()).expect("reopen");
+        store.record_history(&entry("G", 0)).expect("record");
+        assert_eq!(store.prune_history(3, year).await.expect("prune"), 2);
+        assert_eq!(people(&store), ["E", "F", "G"]);
+        // Old entries go by age, and the count follows.
+        store.record_history(&entry("old", 400)).expect("record");
+        assert_eq!(store.prune_history(3, year).await.expect("prune"), 1);
+        store.record_history(&entry("H", 0)).expect("record");
+        assert_eq!(store.prune_history(3, year).await.expect("prune"), 1);
+        assert_eq!(people(&store), ["F", "G", "H"]);
+    }
+
+    #[tokio::test]
+    async fn a_store_without_a_kept_history_count_is_counted_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = Store::open(dir.path()).expect("open");
+            for p in ["A", "B", "C", "D"] {
+                store.record_history(&entry(p, 1)).expect("record");
+            }
+            store
+                .prune_history(10, chrono::Duration::days(365))
+                .await
+                .expect("prune");
+            store.flush().await.expect("flush");
+        }
+        {
+            // As an older roster left it: entries, no count.
+            let db = sled::open(dir.path()).expect("sled");
+            db.open_tree(META)
+                .expect("meta")
+                .remove(KEY_HISTORY_LEN)
+                .expect("remove");
+            db.flush().expect("flush");
+        }
+        let store = Store::open(dir.path()).expect("reopen");
+        store.record_history(&entry("E", 0)).expect("record");
+        assert_eq!(
+            store
+                .prune_history(2, chrono::Duration::days(365))
+                .await
+                .expect("prune"),
+            3
+        );
+        assert_eq!(people(&store), ["D", "E"]);
+    }
+
+    #[tokio::test]
+    async fn bookkeeping_that_did_not_change_writes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        store.set_last_source_count(7).await.expect("count");
+        store.set_pace("motive", None).await.expect("pace");
+        let before = store.commits.issued.load(Ordering::SeqCst);
+        store.set_last_source_count(7).await.expect("count");
+        store.set_pace("motive", None).await.expect("pace");
+        store
+            .prune_history(10, chrono::Duration::days(1))
+            .await
+            .expect("prune");
+        assert_eq!(
+            store.commits.issued.load(Ordering::SeqCst),
+            before,
+            "no flush was asked for"
+        );
+        store.set_last_source_count(8).await.expect("count");
+        assert_eq!(store.last_source_count().expect("read"), Some(8));
+        let rate = PaceRecord {
+            rate_per_sec: 2.0,
+            updated_at: Utc::now(),
+        };
+        store.set_pace("motive", Some(&rate)).await.expect("pace");
+        store.set_pace("motive", None).await.expect("pace");
+        assert_eq!(store.pace("motive").expect("read"), None);
+        assert!(store.commits.issued.load(Ordering::SeqCst) >= before + 3);
     }
 
     impl VendorRecord {
