@@ -1,10 +1,11 @@
 //! The embedded state: what roster last pushed to each vendor, per person.
 //!
 //! Owns: every use of sled. One tree per vendor (`vendor/NAME`, key = person id, value =
-//! a `VendorRecord` in the binary layout of `codec`) and a `meta` tree (schema version, last report, each vendor's
-//! learned pacing rate under `pace/NAME`). Must not: know
-//! how records are computed. Every write is flushed before it returns, because the
-//! record is what stops a second account from being created after a crash.
+//! a `VendorRecord` in the binary layout of `codec`), a `meta` tree (schema version, last
+//! report, each vendor's learned pacing rate under `pace/NAME`, the audit history's size)
+//! and the `history` tree. Must not: know how records are computed. Every write is
+//! flushed before it returns, because the record is what stops a second account from
+//! being created after a crash.
 //!
 //! Secrets are never stored: records hold only the mapped fields a vendor was sent.
 
