@@ -2,18 +2,27 @@
 //!
 //! ```sh
 //! cargo bench --bench roster_bench -- --quick                 # 10k people, short scenarios
-//! cargo bench --bench roster_bench -- --people 10000,100000,1000000
+//! cargo bench --bench roster_bench -- --people 10000,20000,100000,1000000 --runs 7
 //! ```
 //!
-//! Each measurement runs in a child process (the binary re-invokes itself with
-//! `--child …`) so that its peak RSS (`VmHWM`) is its own. Scenarios:
+//! Setup: N people (one JSON array, about 190 bytes a person) and a store holding what
+//! each of 4 vendors (Motive, DriveKit, Damoov, Rocket.Chat) was last sent for every one
+//! of them, plus the audit history a first pass leaves (one entry per person and vendor,
+//! at most the default 100000). Scenarios:
 //!
-//! 1. `parse`: a bare `source::file::read_file` of the people file;
-//!    `noop`: a `pass::run_once` pass where nothing changed (store pre-populated with
-//!    what every vendor holds), 4 vendors;
-//! 2. `changed`: a pass where 1% of the people changed their email; the vendors ack
-//!    instantly in-process (what is measured is roster's own work: read, map, diff,
-//!    push executor, store writes and audit history);
+//! 1. One-shot runs as users pay for them (a CronJob, a systemd timer), each a process
+//!    of its own, median of `--runs` (7; 3 above 100k people) in turn:
+//!    `bare`: `examples/bare_parse.rs` — a plain typed serde parse of the same file that
+//!    uses nothing of roster (its floor); `no-op`: `roster reconcile` with nothing to do
+//!    (4 vendors, and `--vendor motive` alone); `open`: a fresh process opening the
+//!    store (`Store::open_with_cache`) right after such a run, i.e. with sled's
+//!    recovery of what that run wrote. Peak RSS is the process's own (`wait4`).
+//! 2. In one process (the binary re-invokes itself with `--child …`, so that its peak
+//!    RSS, `VmHWM`, is its own): `read_file`: roster's file parser; `noop`: a
+//!    `pass::run_once` pass where nothing changed, best of 5 in one process (the store
+//!    stays open, as in the daemon); `changed`: a pass where 1% of the people changed
+//!    their email; the vendors ack instantly in-process (what is measured is roster's
+//!    own work: read, map, diff, push executor, store writes and audit history);
 //! 3. `push`: updates against the Motive sandbox fake with injected latency, at
 //!    concurrency C: operations/s against the ideal C / latency (best of 3 passes);
 //! 4. `ratelimit`: updates against the Rocket.Chat fake with a rate limit: achieved rate /
@@ -46,7 +55,7 @@ use roster::pass::{Context, PassOptions};
 use roster::plan::Desired;
 use roster::settings::Settings;
 use roster::shutdown::Shutdown;
-use roster::store::Store;
+use roster::store::{HistoryEntry, Store};
 use roster::vendor::{Remote, Vendor, VendorError};
 use serde_json::{Value, json};
 
@@ -58,16 +67,24 @@ const CHUNK: usize = 20_000;
 /// Parse and no-op timings are the best of this many runs in the same process (the
 /// machines this runs on share their cores: single runs vary by ±30%).
 const REPS: usize = 5;
+/// The audit history a prepared store holds at most: roster's default `max_entries`.
+const HISTORY: usize = 100_000;
+/// Marks a prepared data set; bumped when what `prepare` writes changes.
+const READY: &str = "ready-2";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().is_some_and(|a| a == "--measure") {
+        measure(&args[1..]);
+    }
     if let Some(i) = args.iter().position(|a| a == "--child") {
         let rest = &args[i + 1..];
         let out = child(rest);
         println!("RESULT {out}");
         return;
     }
-    let mut people = vec![10_000usize, 100_000, 1_000_000];
+    let mut people = vec![10_000usize, 20_000, 100_000, 1_000_000];
+    let mut runs = None;
     let mut latency_ms = 50u64;
     let mut concurrency = 16usize;
     let mut quick = false;
@@ -85,6 +102,14 @@ fn main() {
                     .split(',')
                     .map(|n| n.trim().parse().expect("--people: whole numbers"))
                     .collect();
+            }
+            "--runs" => {
+                runs = Some(
+                    it.next()
+                        .and_then(|v| v.parse::<usize>().ok())
+                        .filter(|&n| n > 0)
+                        .expect("--runs N (at least 1)"),
+                );
             }
             "--latency-ms" => {
                 latency_ms = it
@@ -111,12 +136,67 @@ fn main() {
         cpu_name(),
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
+    for &n in &people {
+        let dir = root.join(n.to_string());
+        if !dir.join(READY).exists() {
+            eprintln!("preparing {n} people × 4 vendors in {} …", dir.display());
+            run_child(&["prepare", &n.to_string(), path_str(&dir)]);
+        }
+    }
+
     println!();
-    println!("1/2. passes, 4 vendors (child process per row; peak RSS is the whole process)");
+    let bare = bare_parse_binary();
+    let roster = PathBuf::from(env!("CARGO_BIN_EXE_roster"));
+    println!(
+        "1. one-shot runs, each its own process: median of {} runs (3 above 100k people \
+         unless --runs), peak RSS of the process",
+        runs.map_or_else(|| "7".to_string(), |r| r.to_string())
+    );
+    println!(
+        "   bare = {} (serde, no roster); no-op = roster reconcile, nothing to do; open = the \
+         store opened after such a run",
+        bare.display()
+    );
+    println!(
+        "{:>9} | {:>9} {:>7} | {:>9} {:>7} {:>6} | {:>9} {:>6} | {:>8} {:>9}",
+        "people",
+        "bare s",
+        "RSS MiB",
+        "no-op×4 s",
+        "RSS MiB",
+        "×bare",
+        "motive s",
+        "×bare",
+        "open ms",
+        "store MiB"
+    );
+    for &n in &people {
+        let dir = root.join(n.to_string());
+        let runs = runs.unwrap_or(if n > 100_000 { 3 } else { 7 });
+        let row = one_shot(&bare, &roster, &dir, runs);
+        println!(
+            "{:>9} | {:>9.3} {:>7.0} | {:>9.3} {:>7.0} {:>6.2} | {:>9.3} {:>6.2} | {:>8.1} {:>9.0}",
+            n,
+            row.bare.secs,
+            row.bare.rss_mib,
+            row.all.secs,
+            row.all.rss_mib,
+            row.all.secs / row.bare.secs,
+            row.motive.secs,
+            row.motive.secs / row.bare.secs,
+            row.open_ms,
+            row.store_mib
+        );
+    }
+
+    println!();
+    println!(
+        "2. passes in one process, 4 vendors (child process per row; peak RSS is the whole process)"
+    );
     println!(
         "{:>9} | {:>10} {:>9} | {:>10} {:>9} {:>7} | {:>10} {:>9} {:>7}",
         "people",
-        "parse s",
+        "read_file",
         "RSS MiB",
         "no-op s",
         "RSS MiB",
@@ -127,10 +207,6 @@ fn main() {
     );
     for &n in &people {
         let dir = root.join(n.to_string());
-        if !dir.join("ready").exists() {
-            eprintln!("preparing {n} people × 4 vendors in {} …", dir.display());
-            run_child(&["prepare", &n.to_string(), path_str(&dir)]);
-        }
         let parse = run_child(&["parse", path_str(&dir)]);
         let noop = run_child(&["noop", path_str(&dir)]);
         let changed = run_child(&["changed", path_str(&dir)]);
@@ -256,6 +332,195 @@ fn main() {
     );
 }
 
+/// Builds `examples/bare_parse.rs` (release) and returns its path.
+fn bare_parse_binary() -> PathBuf {
+    let out = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--release",
+            "--example",
+            "bare_parse",
+            "--message-format=json-render-diagnostics",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("run cargo build --example bare_parse");
+    assert!(
+        out.status.success(),
+        "building examples/bare_parse.rs failed"
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|m| m["target"]["name"] == "bare_parse")
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .expect("cargo named the bare_parse executable")
+}
+
+/// The median wall time and peak RSS of one kind of process.
+struct Measured {
+    secs: f64,
+    rss_mib: f64,
+}
+
+struct OneShot {
+    bare: Measured,
+    all: Measured,
+    motive: Measured,
+    open_ms: f64,
+    store_mib: f64,
+}
+
+/// Runs each process `runs` times in turn (so that they share the machine's moods) and
+/// keeps the medians.
+fn one_shot(bare: &Path, roster: &Path, dir: &Path, runs: usize) -> OneShot {
+    let config = dir.join("roster.toml");
+    let people = dir.join("people.json");
+    let reconcile = |only: Option<&str>| {
+        let mut c = Command::new(roster);
+        c.arg("--config").arg(&config).args(["reconcile", "--json"]);
+        if let Some(v) = only {
+            c.args(["--vendor", v]);
+        }
+        c
+    };
+    // The first run after preparing replays what preparing wrote; not counted.
+    check_noop(&spawn_measured(&reconcile(None)).2, None);
+    let (mut b, mut a, mut m, mut open) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let (secs, rss, out) = spawn_measured(Command::new(bare).arg(&people));
+        assert!(
+            String::from_utf8_lossy(&out)
+                .trim()
+                .parse::<usize>()
+                .is_ok(),
+            "bare_parse printed no count"
+        );
+        b.push((secs, rss));
+        let (secs, rss, out) = spawn_measured(&reconcile(None));
+        check_noop(&out, None);
+        a.push((secs, rss));
+        let opened = run_child(&["open", path_str(dir)]);
+        open.push(opened["secs"].as_f64().unwrap_or(f64::NAN));
+        let (secs, rss, out) = spawn_measured(&reconcile(Some("motive")));
+        check_noop(&out, Some("motive"));
+        m.push((secs, rss));
+    }
+    let measured = |v: &[(f64, u64)]| Measured {
+        secs: median(v.iter().map(|x| x.0).collect()),
+        rss_mib: median(v.iter().map(|x| x.1 as f64).collect()) / 1024.0,
+    };
+    OneShot {
+        bare: measured(&b),
+        all: measured(&a),
+        motive: measured(&m),
+        open_ms: median(open) * 1000.0,
+        store_mib: dir_bytes(&dir.join("state")) as f64 / f64::from(1 << 20),
+    }
+}
+
+/// A no-op pass's JSON report: exit 0, every vendor (or only `only`) all unchanged.
+fn check_noop(stdout: &[u8], only: Option<&str>) {
+    let report: Value = serde_json::from_slice(stdout)
+        .unwrap_or_else(|e| panic!("roster printed no JSON report ({e})"));
+    let vendors = report["vendors"]
+        .as_object()
+        .expect("vendors in the report");
+    assert_eq!(
+        vendors.len(),
+        if only.is_some() { 1 } else { 4 },
+        "{report}"
+    );
+    for (name, v) in vendors {
+        for k in [
+            "created",
+            "updated",
+            "deactivated",
+            "reactivated",
+            "adopted",
+            "failed",
+        ] {
+            assert_eq!(v[k], 0, "{name}: {k} in a no-op pass: {report}");
+        }
+        assert!(v["unchanged"].as_u64().unwrap_or(0) > 0, "{report}");
+    }
+}
+
+/// Runs a process to its end: wall seconds, its peak RSS in KiB, its stdout. Fails
+/// unless it exits 0. The bench re-invokes itself as `--measure PROGRAM ARGS…`, a parent
+/// whose only child is that process, so its children's peak RSS is that process's own.
+fn spawn_measured(cmd: &Command) -> (f64, u64, Vec<u8>) {
+    let mut wrapped = Command::new(std::env::current_exe().expect("own path"));
+    wrapped
+        .arg("--measure")
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .envs(cmd.get_envs().filter_map(|(k, v)| Some((k, v?))));
+    if let Some(dir) = cmd.get_current_dir() {
+        wrapped.current_dir(dir);
+    }
+    let out = wrapped.output().expect("spawn the measuring parent");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{cmd:?} failed: {err}");
+    let line = err
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("MEASURED "))
+        .unwrap_or_else(|| panic!("no measurement from {cmd:?}: {err}"));
+    let (secs, kib) = line.split_once(' ').expect("two figures");
+    (
+        secs.parse().expect("seconds"),
+        kib.parse().expect("KiB"),
+        out.stdout,
+    )
+}
+
+/// The measuring parent (see `spawn_measured`): runs `args` with its stdout passed
+/// through and its stderr dropped, then reports `MEASURED seconds peak-KiB` on stderr.
+fn measure(args: &[String]) -> ! {
+    use nix::sys::resource::{UsageWho, getrusage};
+    let (program, rest) = args.split_first().expect("--measure PROGRAM ARGS…");
+    let t = Instant::now();
+    let status = Command::new(program)
+        .args(rest)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("spawn");
+    let secs = t.elapsed().as_secs_f64();
+    if !status.success() {
+        eprintln!("{program} exited with {status}");
+        std::process::exit(1);
+    }
+    let usage = getrusage(UsageWho::RUSAGE_CHILDREN).expect("getrusage");
+    eprintln!("MEASURED {secs} {}", usage.max_rss());
+    std::process::exit(0);
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
 fn path_str(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
@@ -329,6 +594,15 @@ fn child(args: &[String]) -> Value {
             json!({ "secs": best, "people": people })
         }
         Some("noop") => rt.block_on(noop(Path::new(&args[1]))),
+        Some("open") => {
+            let state = Path::new(&args[1]).join("state");
+            let t = Instant::now();
+            let store = Store::open_with_cache(&state, roster::store::DEFAULT_CACHE_MB)
+                .expect("open the store");
+            let secs = t.elapsed().as_secs_f64();
+            drop(store);
+            json!({ "secs": secs })
+        }
         Some("changed") => rt.block_on(changed(Path::new(&args[1]))),
         Some("push") => rt.block_on(push(
             args[1].parse().expect("ops"),
@@ -400,13 +674,26 @@ fn config(
     chat_extra: &str,
     concurrency: usize,
 ) -> Settings {
+    let text = config_text(state, file, urls, chat_extra, concurrency);
+    roster::settings::load_str(&text, dir, Vec::new()).expect("bench config")
+}
+
+/// The bench's config: the four vendors (unreachable unless `urls` says otherwise: the
+/// scenarios that push answer in process or use the sandbox), safety limits off.
+fn config_text(
+    state: &Path,
+    file: &str,
+    urls: &BTreeMap<&str, String>,
+    chat_extra: &str,
+    concurrency: usize,
+) -> String {
     let url = |k: &str| {
         urls.get(k)
             .cloned()
             .unwrap_or_else(|| "http://127.0.0.1:9".into())
     };
     let c = roster_sandbox::Credentials::default();
-    let text = format!(
+    format!(
         r#"
 state_dir = "{state}"
 [safety]
@@ -462,8 +749,7 @@ concurrency = {concurrency}
         tm_key = c.telematics_instance_key,
         rc_user = c.rocketchat_user_id,
         rc_token = c.rocketchat_auth_token,
-    );
-    roster::settings::load_str(&text, dir, Vec::new()).expect("bench config")
+    )
 }
 
 /// The four vendors with no server behind them (nothing is pushed in these scenarios, or
@@ -517,8 +803,39 @@ async fn prepare(n: usize, dir: &Path) -> Value {
         }
         start = end;
     }
+    // The audit history a first pass leaves (and keeps, up to `max_entries`): one
+    // create per person and vendor, the newest `HISTORY` of them.
+    let names: Vec<&str> = ctx.vendors.iter().map(|(s, _)| s.name.as_str()).collect();
+    let entries = (n * names.len()).min(HISTORY);
+    let first = n * names.len() - entries;
+    let start = now - chrono::Duration::hours(1);
+    for k in first..n * names.len() {
+        store
+            .record_history(&HistoryEntry {
+                time: start + chrono::Duration::microseconds(k as i64),
+                vendor: names[k % names.len()].to_string(),
+                person: format!("E{:08}", k / names.len()),
+                op: roster::model::Op::Create,
+                outcome: roster::model::Outcome::Ok,
+                fields: vec![
+                    "email".into(),
+                    "first_name".into(),
+                    "last_name".into(),
+                    "username".into(),
+                ],
+                message: None,
+            })
+            .expect("history");
+    }
+    store
+        .prune_history(HISTORY, chrono::Duration::days(365))
+        .await
+        .expect("prune");
     store.flush().await.expect("flush");
-    std::fs::write(dir.join("ready"), b"").expect("marker");
+    // The same config as a file, for `roster` run as a process.
+    let text = config_text(&dir.join("state"), "people.json", &BTreeMap::new(), "", 16);
+    std::fs::write(dir.join("roster.toml"), text).expect("config file");
+    std::fs::write(dir.join(READY), b"").expect("marker");
     json!({ "secs": t.elapsed().as_secs_f64() })
 }
 

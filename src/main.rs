@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use roster::cli::{self, Cli};
+use roster::cli::{self, Cli, Command};
 use roster::config::LogFormat;
 use roster::report::exit;
 
@@ -42,7 +42,20 @@ fn main() {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
     }
-    let runtime = match tokio::runtime::Runtime::new() {
+    // Every command but the daemon is one-shot, paid for as a whole process (a CronJob,
+    // a systemd timer): one thread runs it (planning has its own threads, the file
+    // source and the store's flushes use the blocking pool), and the store is left to
+    // the exit rather than torn down (see `store::leave_to_exit`).
+    let one_shot = !matches!(cli.command, Command::Run);
+    let runtime = if one_shot {
+        roster::store::leave_to_exit();
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Runtime::new()
+    };
+    let runtime = match runtime {
         Ok(r) => r,
         Err(e) => {
             eprintln!("roster: cannot start the async runtime: {e}");

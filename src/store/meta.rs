@@ -63,7 +63,12 @@ impl Store {
     /// sled errors.
     pub async fn set_last_source_count(&self, count: u64) -> Result<(), StoreError> {
         let meta = self.db.open_tree(META)?;
-        meta.insert(KEY_SOURCE_COUNT, count.to_string().as_bytes())?;
+        let value = count.to_string();
+        // The usual case (the same count again) costs no write and no fsync.
+        if meta.get(KEY_SOURCE_COUNT)?.as_deref() == Some(value.as_bytes()) {
+            return Ok(());
+        }
+        meta.insert(KEY_SOURCE_COUNT, value.as_bytes())?;
         self.durable().await?;
         Ok(())
     }
@@ -99,6 +104,9 @@ impl Store {
                 })?;
                 meta.insert(key.as_bytes(), bytes)?;
             }
+            // Nothing learned and nothing kept (every pass at the configured rate): no
+            // write and no fsync.
+            None if !meta.contains_key(key.as_bytes())? => return Ok(()),
             None => {
                 meta.remove(key.as_bytes())?;
             }

@@ -3,7 +3,7 @@
 //! Owns: every use of sled. One tree per vendor (`vendor/NAME`, key = person id, value =
 //! a `VendorRecord` in the binary layout of `codec`), a `meta` tree (schema version, last
 //! report, each vendor's flow state under `pace/NAME`: `meta.rs`) and the audit
-//! `history` (`history.rs`). Must not: know how records are computed. Every write is flushed before it returns, because the
+//! `history` with its kept size (`history.rs`). Must not: know how records are computed. Every write is flushed before it returns, because the
 //! record is what stops a second account from being created after a crash.
 //!
 //! Secrets are never stored: records hold only the mapped fields a vendor was sent.
@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use serde::Deserialize;
 
@@ -72,8 +72,49 @@ pub enum StoreError {
 /// The sled database. Cheap to clone; all clones share one database.
 #[derive(Clone)]
 pub struct Store {
-    db: sled::Db,
+    db: Arc<Db>,
     commits: Arc<GroupCommit>,
+}
+
+/// Set by [`leave_to_exit`].
+static LEAVE_TO_EXIT: AtomicBool = AtomicBool::new(false);
+
+/// For a process that exits once its command is done (every command but the daemon):
+/// when a store's last handle goes, it is flushed and then left for the exit to reclaim,
+/// instead of sled freeing its page cache node by node and joining its threads (a tenth
+/// of a one-shot no-op pass over 100k people × 4 vendors). The directory lock goes with
+/// the process, so such a process must not open the same store again.
+pub fn leave_to_exit() {
+    LEAVE_TO_EXIT.store(true, Ordering::SeqCst);
+}
+
+/// The database, torn down on drop unless [`leave_to_exit`] was called (and it is not
+/// a temporary one, whose files only sled's teardown removes).
+struct Db {
+    db: sled::Db,
+    temporary: bool,
+}
+
+impl std::ops::Deref for Db {
+    type Target = sled::Db;
+
+    fn deref(&self) -> &sled::Db {
+        &self.db
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        if LEAVE_TO_EXIT.load(Ordering::SeqCst) && !self.temporary {
+            // What sled's own drop would have made durable (audit entries recorded after
+            // the last waited-for write).
+            if let Err(e) = self.db.flush() {
+                tracing::error!(error = %e, "Could not flush the store.");
+            }
+            // A handle that is never dropped: sled's teardown never starts.
+            std::mem::forget(self.db.clone());
+        }
+    }
 }
 
 /// Group commit: every write waits until it is on disk, but writes that arrive while a
@@ -119,7 +160,7 @@ impl Store {
                     }
                 }
             })?;
-        Self::init(db)
+        Self::init(db, false)
     }
 
     /// An in-memory store that vanishes on drop (tests, and `plan` without a state dir).
@@ -127,10 +168,10 @@ impl Store {
     /// # Errors
     /// Only if sled cannot create its temporary files.
     pub fn temporary() -> Result<Self, StoreError> {
-        Self::init(sled::Config::new().temporary(true).open()?)
+        Self::init(sled::Config::new().temporary(true).open()?, true)
     }
 
-    fn init(db: sled::Db) -> Result<Self, StoreError> {
+    fn init(db: sled::Db, temporary: bool) -> Result<Self, StoreError> {
         let meta = db.open_tree(META)?;
         match meta.get(KEY_SCHEMA)? {
             None => {
@@ -160,7 +201,7 @@ impl Store {
             }
         }
         Ok(Self {
-            db,
+            db: Arc::new(Db { db, temporary }),
             commits: Arc::default(),
         })
     }
@@ -315,7 +356,7 @@ impl Store {
         }
         // Every ticket issued so far belongs to a write that is already in sled.
         let covered = c.issued.load(Ordering::SeqCst);
-        let db = self.db.clone();
+        let db = Arc::clone(&self.db);
         tokio::task::spawn_blocking(move || db.flush())
             .await
             .map_err(|e| StoreError::Flush(e.to_string()))??;

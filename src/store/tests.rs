@@ -203,6 +203,120 @@ async fn history_filters_and_retention() {
     assert_eq!(left[0].person, "B");
 }
 
+fn entry(person: &str, age_days: i64) -> HistoryEntry {
+    HistoryEntry {
+        time: Utc::now() - chrono::Duration::days(age_days),
+        vendor: "motive".into(),
+        person: person.into(),
+        op: Op::Update,
+        outcome: Outcome::Ok,
+        fields: vec!["email".into()],
+        message: None,
+    }
+}
+
+fn people(store: &Store) -> Vec<String> {
+    let all = store.history(&HistoryFilter::default()).expect("history");
+    all.into_iter().map(|e| e.person).collect()
+}
+
+#[tokio::test]
+async fn history_is_pruned_to_max_entries_across_reopens() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let year = chrono::Duration::days(365);
+    {
+        let store = Store::open(dir.path()).expect("open");
+        for (i, p) in ["A", "B", "C", "D", "E"].iter().enumerate() {
+            store
+                .record_history(&entry(p, 5 - i as i64))
+                .expect("record");
+        }
+        assert_eq!(store.prune_history(3, year).await.expect("prune"), 2);
+        assert_eq!(people(&store), ["C", "D", "E"]);
+        // Nothing to remove: nothing written.
+        assert_eq!(store.prune_history(3, year).await.expect("prune"), 0);
+        store.record_history(&entry("F", 0)).expect("record");
+        store.flush().await.expect("flush");
+    }
+    let store = Store::open(dir.path()).expect("reopen");
+    store.record_history(&entry("G", 0)).expect("record");
+    assert_eq!(store.prune_history(3, year).await.expect("prune"), 2);
+    assert_eq!(people(&store), ["E", "F", "G"]);
+    // Old entries go by age, and the count follows.
+    store.record_history(&entry("old", 400)).expect("record");
+    assert_eq!(store.prune_history(3, year).await.expect("prune"), 1);
+    store.record_history(&entry("H", 0)).expect("record");
+    assert_eq!(store.prune_history(3, year).await.expect("prune"), 1);
+    assert_eq!(people(&store), ["F", "G", "H"]);
+}
+
+#[tokio::test]
+async fn a_store_without_a_kept_history_count_is_counted_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let store = Store::open(dir.path()).expect("open");
+        for p in ["A", "B", "C", "D"] {
+            store.record_history(&entry(p, 1)).expect("record");
+        }
+        store
+            .prune_history(10, chrono::Duration::days(365))
+            .await
+            .expect("prune");
+        store.flush().await.expect("flush");
+    }
+    {
+        // As an older roster left it: entries, no count.
+        let db = sled::open(dir.path()).expect("sled");
+        db.open_tree(META)
+            .expect("meta")
+            .remove(history::KEY_HISTORY_LEN)
+            .expect("remove");
+        db.flush().expect("flush");
+    }
+    let store = Store::open(dir.path()).expect("reopen");
+    store.record_history(&entry("E", 0)).expect("record");
+    assert_eq!(
+        store
+            .prune_history(2, chrono::Duration::days(365))
+            .await
+            .expect("prune"),
+        3
+    );
+    assert_eq!(people(&store), ["D", "E"]);
+}
+
+#[tokio::test]
+async fn bookkeeping_that_did_not_change_writes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    store.set_last_source_count(7).await.expect("count");
+    store.set_pace("motive", None).await.expect("pace");
+    let before = store.commits.issued.load(Ordering::SeqCst);
+    store.set_last_source_count(7).await.expect("count");
+    store.set_pace("motive", None).await.expect("pace");
+    store
+        .prune_history(10, chrono::Duration::days(1))
+        .await
+        .expect("prune");
+    assert_eq!(
+        store.commits.issued.load(Ordering::SeqCst),
+        before,
+        "no flush was asked for"
+    );
+    store.set_last_source_count(8).await.expect("count");
+    assert_eq!(store.last_source_count().expect("read"), Some(8));
+    let rate = PaceRecord {
+        rate_per_sec: Some(2.0),
+        updated_at: Utc::now(),
+        logins: Vec::new(),
+        logins_blocked_until: None,
+    };
+    store.set_pace("motive", Some(&rate)).await.expect("pace");
+    store.set_pace("motive", None).await.expect("pace");
+    assert_eq!(store.pace("motive").expect("read"), None);
+    assert!(store.commits.issued.load(Ordering::SeqCst) >= before + 3);
+}
+
 impl VendorRecord {
     fn with_times(mut self, other: &VendorRecord) -> Self {
         self.linked_at = other.linked_at;

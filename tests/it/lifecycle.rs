@@ -157,6 +157,13 @@ async fn plan_and_dry_run_list_operations_and_change_nothing() {
         text.contains("motive") && text.contains("create E1"),
         "{text}"
     );
+    // Its log says what was planned, never counts that read as calls made.
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(logs.contains("Planned."), "{logs}");
+    assert!(!logs.contains("Pass finished"), "{logs}");
+    let out = env.run(&["reconcile"]).await;
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(logs.contains("Pass finished for vendor."), "{logs}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
