@@ -3,6 +3,7 @@
 //! ```sh
 //! cargo bench --bench roster_bench -- --quick                 # 10k people, short scenarios
 //! cargo bench --bench roster_bench -- --people 10000,20000,100000,1000000 --runs 7
+//! cargo bench --bench roster_bench -- --people 20000,100000 --one-shot  # section 1 only
 //! ```
 //!
 //! Setup: N people (one JSON array, about 190 bytes a person) and a store holding what
@@ -88,6 +89,7 @@ fn main() {
     let mut latency_ms = 50u64;
     let mut concurrency = 16usize;
     let mut quick = false;
+    let mut one_shot_only = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -123,6 +125,7 @@ fn main() {
                     .and_then(|v| v.parse().ok())
                     .expect("--concurrency N");
             }
+            "--one-shot" => one_shot_only = true,
             // `cargo bench` passes `--bench`.
             "--bench" => {}
             other => panic!("unknown argument `{other}`"),
@@ -189,6 +192,9 @@ fn main() {
         );
     }
 
+    if one_shot_only {
+        return;
+    }
     println!();
     println!(
         "2. passes in one process, 4 vendors (child process per row; peak RSS is the whole process)"

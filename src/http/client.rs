@@ -16,10 +16,12 @@ use super::{BodyCap, Error};
 
 const MAX_REDIRECTS: usize = 5;
 
-/// Builds the client every outbound call uses.
+/// Builds the client every outbound call uses. It is cheap: the TLS roots are loaded
+/// once per process, at the first certificate checked (`tls.rs`).
 ///
 /// # Errors
-/// Whatever keeps reqwest from building it (e.g. no TLS roots): never a silent default.
+/// Whatever keeps reqwest from building it: never a silent default. (Missing TLS roots
+/// fail the first TLS handshake, naming them.)
 pub fn build(timeout: Duration) -> Result<reqwest::Client, Error> {
     let same_origin = reqwest::redirect::Policy::custom(|attempt| {
         let first = attempt.previous().first().map(Url::origin);
@@ -32,7 +34,9 @@ pub fn build(timeout: Duration) -> Result<reqwest::Client, Error> {
             attempt.stop()
         }
     });
+    let tls = super::tls::client_config().map_err(|e| Error::Client(e.to_string()))?;
     reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
         .redirect(same_origin)
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(10)))

@@ -17,6 +17,7 @@ pub mod congestion;
 pub mod flow;
 pub mod headers;
 pub mod session;
+mod tls;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
