@@ -9,7 +9,9 @@
 mod config;
 pub mod file;
 pub mod hr;
+mod json_array;
 pub mod ldap;
+mod raw;
 mod record;
 mod remote;
 pub mod scim;

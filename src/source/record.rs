@@ -1,12 +1,14 @@
-//! Validating one source record (a JSON object) into a `Person`.
+//! Validating one source record into a `Person`.
 //!
-//! Shared by every source that yields JSON-shaped records, so that "what is a valid
-//! person" is decided in one place.
+//! Every source hands over a record's fields as read (`raw::RawRecord`: the file source
+//! straight from its parser, the others through `parse_record` from a JSON value), and
+//! `validate` decides, in one place, what a valid person is.
 
 use std::collections::BTreeMap;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
+use super::raw::{Field, RawAttributes, RawGroups, RawRecord, Scalar, scalar_kind, trimmed};
 use crate::model::{Groups, Person, PersonId};
 
 /// Every field a person record may have.
@@ -35,141 +37,219 @@ pub struct RecordError {
 /// # Errors
 /// A `RecordError` with a message naming the field at fault.
 pub fn parse_record(value: &Value) -> Result<Person, RecordError> {
+    validate(raw_of(value))
+}
+
+/// A JSON value's fields as read (`serde_json` maps hold each key once).
+fn raw_of(value: &Value) -> RawRecord {
     let Some(obj) = value.as_object() else {
+        return RawRecord {
+            not_object: Some(value_kind(value)),
+            ..RawRecord::default()
+        };
+    };
+    let mut r = RawRecord::default();
+    for (key, v) in obj {
+        match Field::of(key) {
+            None => {
+                r.unknown.get_or_insert_with(|| key.clone());
+            }
+            Some(Field::Groups) => {
+                r.groups = match v {
+                    Value::Null => RawGroups::Null,
+                    Value::Array(items) => {
+                        let groups: Option<Vec<String>> = items
+                            .iter()
+                            .map(|g| match g {
+                                Value::String(s) if !s.trim().is_empty() => {
+                                    Some(s.trim().to_string())
+                                }
+                                _ => None,
+                            })
+                            .collect();
+                        groups.map_or(RawGroups::BadList, RawGroups::List)
+                    }
+                    Value::String(s) => RawGroups::Str(s.clone()),
+                    v => RawGroups::Other(value_kind(v)),
+                }
+            }
+            Some(Field::Attributes) => {
+                r.attributes = match v {
+                    Value::Null => RawAttributes::Null,
+                    Value::Object(map) => {
+                        let mut out = BTreeMap::new();
+                        let mut bad = None;
+                        for (k, v) in map {
+                            match v {
+                                Value::Null => {}
+                                Value::String(s) => {
+                                    out.insert(k.clone(), s.clone());
+                                }
+                                Value::Bool(b) => {
+                                    out.insert(k.clone(), b.to_string());
+                                }
+                                Value::Number(n) => {
+                                    out.insert(k.clone(), n.to_string());
+                                }
+                                v => {
+                                    bad.get_or_insert_with(|| (k.clone(), value_kind(v)));
+                                }
+                            }
+                        }
+                        match bad {
+                            Some((k, kind)) => RawAttributes::Bad(k, kind),
+                            None => RawAttributes::Map(out),
+                        }
+                    }
+                    v => RawAttributes::Other(value_kind(v)),
+                }
+            }
+            Some(field) => {
+                if let Some(slot) = r.scalar(field) {
+                    *slot = match v {
+                        Value::Null => Scalar::Null,
+                        Value::String(s) => Scalar::Str(s.clone()),
+                        Value::Number(n) => Scalar::Num(n.to_string()),
+                        Value::Bool(b) => Scalar::Bool(*b),
+                        v => Scalar::Other(value_kind(v)),
+                    };
+                }
+            }
+        }
+    }
+    r
+}
+
+/// The one definition of a valid person: a record's fields as read, checked field by
+/// field in a fixed order, the first fault named.
+///
+/// # Errors
+/// A `RecordError` naming the field at fault, with the id and email it still carries
+/// (they protect an already-linked person, see `plan::held_ids`).
+pub(crate) fn validate(r: RawRecord) -> Result<Person, RecordError> {
+    if let Some(kind) = r.not_object {
         return Err(RecordError {
             id: None,
             email: None,
-            message: format!("expected a JSON object, found {}", value_kind(value)),
+            message: format!("expected a JSON object, found {kind}"),
         });
+    }
+    let salvage_id = match &r.id {
+        Scalar::Str(s) => Some(s.trim()),
+        Scalar::Num(n) => Some(n.as_str()),
+        _ => None,
+    }
+    .filter(|s| !s.is_empty())
+    .map(String::from);
+    let salvage_email = match &r.email {
+        Scalar::Str(s) => Some(s.trim().to_string()),
+        _ => None,
     };
-    let salvage_id = obj
-        .get("id")
-        .and_then(value_as_id)
-        .filter(|s| !s.is_empty());
-    let salvage_email = obj
-        .get("email")
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .map(String::from);
     let fail = |message: String| RecordError {
         id: salvage_id.clone(),
         email: salvage_email.clone(),
         message,
     };
 
-    if let Some(unknown) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+    if let Some(key) = &r.duplicate {
+        return Err(fail(format!(
+            "duplicate key `{key}` (which of its values is meant cannot be known)"
+        )));
+    }
+    if let Some(unknown) = &r.unknown {
         return Err(fail(format!(
             "unknown field `{unknown}` (expected one of: {})",
             FIELDS.join(", ")
         )));
     }
-    let id = match obj.get("id") {
-        None | Some(Value::Null) => return Err(fail("missing `id`".into())),
-        Some(v) => match value_as_id(v) {
-            Some(s) if !s.is_empty() => s,
-            Some(_) => return Err(fail("`id` is empty".into())),
-            None => {
-                return Err(fail(format!(
-                    "`id` must be a string, found {}",
-                    value_kind(v)
-                )));
-            }
-        },
+    let id = match r.id {
+        Scalar::Null => return Err(fail("missing `id`".into())),
+        Scalar::Str(s) => trimmed(s),
+        Scalar::Num(n) => n,
+        other => {
+            return Err(fail(format!(
+                "`id` must be a string, found {}",
+                scalar_kind(&other)
+            )));
+        }
     };
-    let email = opt_string(obj, "email").map_err(&fail)?;
+    if id.is_empty() {
+        return Err(fail("`id` is empty".into()));
+    }
+    let email = opt_string("email", r.email).map_err(&fail)?;
     if let Some(e) = &email
         && !is_plausible_email(e)
     {
         return Err(fail(format!("malformed email `{e}`")));
     }
-    let active = match obj.get("active") {
-        None | Some(Value::Null) => true,
-        Some(Value::Bool(b)) => *b,
-        Some(Value::String(s)) => parse_bool(s)
+    let active = match &r.active {
+        Scalar::Null => true,
+        Scalar::Bool(b) => *b,
+        Scalar::Str(s) => parse_bool(s)
             .ok_or_else(|| fail(format!("`active` must be true or false, found `{s}`")))?,
-        Some(v) => {
+        other => {
             return Err(fail(format!(
                 "`active` must be true or false, found {}",
-                value_kind(v)
+                scalar_kind(other)
             )));
         }
     };
-    let groups = match obj.get("groups") {
-        None | Some(Value::Null) => Groups::default(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|g| match g {
-                Value::String(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
-                _ => Err(fail("`groups` must be a list of non-empty strings".into())),
-            })
-            .collect::<Result<_, _>>()?,
+    let groups = match r.groups {
+        RawGroups::Null => Groups::default(),
+        RawGroups::List(groups) => groups.into_iter().collect(),
+        RawGroups::BadList => {
+            return Err(fail("`groups` must be a list of non-empty strings".into()));
+        }
         // CSV and flat sources give one `;`-separated string.
-        Some(Value::String(s)) => s
+        RawGroups::Str(s) => s
             .split(';')
             .map(str::trim)
             .filter(|g| !g.is_empty())
             .map(String::from)
             .collect(),
-        Some(v) => {
-            return Err(fail(format!(
-                "`groups` must be a list, found {}",
-                value_kind(v)
-            )));
+        RawGroups::Other(kind) => {
+            return Err(fail(format!("`groups` must be a list, found {kind}")));
         }
     };
-    let attributes = match obj.get("attributes") {
-        None | Some(Value::Null) => BTreeMap::new(),
-        Some(Value::Object(map)) => map
-            .iter()
-            .filter_map(|(k, v)| match v {
-                Value::Null => None,
-                Value::String(s) => Some(Ok((k.clone(), s.clone()))),
-                Value::Bool(b) => Some(Ok((k.clone(), b.to_string()))),
-                Value::Number(n) => Some(Ok((k.clone(), n.to_string()))),
-                _ => Some(Err(fail(format!(
-                    "attribute `{k}` must be a string, found {}",
-                    value_kind(v)
-                )))),
-            })
-            .collect::<Result<_, _>>()?,
-        Some(v) => {
+    let attributes = match r.attributes {
+        RawAttributes::Null => BTreeMap::new(),
+        RawAttributes::Map(map) => map,
+        RawAttributes::Bad(name, kind) => {
             return Err(fail(format!(
-                "`attributes` must be an object, found {}",
-                value_kind(v)
+                "attribute `{name}` must be a string, found {kind}"
+            )));
+        }
+        RawAttributes::Other(kind) => {
+            return Err(fail(format!(
+                "`attributes` must be an object, found {kind}"
             )));
         }
     };
     Ok(Person {
         id: PersonId(id),
         email,
-        username: opt_string(obj, "username").map_err(&fail)?,
-        first_name: opt_string(obj, "first_name").map_err(&fail)?,
-        last_name: opt_string(obj, "last_name").map_err(&fail)?,
-        phone: opt_string(obj, "phone").map_err(&fail)?,
+        username: opt_string("username", r.username).map_err(&fail)?,
+        first_name: opt_string("first_name", r.first_name).map_err(&fail)?,
+        last_name: opt_string("last_name", r.last_name).map_err(&fail)?,
+        phone: opt_string("phone", r.phone).map_err(&fail)?,
         active,
         groups,
         attributes,
     })
 }
 
-fn value_as_id(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.trim().to_string()),
-        // HR exports often carry numeric ids; the text form is the id.
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
 /// An optional text field; empty or blank counts as absent.
-fn opt_string(obj: &Map<String, Value>, key: &str) -> Result<Option<Box<str>>, String> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => {
-            let t = s.trim();
-            Ok((!t.is_empty()).then(|| t.into()))
+fn opt_string(key: &str, value: Scalar) -> Result<Option<Box<str>>, String> {
+    match value {
+        Scalar::Null => Ok(None),
+        Scalar::Str(s) => {
+            let t = trimmed(s);
+            Ok((!t.is_empty()).then(|| t.into_boxed_str()))
         }
-        Some(v) => Err(format!("`{key}` must be a string, found {}", value_kind(v))),
+        other => Err(format!(
+            "`{key}` must be a string, found {}",
+            scalar_kind(&other)
+        )),
     }
 }
 
@@ -252,6 +332,15 @@ mod tests {
             .expect_err("invalid");
         assert_eq!(e.id.as_deref(), Some("9"));
         assert_eq!(e.email.as_deref(), Some("x@y.io"));
+    }
+
+    #[test]
+    fn every_person_field_has_its_slot() {
+        for name in FIELDS {
+            let field = Field::of(name).expect("a field");
+            assert_eq!(field.name(), *name);
+        }
+        assert!(Field::of("frist_name").is_none());
     }
 
     #[test]
