@@ -209,6 +209,8 @@ struct Config {
     url: Url,
     starttls: bool,
     tls: Option<Arc<rustls::ClientConfig>>,
+    /// Where `tls` came from, for messages; `None`: the system's trust store.
+    tls_ca_file: Option<PathBuf>,
     bind: Option<Bind>,
     base_dn: String,
     filter: String,
@@ -270,7 +272,8 @@ impl LdapSource {
                 "cannot be combined with an ldaps:// url (that is TLS already)",
             ));
         }
-        let tls = match &o.tls_ca_file {
+        let tls_ca_file = o.tls_ca_file.as_ref().map(|p| settings.path(p));
+        let tls = match &tls_ca_file {
             None => None,
             Some(_) if url.scheme() == "ldap" && !o.starttls => {
                 return Err(ConfigError::invalid(
@@ -278,7 +281,7 @@ impl LdapSource {
                     "is only used with ldaps:// or starttls = true",
                 ));
             }
-            Some(path) => Some(tls_config(&settings.path(path))?),
+            Some(path) => Some(tls_config(path)?),
         };
         let password_file = o.bind_password_file.as_ref().map(|p| settings.path(p));
         let password = settings.secret(
@@ -436,6 +439,7 @@ impl LdapSource {
                 url,
                 starttls: o.starttls,
                 tls,
+                tls_ca_file,
                 bind,
                 base_dn: o.base_dn,
                 filter: o.filter,
@@ -589,32 +593,31 @@ impl Source for LdapSource {
                 )
                 .await
                 .map_err(|e| format!("probe search under {} failed: {e}", config.base_dn))?;
-            // sizeLimitExceeded is the expected answer when more entries match.
-            let (entries, _) = result
-                .non_error()
-                .or_else(|e| match e {
-                    ldap3::LdapError::LdapResult { result } if result.rc == 4 => {
-                        Ok((vec![], result))
-                    }
-                    e => Err(e),
-                })
-                .map_err(|e| format!("probe search under {} failed: {e}", config.base_dn))?;
+            // sizeLimitExceeded (rc 4) is the expected answer when more entries match; the
+            // entries that came before it are still there.
+            let ldap3::SearchResult(entries, outcome) = result;
+            if outcome.rc != 0 && outcome.rc != 4 {
+                return Err(format!(
+                    "probe search under {} failed: {outcome}",
+                    config.base_dn
+                ));
+            }
             let _ = ldap.unbind().await;
             // AD adds referrals (search result references) to other partitions.
             let entries: Vec<_> = entries.into_iter().filter(is_entry).collect();
             let n = entries.len();
-            let count = if n == 0 {
-                // Either nothing matched or the limit cut in before any entry came.
+            let Some(first) = entries.into_iter().next() else {
                 return Err(format!(
                     "bind ok, but no entry under {} matches {}",
                     config.base_dn, config.filter
                 ));
-            } else if n as i32 >= PROBE {
+            };
+            let count = if n as i32 >= PROBE {
                 format!("at least {n} entries match")
             } else {
                 format!("{n} entries match")
             };
-            let first = SearchEntry::construct(entries.into_iter().next().expect("n > 0")).dn;
+            let first = SearchEntry::construct(first).dn;
             Ok(format!(
                 "bound as {}; {count} (first: {first}); paged results {}",
                 config.bind.as_ref().map_or("anonymous", |b| b.dn.as_str()),
@@ -669,7 +672,13 @@ async fn connect(config: &Config) -> Result<ldap3::Ldap, String> {
     }
     let (conn, mut ldap) = LdapConnAsync::from_url_with_settings(settings, &config.url)
         .await
-        .map_err(|e| format!("cannot connect to {}: {e}", config.url))?;
+        .map_err(|e| {
+            format!(
+                "cannot connect to {}: {}",
+                config.url,
+                connect_error(config, &e)
+            )
+        })?;
     ldap3::drive!(conn);
     if let Some(bind) = &config.bind {
         let dn = &bind.dn;
@@ -681,6 +690,80 @@ async fn connect(config: &Config) -> Result<ldap3::Ldap, String> {
             .map_err(|e| format!("bind as {dn} failed: {e}"))?;
     }
     Ok(ldap)
+}
+
+/// Why a connection failed, in words an operator can act on: a refused certificate says
+/// which host it was refused for and what it was checked against.
+fn connect_error(config: &Config, e: &ldap3::LdapError) -> String {
+    use rustls::CertificateError as C;
+    let host = config.url.host_str().unwrap_or_default();
+    let trust = match &config.tls_ca_file {
+        Some(path) => format!("tls_ca_file {}", path.display()),
+        None => "the system trust store (set tls_ca_file for a private CA)".into(),
+    };
+    if let ldap3::LdapError::LdapResult { result } = e
+        && config.starttls
+    {
+        return format!("the server refused StartTLS: {result}");
+    }
+    let Some(tls) = rustls_error(e) else {
+        return e.to_string();
+    };
+    let rustls::Error::InvalidCertificate(cert) = tls else {
+        return format!("TLS handshake with {host} failed: {tls}");
+    };
+    match cert {
+        C::UnknownIssuer => format!(
+            "the server's TLS certificate is not trusted for host {host}: it was not issued \
+             by a CA in {trust}"
+        ),
+        C::NotValidForName => {
+            format!("the server's TLS certificate is not valid for host {host}")
+        }
+        C::NotValidForNameContext { presented, .. } => format!(
+            "the server's TLS certificate is not valid for host {host}: it was issued for {}",
+            presented
+                .iter()
+                .map(|n| san_text(n))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        C::Expired | C::ExpiredContext { .. } => {
+            format!("the server's TLS certificate for host {host} has expired ({cert:?})")
+        }
+        other => format!(
+            "the server's TLS certificate for host {host} was refused ({other:?}); checked \
+             against {trust}"
+        ),
+    }
+}
+
+/// A certificate name as rustls reports it (`DnsName("ldap.example.com")`), as plain text.
+fn san_text(presented: &str) -> &str {
+    presented
+        .split_once('(')
+        .and_then(|(_, rest)| rest.strip_suffix(')'))
+        .map_or(presented, |inner| inner.trim_matches('"'))
+}
+
+/// The rustls error behind a failed TLS handshake (tokio-rustls wraps it in an I/O error).
+fn rustls_error(e: &ldap3::LdapError) -> Option<&rustls::Error> {
+    let mut at: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = at {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        // An I/O error's `source()` skips the error it wraps; look inside it.
+        if let Some(inner) = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+            .and_then(|i| i.downcast_ref::<rustls::Error>())
+        {
+            return Some(inner);
+        }
+        at = err.source();
+    }
+    None
 }
 
 #[derive(Clone, Copy)]
@@ -1458,5 +1541,52 @@ mod tests {
         .expect("valid");
         assert!(!format!("{:?}", s.config).contains("hunter2"));
         assert!(!s.describe().contains("hunter2"));
+    }
+
+    #[test]
+    fn refused_certificates_are_explained_with_the_host() {
+        use rustls::CertificateError as C;
+        let s = LdapSource::from_settings(&with(&[("url", Value::from("ldaps://dc1.corp.test"))]))
+            .expect("valid");
+        let tls = |cert: C| ldap3::LdapError::Io {
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                rustls::Error::InvalidCertificate(cert),
+            ),
+        };
+        let unknown = connect_error(&s.config, &tls(C::UnknownIssuer));
+        assert!(
+            unknown.contains("not trusted for host dc1.corp.test")
+                && unknown.contains("system trust store"),
+            "{unknown}"
+        );
+        let name = connect_error(
+            &s.config,
+            &tls(C::NotValidForNameContext {
+                expected: rustls::pki_types::ServerName::try_from("dc1.corp.test")
+                    .expect("name")
+                    .to_owned(),
+                presented: vec![
+                    "DnsName(\"dc2.corp.test\")".into(),
+                    "IpAddress(10.0.0.2)".into(),
+                ],
+            }),
+        );
+        assert!(
+            name.contains(
+                "not valid for host dc1.corp.test: it was issued for dc2.corp.test, 10.0.0.2"
+            ),
+            "{name}"
+        );
+        let expired = connect_error(&s.config, &tls(C::Expired));
+        assert!(expired.contains("has expired"), "{expired}");
+        // Anything that is not TLS keeps the client's own words.
+        let plain = connect_error(
+            &s.config,
+            &ldap3::LdapError::Io {
+                source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+            },
+        );
+        assert!(plain.contains("refused"), "{plain}");
     }
 }
