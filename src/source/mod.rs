@@ -9,6 +9,8 @@
 pub mod file;
 pub mod http;
 pub mod ldap;
+// Not yet used by `http.rs`: wired in once the shared HTTP layer lands.
+pub mod oauth2;
 mod record;
 pub mod scim;
 // Not yet read by `scim.rs`: wired in once the shared HTTP layer lands.
