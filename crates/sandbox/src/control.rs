@@ -43,6 +43,9 @@ pub struct Fault {
     pub method: Option<Method>,
     /// Matches when the request path contains this text.
     pub path_contains: String,
+    /// And, when set, when the query contains this text (one page of a paged list:
+    /// `startIndex=51`).
+    pub query_contains: Option<String>,
     pub status: u16,
     pub body: String,
     pub headers: Vec<(String, String)>,
@@ -54,6 +57,7 @@ impl Fault {
         Self {
             method,
             path_contains: path_contains.to_string(),
+            query_contains: None,
             status,
             body: body.to_string(),
             headers: Vec::new(),
@@ -71,10 +75,20 @@ impl Fault {
         self
     }
 
-    fn matches(&self, method: &Method, path: &str) -> bool {
+    /// Only requests whose query contains `text` (e.g. one page: `startIndex=51&`).
+    pub fn query_contains(mut self, text: &str) -> Self {
+        self.query_contains = Some(text.to_string());
+        self
+    }
+
+    fn matches(&self, method: &Method, path: &str, query: &str) -> bool {
         self.times > 0
             && self.method.as_ref().is_none_or(|m| m == method)
             && path.contains(&self.path_contains)
+            && self
+                .query_contains
+                .as_ref()
+                .is_none_or(|q| query.contains(q.as_str()))
     }
 }
 
@@ -262,7 +276,7 @@ pub async fn layer(State(control): State<Control>, req: Request, next: Next) -> 
         let fault = g
             .faults
             .iter_mut()
-            .find(|f| f.matches(&method, &path))
+            .find(|f| f.matches(&method, &path, &query))
             .map(|f| {
                 f.times -= 1;
                 f.clone()

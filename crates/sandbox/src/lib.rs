@@ -16,6 +16,7 @@ pub mod control;
 pub mod drivekit;
 pub mod hr;
 pub mod motive;
+pub mod oauth;
 pub mod rocketchat;
 pub mod scim;
 pub mod telematics;
@@ -44,6 +45,10 @@ pub struct Credentials {
     pub scim_token: String,
     /// Bearer token of the HR API fake (`/hr`).
     pub hr_token: String,
+    /// The OAuth2 client of the HR fake's token endpoint (`/hr/oauth/token`), whose
+    /// tokens the HR API accepts too.
+    pub hr_client_id: String,
+    pub hr_client_secret: String,
 }
 
 impl Default for Credentials {
@@ -61,6 +66,8 @@ impl Default for Credentials {
             rocketchat_auth_token: "sandbox-rocketchat-pat".into(),
             scim_token: "sandbox-scim-bearer-token".into(),
             hr_token: "sandbox-hr-bearer-token".into(),
+            hr_client_id: "roster-sandbox-client".into(),
+            hr_client_secret: "sandbox-hr-client-secret".into(),
         }
     }
 }
@@ -98,7 +105,10 @@ impl Sandbox {
         let telematics = telematics::Telematics::new(&creds);
         let rocketchat = rocketchat::RocketChat::new(&creds);
         let scim = scim::Scim::new(&creds.scim_token);
-        let hr = hr::Hr::new(&creds.hr_token);
+        let hr = hr::Hr::new(
+            &creds.hr_token,
+            oauth::TokenServer::new(&creds.hr_client_id, &creds.hr_client_secret, hr::SCOPES),
+        );
         let app = Router::new()
             .nest("/motive", motive.router())
             .nest("/drivekit", drivekit.router())

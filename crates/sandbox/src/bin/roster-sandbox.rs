@@ -52,5 +52,9 @@ async fn main() {
         "  http source  url = http://{}/hr/v2/employees  auth_value = Bearer {}",
         sandbox.addr, creds.hr_token
     );
+    eprintln!(
+        "  http source, OAuth2  token_url = http://{}/hr/oauth/token  client_id = {}  client_secret = {}",
+        sandbox.addr, creds.hr_client_id, creds.hr_client_secret
+    );
     let _ = tokio::signal::ctrl_c().await;
 }
