@@ -15,7 +15,6 @@ pub mod oauth2;
 mod record;
 mod remote;
 pub mod scim;
-pub mod scim_groups;
 mod snapshot;
 
 use std::sync::Arc;

@@ -170,6 +170,18 @@ impl JsonGet {
         url: &Url,
         accept: &str,
     ) -> Result<JsonPage, ReadError> {
+        self.get_route(budget, self.route, url, accept).await
+    }
+
+    /// `get` on another route of the same remote (flow control keeps routes apart only
+    /// where the remote limits them apart).
+    pub(super) async fn get_route(
+        &self,
+        budget: &Budget,
+        route: &'static str,
+        url: &Url,
+        accept: &str,
+    ) -> Result<JsonPage, ReadError> {
         let credential = match &self.auth {
             Some(auth) => Some((auth.header.clone(), auth.value()?)),
             None => None,
@@ -177,7 +189,7 @@ impl JsonGet {
         let at = shown(url);
         let reply = self
             .http
-            .fetch(budget, self.route, self.cap, Some(self.retries), || {
+            .fetch(budget, route, self.cap, Some(self.retries), || {
                 let mut request = self
                     .http
                     .request(Method::GET, url.clone())

@@ -18,6 +18,7 @@ mod slapd;
 mod source_http;
 mod source_ldap;
 mod source_scim;
+mod source_scim_groups;
 mod throttling;
 mod vendor_drivekit;
 mod vendor_rocketchat;

@@ -14,8 +14,8 @@
 //! member group that was not read. A member user that `/Users` did not return (e.g.
 //! filtered out) is not an error; it simply has no person.
 //!
-//! Not here: the reading itself (paging, completeness) is the SCIM source's, as for
-//! `/Users`.
+//! Not here: the reading itself (paging, completeness) is the SCIM source's, the same
+//! as for `/Users` (`mod.rs`).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -24,15 +24,22 @@ use serde::Deserialize;
 use serde_json::Value;
 
 /// Where a SCIM source takes each user's groups from (`groups_from`).
+///
+/// The default is `auto`: a provider that fills `User.groups` costs nothing more, and
+/// one that leaves it out (RFC 7643 allows it, and many do) still scopes by group,
+/// where `users` would silently put everyone out of every group-scoped vendor. What
+/// `auto` can cost is the `/Groups` read on such a provider even when no vendor scopes by
+/// group; if the token may not read `/Groups`, the pass is refused with a message that
+/// names `groups_from = "users"`, never run with groups missing.
 #[derive(Deserialize, Debug, Default, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum GroupsFrom {
     /// `User.groups` in `/Users` (the provider fills it).
-    #[default]
     Users,
     /// `/Groups` and its `members`; `/Users` is asked to leave `groups` out.
     Groups,
     /// `User.groups` when the provider returns it for any user, else `/Groups`.
+    #[default]
     Auto,
 }
 
@@ -54,7 +61,21 @@ impl GroupsFrom {
             Self::Users | Self::Auto => None,
         }
     }
+
+    /// The key's value as written in the config, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Users => "users",
+            Self::Groups => "groups",
+            Self::Auto => "auto",
+        }
+    }
 }
+
+/// The query parameter for `/Groups`: only what membership needs (`id` and `schemas`
+/// always come). It also asks for `members` by name, which some providers leave out of
+/// a listing unless asked.
+pub const GROUPS_QUERY: (&str, &str) = ("attributes", "displayName,members");
 
 /// Whether any user resource has a `groups` attribute. A provider that fills it omits it
 /// for users in no group, so one user with it is the sign; none at all means the
@@ -470,6 +491,7 @@ mod tests {
             Some(("excludedAttributes", "groups"))
         );
         assert_eq!(GroupsFrom::Auto.users_query(), None);
+        assert_eq!(GroupsFrom::default(), GroupsFrom::Auto);
         let parsed: GroupsFrom = serde_json::from_value(json!("auto")).expect("parses");
         assert_eq!(parsed, GroupsFrom::Auto);
         assert!(serde_json::from_value::<GroupsFrom>(json!("both")).is_err());
