@@ -10,8 +10,6 @@ mod config;
 pub mod file;
 pub mod hr;
 pub mod ldap;
-// Not yet used by `http.rs`: wired in once the shared HTTP layer lands.
-pub mod oauth2;
 mod record;
 mod remote;
 pub mod scim;

@@ -16,6 +16,7 @@ mod pacing;
 mod safety;
 mod slapd;
 mod source_http;
+mod source_http_oauth2;
 mod source_ldap;
 mod source_scim;
 mod source_scim_groups;

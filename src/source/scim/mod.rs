@@ -52,7 +52,8 @@ use crate::http;
 
 use crate::source::Build;
 use crate::source::remote::{
-    Credential, JsonGet, Remote, check_http_url, check_page_limits, default_max_page_mb, shown,
+    Auth, Credential, JsonGet, Remote, check_http_url, check_page_limits, default_max_page_mb,
+    shown,
 };
 use crate::source::{Snapshot, Source, SourceError};
 
@@ -226,7 +227,7 @@ impl ScimSource {
                     retry: b.retry,
                     observer: b.observer.clone(),
                 },
-                Some(bearer),
+                Auth::Header(bearer),
                 "GET /Users",
             )?,
             max_pages: o.max_pages,
