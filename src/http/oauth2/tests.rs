@@ -152,6 +152,20 @@ async fn a_401_fetches_a_new_token_once() {
     assert_eq!(api_calls, 2);
 }
 
+/// Requests that left with the same token and all met a 401 renew it once: the late
+/// ones take the token the first renewal brought.
+#[tokio::test]
+async fn concurrent_401s_with_one_token_renew_it_once() {
+    let s = setup().await;
+    let session = s.session();
+    assert_eq!(s.page(&session).await, 200);
+    s.sandbox.hr.oauth.expire_all();
+    let statuses = futures::future::join_all((0..4).map(|_| s.page(&session))).await;
+    assert_eq!(statuses, [200; 4]);
+    assert_eq!(s.sandbox.hr.oauth.granted(), 2);
+    assert_eq!(s.sandbox.hr.control.count_status(401), 4);
+}
+
 #[tokio::test]
 async fn client_authentication_in_the_body_and_scopes() {
     let s = setup().await;
