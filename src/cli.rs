@@ -225,6 +225,13 @@ async fn pass(settings: Settings, opts: PassOptions, json_out: bool) -> i32 {
         Ok(p) => p,
         Err(code) => return code,
     };
+    let notifier = match crate::notify::Notifier::new(&ctx.settings.notify) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("roster: notify: {e}");
+            return exit::CONFIG;
+        }
+    };
     if !opts.dry_run && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         ctx.on_progress = Some(crate::progress::terminal_bars());
     }
@@ -236,6 +243,8 @@ async fn pass(settings: Settings, opts: PassOptions, json_out: bool) -> i32 {
         }
     };
     print_report(&report, json_out);
+    // After the report is out; delivery problems are logged and change no exit code.
+    notifier.after_pass(&store, &report).await;
     report.exit_code()
 }
 

@@ -65,6 +65,8 @@ pub struct Settings {
     pub history: HistorySettings,
     pub source: SourceSettings,
     pub vendors: BTreeMap<String, VendorSettings>,
+    /// `[[notify]]`: where alerts about failing passes go.
+    pub notify: Vec<crate::notify::TargetSettings>,
     /// Relative paths in the config are relative to this directory.
     pub base_dir: PathBuf,
 }
@@ -432,6 +434,8 @@ struct RawConfig {
     source: Option<Map<String, Value>>,
     #[serde(default)]
     vendors: BTreeMap<String, Map<String, Value>>,
+    /// `[[notify]]`: a list of tables (checked in `notify::config`).
+    notify: Option<Value>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -585,6 +589,8 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Settings, ConfigError> {
         ));
     }
 
+    let notify = crate::notify::config::parse(raw.notify, base_dir)?;
+
     Ok(Settings {
         state_dir,
         state_cache_mb,
@@ -606,6 +612,7 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Settings, ConfigError> {
         history: raw.history,
         source,
         vendors,
+        notify,
         base_dir: base_dir.to_path_buf(),
     })
 }
@@ -957,5 +964,27 @@ mod tests {
         assert!(e.to_string().contains("vendors.motive.token"));
         let e = v.secret("token", None, None, true).expect_err("missing");
         assert!(e.to_string().contains("vendors.motive.token"));
+    }
+
+    #[test]
+    fn notify_tables_load_and_the_environment_cannot_override_them() {
+        let text = format!(
+            "{MINIMAL}\n[[notify]]\ntype = \"slack\"\nurl = \"https://hooks.example/T/B/s3cret\"\n\
+             [[notify]]\ntype = \"webhook\"\nname = \"ops\"\nurl = \"https://ops.example/hook\"\n\
+             events = [\"pass_refused\"]\n"
+        );
+        let s = load(&text).expect("valid");
+        let labels: Vec<&str> = s.notify.iter().map(|t| t.label.as_str()).collect();
+        assert_eq!(labels, ["notify[0]", "ops"]);
+        assert!(!format!("{s:?}").contains("s3cret"));
+        let env = vec![(
+            "ROSTER__NOTIFY__0__URL".to_string(),
+            "https://other.example/x".to_string(),
+        )];
+        let e = load_str(&text, Path::new("/"), env)
+            .expect_err("an override of a list element is refused")
+            .to_string();
+        assert!(e.contains("`notify`") && e.contains("url_file"), "{e}");
+        assert!(load(MINIMAL).expect("valid").notify.is_empty());
     }
 }

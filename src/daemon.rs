@@ -45,6 +45,17 @@ pub async fn run(settings: Settings) -> i32 {
     let full_schedule = settings.full_schedule.clone().map(|s| s.cron);
     let progress_every = Duration::from_secs(settings.progress_log_secs);
     let metrics = Arc::new(Metrics::new());
+    metrics.vendors(settings.vendors.keys().map(String::as_str));
+    if let Some(gap) = crate::schedule::longest_gap(&schedule.cron, chrono::Utc::now()) {
+        metrics.schedule_interval(gap);
+    }
+    let notifier = match crate::notify::Notifier::new(&settings.notify) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("roster: notify: {e}");
+            return exit::CONFIG;
+        }
+    };
     let mut ctx = match Context::build(settings) {
         Ok(c) => c,
         Err(e) => {
@@ -107,7 +118,7 @@ pub async fn run(settings: Settings) -> i32 {
         jitter,
         wake,
         shutdown.clone(),
-        metrics,
+        AfterPass { metrics, notifier },
     ));
 
     let mut stop = shutdown.clone();
@@ -191,6 +202,12 @@ impl Schedules {
     }
 }
 
+/// What hears of every finished pass: the metrics and the `[[notify]]` targets.
+struct AfterPass {
+    metrics: Arc<Metrics>,
+    notifier: crate::notify::Notifier,
+}
+
 async fn scheduler_loop(
     ctx: Context,
     store: Store,
@@ -198,7 +215,7 @@ async fn scheduler_loop(
     jitter_secs: u64,
     wake: Arc<Notify>,
     shutdown: Shutdown,
-    metrics: Arc<Metrics>,
+    after: AfterPass,
 ) {
     let mut stop = shutdown.clone();
     loop {
@@ -208,7 +225,7 @@ async fn scheduler_loop(
                 _ = stop.wait() => return,
                 _ = wake.notified() => {}
             }
-            run_pass(&ctx, &store, &shutdown, &metrics, "on demand", false).await;
+            run_pass(&ctx, &store, &shutdown, &after, "on demand", false).await;
             continue;
         };
         let jitter = if jitter_secs > 0 {
@@ -225,7 +242,7 @@ async fn scheduler_loop(
         if shutdown.is_triggered() {
             return;
         }
-        run_pass(&ctx, &store, &shutdown, &metrics, reason, full).await;
+        run_pass(&ctx, &store, &shutdown, &after, reason, full).await;
     }
 }
 
@@ -233,7 +250,7 @@ async fn run_pass(
     ctx: &Context,
     store: &Store,
     shutdown: &Shutdown,
-    metrics: &Metrics,
+    after: &AfterPass,
     reason: &str,
     full: bool,
 ) {
@@ -245,7 +262,7 @@ async fn run_pass(
     };
     match run_once(ctx, store, &opts, shutdown).await {
         Ok(report) => {
-            metrics.pass(&report, started.elapsed().as_secs_f64());
+            after.metrics.pass(&report, started.elapsed().as_secs_f64());
             let total = |f: fn(&crate::report::VendorReport) -> usize| -> usize {
                 report.vendors.values().map(f).sum()
             };
@@ -270,6 +287,10 @@ async fn run_pass(
                     counts = %summary,
                     "Pass complete."
                 ),
+            }
+            // A pass cut short by shutdown says nothing about the vendors.
+            if !shutdown.is_triggered() {
+                after.notifier.after_pass(store, &report).await;
             }
         }
         Err(e) => error!(error = %e, "Pass failed."),

@@ -24,6 +24,7 @@
 //! - `schedule` — PURE: the next cron tick.
 //! - `server`   — `/healthz`, `/readyz`, `/metrics`, `POST /trigger`.
 //! - `metrics`  — the Prometheus registry; one method per notable occurrence.
+//! - `notify`   — `[[notify]]` alerts after a pass: refused, credentials, failures, recovery.
 
 pub mod cli;
 pub mod config;
@@ -33,6 +34,7 @@ pub mod drift;
 pub mod explain;
 pub mod metrics;
 pub mod model;
+pub mod notify;
 pub mod pace;
 pub mod progress;
 pub mod push;

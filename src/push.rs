@@ -20,7 +20,7 @@ use tracing::{debug, warn};
 use crate::diff::{OpKind, Operation, Plan};
 use crate::model::{Fields, PersonId, changes};
 use crate::pace::Pacer;
-use crate::report::{OpError, Outcome, VendorReport};
+use crate::report::{Credentials, OpError, Outcome, VendorReport};
 use crate::retry::Retry;
 use crate::shutdown::Shutdown;
 use crate::store::{HistoryEntry, RecordState, Store, StoreError, VendorRecord};
@@ -65,6 +65,8 @@ pub struct Pusher {
     pub pacer: Arc<Pacer>,
     /// Set once the vendor rejects the credentials: no further calls this pass.
     auth_failed: AtomicBool,
+    /// Set once a call is answered past authentication (for the report's `credentials`).
+    auth_accepted: AtomicBool,
     /// Hears of each retry (vendor, error), for metrics.
     pub on_retry: crate::sync::RetryHook,
     /// Hears of each finished operation (vendor, done, total), for progress display.
@@ -83,6 +85,7 @@ impl Pusher {
             shutdown: Shutdown::never(),
             pacer: Arc::new(Pacer::unlimited(&vendor_name)),
             auth_failed: AtomicBool::new(false),
+            auth_accepted: AtomicBool::new(false),
             on_retry: Arc::new(|_, _| {}),
             on_progress: None,
             done: std::sync::atomic::AtomicUsize::new(0),
@@ -160,6 +163,13 @@ impl Pusher {
                 }
             }
         }
+        report.credentials = if self.auth_failed.load(Ordering::SeqCst) {
+            Some(Credentials::Rejected)
+        } else if self.auth_accepted.load(Ordering::SeqCst) {
+            Some(Credentials::Accepted)
+        } else {
+            None
+        };
         report
     }
 
@@ -246,8 +256,17 @@ impl Pusher {
                 (self.on_retry)(self.name(), error);
             })
             .await;
-        if let Err(VendorError::Auth { .. }) = &result {
-            self.auth_failed.store(true, Ordering::SeqCst);
+        match &result {
+            Err(VendorError::Auth { .. }) => self.auth_failed.store(true, Ordering::SeqCst),
+            // Answers only an authenticated caller gets.
+            Ok(_)
+            | Err(
+                VendorError::Rejected { .. }
+                | VendorError::NotFound(_)
+                | VendorError::Exists(_)
+                | VendorError::Waiting(_),
+            ) => self.auth_accepted.store(true, Ordering::SeqCst),
+            Err(_) => {}
         }
         result
     }

@@ -2,7 +2,8 @@
 //!
 //! Owns: every use of sled. One tree per vendor (`vendor/NAME`, key = person id, value =
 //! a `VendorRecord` in the binary layout of `codec`) and a `meta` tree (schema version, last report, each vendor's
-//! learned pacing rate under `pace/NAME`). Must not: know
+//! learned pacing rate under `pace/NAME`, each notify target's alert state under
+//! `alerts/LABEL`). Must not: know
 //! how records are computed. Every write is flushed before it returns, because the
 //! record is what stops a second account from being created after a crash.
 //!
@@ -39,6 +40,8 @@ const KEY_SOURCE_COUNT: &[u8] = b"last_source_count";
 const HISTORY: &str = "history";
 /// `meta/pace/NAME`: a vendor's learned rate (`PaceRecord`).
 const PACE_PREFIX: &str = "pace/";
+/// `meta/alerts/LABEL`: what a notify target has been alerted of (`notify::state`).
+const ALERTS_PREFIX: &str = "alerts/";
 
 /// The rate pacing settled on for a vendor at the end of a pass (after a 429), so the
 /// next pass starts there instead of provoking the limit again.
@@ -428,6 +431,43 @@ impl Store {
                 meta.remove(key.as_bytes())?;
             }
         }
+        self.durable().await?;
+        Ok(())
+    }
+
+    /// What the notify target `label` has been alerted of, if anything (the caller's
+    /// shape: condition names, vendor names and times — never a URL or person data).
+    ///
+    /// # Errors
+    /// sled or decoding errors.
+    pub fn alert_state<T: for<'de> Deserialize<'de>>(
+        &self,
+        label: &str,
+    ) -> Result<Option<T>, StoreError> {
+        let key = format!("{ALERTS_PREFIX}{label}");
+        let meta = self.db.open_tree(META)?;
+        meta.get(key.as_bytes())?
+            .map(|v| decode(&v, || format!("meta/{key}")))
+            .transpose()
+    }
+
+    /// Keeps what the notify target `label` has been alerted of, durably: a one-shot
+    /// run that exits right after must not alert the same condition again next time.
+    ///
+    /// # Errors
+    /// sled or encoding errors.
+    pub async fn set_alert_state<T: Serialize>(
+        &self,
+        label: &str,
+        state: &T,
+    ) -> Result<(), StoreError> {
+        let key = format!("{ALERTS_PREFIX}{label}");
+        let bytes = serde_json::to_vec(state).map_err(|e| StoreError::Corrupt {
+            key: format!("meta/{key}"),
+            message: e.to_string(),
+        })?;
+        let meta = self.db.open_tree(META)?;
+        meta.insert(key.as_bytes(), bytes)?;
         self.durable().await?;
         Ok(())
     }
