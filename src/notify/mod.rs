@@ -136,3 +136,137 @@ impl Target {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use axum::Router;
+    use axum::routing::post;
+    use serde_json::Value;
+
+    use crate::secret::Secret;
+
+    /// A receiver keeping every JSON body; its URL.
+    async fn receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let keep = Arc::clone(&got);
+        let app = Router::new().route(
+            "/hook",
+            post(move |axum::Json(body): axum::Json<Value>| {
+                let keep = Arc::clone(&keep);
+                async move {
+                    keep.lock().expect("lock").push(body);
+                    "ok"
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        (format!("http://{addr}/hook"), got)
+    }
+
+    fn target(label: &str, url: &str, events: &[EventName]) -> TargetSettings {
+        TargetSettings {
+            label: label.into(),
+            format: Format::Webhook,
+            url: Secret::new(url),
+            events: events.to_vec(),
+            repeat_after: Duration::from_secs(3600),
+            timeout: Duration::from_secs(2),
+        }
+    }
+
+    fn notifier(targets: &[TargetSettings]) -> Notifier {
+        let mut n = Notifier::new(targets).expect("client");
+        n.policy = deliver::Policy {
+            attempts: 2,
+            first_wait: Duration::from_millis(1),
+            max_wait: Duration::from_millis(10),
+        };
+        n
+    }
+
+    fn refused() -> Report {
+        Report {
+            refused: Some("safety limit: motive".into()),
+            ..Report::default()
+        }
+    }
+
+    fn events(got: &Arc<Mutex<Vec<Value>>>) -> Vec<String> {
+        got.lock()
+            .expect("lock")
+            .iter()
+            .map(|b| b["event"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn an_unsubscribed_recovery_is_not_sent_but_ends_the_condition() {
+        let store = Store::temporary().expect("store");
+        let (url, got) = receiver().await;
+        let n = notifier(&[target("only-refusals", &url, &[EventName::PassRefused])]);
+        n.after_pass(&store, &refused()).await;
+        n.after_pass(&store, &refused()).await;
+        n.after_pass(&store, &Report::default()).await;
+        assert_eq!(events(&got), ["pass_refused"]);
+        // Refused again later: a new first alert, not a silent continuation.
+        n.after_pass(&store, &refused()).await;
+        assert_eq!(events(&got), ["pass_refused", "pass_refused"]);
+        assert_eq!(got.lock().expect("lock")[1]["repeat"], false);
+    }
+
+    #[tokio::test]
+    async fn each_target_keeps_its_own_state() {
+        let store = Store::temporary().expect("store");
+        let (url, got) = receiver().await;
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let down = format!("http://{}/hook", closed.local_addr().expect("addr"));
+        drop(closed);
+        let all = EventName::ALL;
+        n_pass(
+            &store,
+            &[target("up", &url, &all), target("down", &down, &all)],
+        )
+        .await;
+        assert_eq!(events(&got), ["pass_refused"]);
+        let up: Option<AlertState> = store.alert_state("up").expect("state");
+        let down_state: Option<AlertState> = store.alert_state("down").expect("state");
+        assert!(up.is_some_and(|s| s.held.contains_key("pass_refused")));
+        assert!(down_state.is_none(), "undelivered: nothing recorded");
+        // The same receiver now under the name that failed: it is still owed the alert.
+        n_pass(
+            &store,
+            &[target("up", &url, &all), target("down", &url, &all)],
+        )
+        .await;
+        assert_eq!(events(&got), ["pass_refused", "pass_refused"]);
+    }
+
+    async fn n_pass(store: &Store, targets: &[TargetSettings]) {
+        notifier(targets).after_pass(store, &refused()).await;
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_state_starts_afresh() {
+        let store = Store::temporary().expect("store");
+        store
+            .set_alert_state("t", &"not an alert state")
+            .await
+            .expect("write");
+        let (url, got) = receiver().await;
+        let n = notifier(&[target("t", &url, &EventName::ALL)]);
+        n.after_pass(&store, &refused()).await;
+        assert_eq!(events(&got), ["pass_refused"]);
+        let state: Option<AlertState> = store.alert_state("t").expect("rewritten");
+        assert!(state.is_some());
+    }
+}

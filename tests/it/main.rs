@@ -6,6 +6,7 @@ mod daemon;
 mod four_vendors;
 mod lifecycle;
 mod motive_faults;
+mod notify;
 mod pacing;
 mod safety;
 mod slapd;
