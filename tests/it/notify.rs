@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::common::{Env, MOTIVE_KEY, person};
 
-fn people() -> Value {
+pub(crate) fn people() -> Value {
     json!([
         person("E1", "Ann", "Lee", "ann.lee@example.com"),
         person("E2", "Bob", "Ray", "bob.ray@example.com"),
@@ -19,7 +19,7 @@ fn people() -> Value {
 }
 
 /// Appends TOML to the test's config.
-fn add_config(env: &Env, text: &str) {
+pub(crate) fn add_config(env: &Env, text: &str) {
     let mut f = std::fs::OpenOptions::new()
         .append(true)
         .open(&env.config)
@@ -28,7 +28,7 @@ fn add_config(env: &Env, text: &str) {
 }
 
 /// Both receivers as targets; the URLs (secrets) are in files, as the README advises.
-fn notify_both(env: &Env) {
+pub(crate) fn notify_both(env: &Env) {
     let creds = Credentials::default();
     std::fs::write(
         env.path("slack_url"),
