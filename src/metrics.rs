@@ -364,4 +364,44 @@ mod tests {
         m.schedule_interval(std::time::Duration::from_secs(900));
         assert!(m.render().contains("roster_schedule_interval_seconds 900"));
     }
+
+    #[test]
+    fn the_shipped_alert_rules_use_only_metrics_roster_exports() {
+        let m = Metrics::new();
+        m.vendors(["motive"]);
+        m.schedule_interval(std::time::Duration::from_secs(900));
+        let mut r = Report::default();
+        r.vendors.insert(
+            "motive".into(),
+            VendorReport {
+                credentials: Some(crate::report::Credentials::Rejected),
+                ..VendorReport::default()
+            },
+        );
+        m.pass(&r, 0.1);
+        let text = m.render();
+        let exported: std::collections::BTreeSet<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split(['{', ' ']).next())
+            .collect();
+        for file in [
+            include_str!("../deploy/prometheus/roster-rules.yaml"),
+            include_str!("../deploy/prometheus/roster-rules.test.yaml"),
+        ] {
+            let mut used = 0;
+            for (i, _) in file.match_indices("roster_") {
+                let name: String = file[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                    .collect();
+                assert!(
+                    exported.contains(name.as_str()),
+                    "{name} is not exported:\n{text}"
+                );
+                used += 1;
+            }
+            assert!(used > 5, "the rules use roster's metrics");
+        }
+    }
 }
