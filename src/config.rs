@@ -835,6 +835,7 @@ mod tests {
         let settings = load_str(text, Path::new("config"), Vec::new()).expect("example parses");
         assert_eq!(settings.vendors.len(), 4);
         assert!(settings.schedule.is_some());
+        assert_eq!(settings.notify.len(), 2);
         let secrets_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
         let mut settings = settings;
         for v in settings.vendors.values_mut() {
