@@ -288,9 +288,14 @@ async fn run_pass(
                     "Pass complete."
                 ),
             }
-            // A pass cut short by shutdown says nothing about the vendors.
+            // A pass cut short by shutdown says nothing about the vendors; and delivery
+            // must not hold up a shutdown (what is not recorded is sent after a later pass).
             if !shutdown.is_triggered() {
-                after.notifier.after_pass(store, &report).await;
+                let mut stop = shutdown.clone();
+                tokio::select! {
+                    () = after.notifier.after_pass(store, &report) => {}
+                    _ = stop.wait() => warn!("Shutting down: alert delivery abandoned; it is tried again after the next pass."),
+                }
             }
         }
         Err(e) => error!(error = %e, "Pass failed."),

@@ -28,7 +28,10 @@ pub fn longest_gap(schedule: &cron::Schedule, now: DateTime<Utc>) -> Option<Dura
     let ticks: Vec<DateTime<Utc>> = schedule.after(&now).take(GAPS_LOOKED_AT + 1).collect();
     ticks
         .windows(2)
-        .filter_map(|w| (w[1] - w[0]).to_std().ok())
+        .filter_map(|w| match w {
+            [a, b] => (*b - *a).to_std().ok(),
+            _ => None,
+        })
         .max()
 }
 
