@@ -47,6 +47,8 @@ pub struct Settings {
     pub history: HistorySettings,
     pub source: SourceConfig,
     pub vendors: BTreeMap<String, VendorSettings>,
+    /// `[[notify]]`: where alerts about failing passes go.
+    pub notify: Vec<crate::notify::TargetSettings>,
     /// Relative paths in the config are relative to this directory.
     pub base_dir: PathBuf,
 }
@@ -94,6 +96,8 @@ struct RawConfig {
     source: Option<Table>,
     #[serde(default)]
     vendors: BTreeMap<String, Table>,
+    /// `[[notify]]`: a list of tables (checked in `notify::config`).
+    notify: Option<config::Value>,
 }
 
 #[derive(Deserialize, Default)]
@@ -251,6 +255,8 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Settings, ConfigError> {
         ));
     }
 
+    let notify = crate::notify::config::parse(raw.notify, base_dir)?;
+
     Ok(Settings {
         state_dir: base_dir.join(state_dir),
         state_cache_mb,
@@ -272,6 +278,7 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Settings, ConfigError> {
         history: raw.history,
         source,
         vendors,
+        notify,
         base_dir: base_dir.to_path_buf(),
     })
 }

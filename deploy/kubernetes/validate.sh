@@ -5,11 +5,13 @@
 #   2. validates every rendered object and secret.example.yaml against the Kubernetes
 #      OpenAPI schemas bundled in the PyPI package kubernetes-validate, in strict mode
 #      (unknown fields are errors), for the oldest and newest versions listed below; an
-#      object whose apiVersion/kind has no schema is an error too;
+#      object whose apiVersion/kind has no schema is an error too. The monitoring/
+#      overlay (a PrometheusRule, a custom resource) is validated the same way against
+#      the CRD schema in schemas/ (jsonschema, strict);
 #   3. cross-checks what the schemas cannot know (every manifest is in a kustomization,
 #      config paths match the mounts, probes and scrape port match the listen address,
 #      grace period above shutdown_grace_secs, one replica, Forbid, separate stores,
-#      hardened pods);
+#      hardened pods, the PrometheusRule's groups equal to deploy/prometheus/roster-rules.yaml);
 #   4. if a roster binary is available, runs `roster plan` on the ConfigMap's roster.toml
 #      (paths moved into a scratch dir, example secrets) so roster's own config loader
 #      accepts it. `plan` pushes and writes nothing and needs no network.
@@ -23,9 +25,11 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 
-requirements=(kubernetes-validate==1.37.0)
+requirements=(kubernetes-validate==1.37.0 jsonschema==4.26.0)
 k8s_versions=(1.29.0 1.37.0)
 overlays=(daemon cronjob)
+# Overlays of custom resources, validated against the CRDs in schemas/.
+crd_overlays=(monitoring)
 
 # ---- tools -------------------------------------------------------------------------
 venv="${TMPDIR:-/tmp}/roster-deploy-k8s-$(printf '%s\n' "${requirements[@]}" "$(command -v python3)" | cksum | cut -d' ' -f1)"
@@ -60,7 +64,7 @@ fail() { echo "FAIL: $*"; failed=1; }
 # kubectl binary from a third-party package; any other kustomize feature is refused, so
 # this check cannot silently render something different from `kubectl apply -k`.
 echo "== render kustomizations (resources only)"
-for overlay in "${overlays[@]}"; do
+for overlay in "${overlays[@]}" "${crd_overlays[@]}"; do
   if "$python" - "$here/$overlay" > "$work/$overlay.yaml" <<'PY'
 import pathlib, sys
 import yaml
@@ -113,6 +117,68 @@ for version in "${k8s_versions[@]}"; do
   fi
 done
 
+echo "== custom resources against schemas/ (strict)"
+crd_rendered=()
+for overlay in "${crd_overlays[@]}"; do crd_rendered+=("$work/$overlay.yaml"); done
+if "$python" - "$here/schemas" "${crd_rendered[@]}" <<'PY'
+import pathlib, re, sys
+import jsonschema, yaml
+
+schemas = {}
+for f in sorted(pathlib.Path(sys.argv[1]).glob("*.yaml")):
+    for crd in yaml.safe_load_all(f.read_text()):
+        if not crd or crd.get("kind") != "CustomResourceDefinition":
+            continue
+        spec = crd["spec"]
+        for v in spec["versions"]:
+            schemas[(f"{spec['group']}/{v['name']}", spec["names"]["kind"])] = v["schema"]["openAPIV3Schema"]
+
+def strict(node):
+    # As kubernetes-validate --strict: an object with listed properties takes no others.
+    if isinstance(node, dict):
+        if "properties" in node and "additionalProperties" not in node \
+                and not node.get("x-kubernetes-preserve-unknown-fields"):
+            node["additionalProperties"] = False
+        for v in node.values():
+            strict(v)
+    elif isinstance(node, list):
+        for v in node:
+            strict(v)
+    return node
+
+NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+failed = 0
+for rendered in sys.argv[2:]:
+    for obj in yaml.safe_load_all(open(rendered)):
+        if not obj:
+            continue
+        what = f"{pathlib.Path(rendered).stem}: {obj.get('kind')} {obj.get('metadata', {}).get('name')}"
+        schema = schemas.get((obj.get("apiVersion"), obj.get("kind")))
+        if schema is None:
+            print(f"ERROR {what}: no schema for {obj.get('apiVersion')} {obj.get('kind')}")
+            failed += 1
+            continue
+        errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+                  for e in jsonschema.Draft7Validator(strict(schema)).iter_errors(obj)]
+        # The CRD leaves metadata to the API server: the ObjectMeta rules that matter here.
+        meta = obj.get("metadata", {})
+        if set(meta) - {"name", "labels", "annotations"}:
+            errors.append(f"metadata: unexpected keys {sorted(set(meta) - {'name', 'labels', 'annotations'})}")
+        if not (isinstance(meta.get("name"), str) and len(meta["name"]) <= 253 and NAME.match(meta["name"])):
+            errors.append("metadata/name: not a DNS subdomain name")
+        for key in ("labels", "annotations"):
+            m = meta.get(key, {})
+            if not (isinstance(m, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in m.items())):
+                errors.append(f"metadata/{key}: must map strings to strings")
+        for e in errors:
+            print(f"ERROR {what}: {e}")
+        failed += len(errors)
+        if not errors:
+            print(f"ok: {what} valid")
+sys.exit(1 if failed else 0)
+PY
+then :; else fail "custom resources against their CRD schemas"; fi
+
 # ---- 3. cross-checks ---------------------------------------------------------------
 echo "== cross-checks"
 "$python" - "$here" "$work" <<'PY' || failed=1
@@ -136,8 +202,15 @@ for k in here.rglob("kustomization.yaml"):
         check(p.exists(), f"{k.relative_to(here)}: resource {r} does not exist")
         listed.add(p / "kustomization.yaml" if p.is_dir() else p)
 for f in here.rglob("*.yaml"):
-    if f.name not in ("secret.example.yaml", "kustomization.yaml") and f.resolve() not in listed:
+    if f.name not in ("secret.example.yaml", "kustomization.yaml") and f.parent.name != "schemas" \
+            and f.resolve() not in listed:
         errors.append(f"{f.relative_to(here)} is not in any kustomization.yaml")
+
+# The PrometheusRule carries exactly the rules promtool checks and tests (deploy/check.sh).
+rules = yaml.safe_load((here.parent / "prometheus" / "roster-rules.yaml").read_text())
+(prom_rule,) = [o for o in load(work / "monitoring.yaml") if o["kind"] == "PrometheusRule"]
+check(prom_rule["spec"]["groups"] == rules["groups"],
+      "monitoring/prometheusrule.yaml: spec.groups differ from deploy/prometheus/roster-rules.yaml")
 
 secret = load(here / "secret.example.yaml")[0]
 secret_keys = set(secret.get("stringData", {})) | set(secret.get("data", {}))

@@ -51,6 +51,17 @@ pub async fn run(settings: Settings) -> i32 {
     let full_schedule = settings.full_schedule.clone().map(|s| s.cron);
     let progress_every = Duration::from_secs(settings.progress_log_secs);
     let metrics = Arc::new(Metrics::new());
+    metrics.vendors(settings.vendors.keys().map(String::as_str));
+    if let Some(gap) = schedule::longest_gap(&schedule.cron, chrono::Utc::now()) {
+        metrics.schedule_interval(gap);
+    }
+    let notifier = match crate::notify::Notifier::new(&settings.notify) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("roster: notify: {e}");
+            return exit::CONFIG;
+        }
+    };
     let hooks = Both(Arc::clone(&metrics), LogLines::new(progress_every));
     let ctx = match Context::build(settings, Arc::new(hooks)) {
         Ok(c) => c,
@@ -109,7 +120,7 @@ pub async fn run(settings: Settings) -> i32 {
         jitter,
         wake,
         shutdown.clone(),
-        metrics,
+        AfterPass { metrics, notifier },
     ));
 
     let mut stop = shutdown.clone();
@@ -193,6 +204,12 @@ impl Schedules {
     }
 }
 
+/// What hears of every finished pass: the metrics and the `[[notify]]` targets.
+struct AfterPass {
+    metrics: Arc<Metrics>,
+    notifier: crate::notify::Notifier,
+}
+
 async fn scheduler_loop(
     ctx: Context,
     store: Store,
@@ -200,7 +217,7 @@ async fn scheduler_loop(
     jitter_secs: u64,
     wake: Arc<Notify>,
     shutdown: Shutdown,
-    metrics: Arc<Metrics>,
+    after: AfterPass,
 ) {
     let mut stop = shutdown.clone();
     loop {
@@ -210,7 +227,7 @@ async fn scheduler_loop(
                 _ = stop.wait() => return,
                 _ = wake.notified() => {}
             }
-            run_pass(&ctx, &store, &shutdown, &metrics, "on demand", false).await;
+            run_pass(&ctx, &store, &shutdown, &after, "on demand", false).await;
             continue;
         };
         let jitter = if jitter_secs > 0 {
@@ -227,7 +244,7 @@ async fn scheduler_loop(
         if shutdown.is_triggered() {
             return;
         }
-        run_pass(&ctx, &store, &shutdown, &metrics, reason, full).await;
+        run_pass(&ctx, &store, &shutdown, &after, reason, full).await;
     }
 }
 
@@ -235,7 +252,7 @@ async fn run_pass(
     ctx: &Context,
     store: &Store,
     shutdown: &Shutdown,
-    metrics: &Metrics,
+    after: &AfterPass,
     reason: &str,
     full: bool,
 ) {
@@ -247,7 +264,7 @@ async fn run_pass(
     };
     match run_once(ctx, store, &opts, shutdown).await {
         Ok(report) => {
-            metrics.pass(&report, started.elapsed().as_secs_f64());
+            after.metrics.pass(&report, started.elapsed().as_secs_f64());
             let total = |f: fn(&crate::report::VendorReport) -> usize| -> usize {
                 report.vendors.values().map(f).sum()
             };
@@ -272,6 +289,15 @@ async fn run_pass(
                     counts = %summary,
                     "Pass complete."
                 ),
+            }
+            // A pass cut short by shutdown says nothing about the vendors; and delivery
+            // must not hold up a shutdown (what is not recorded is sent after a later pass).
+            if !shutdown.is_triggered() {
+                let mut stop = shutdown.clone();
+                tokio::select! {
+                    () = after.notifier.after_pass(store, &report) => {}
+                    _ = stop.wait() => warn!("Shutting down: alert delivery abandoned; it is tried again after the next pass."),
+                }
             }
         }
         Err(e) => error!(error = %e, "Pass failed."),

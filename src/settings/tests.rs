@@ -46,6 +46,7 @@ fn example_config_parses_and_builds_every_vendor() {
     let settings = load_str(text, Path::new("config"), Vec::new()).expect("example parses");
     assert_eq!(settings.vendors.len(), 4);
     assert!(settings.schedule.is_some());
+    assert_eq!(settings.notify.len(), 2);
     let secrets_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
     let mut settings = settings;
     for v in settings.vendors.values_mut() {
@@ -310,4 +311,26 @@ fn the_trigger_token_uses_the_one_resolver() {
         e.contains("server.trigger_token_file") && e.contains("regular file"),
         "{e}"
     );
+}
+
+#[test]
+fn notify_tables_load_and_the_environment_cannot_override_them() {
+    let text = format!(
+        "{MINIMAL}\n[[notify]]\ntype = \"slack\"\nurl = \"https://hooks.example/T/B/s3cret\"\n\
+         [[notify]]\ntype = \"webhook\"\nname = \"ops\"\nurl = \"https://ops.example/hook\"\n\
+         events = [\"pass_refused\"]\n"
+    );
+    let s = load(&text).expect("valid");
+    let labels: Vec<&str> = s.notify.iter().map(|t| t.label.as_str()).collect();
+    assert_eq!(labels, ["notify[0]", "ops"]);
+    assert!(!format!("{s:?}").contains("s3cret"));
+    let e = with_env(
+        &text,
+        &[("ROSTER__NOTIFY__0__URL", "https://other.example/x")],
+    )
+    .expect_err("an override of a list element is refused")
+    .to_string();
+    assert!(e.contains("`notify`") && e.contains("url_file"), "{e}");
+    assert!(!e.contains("s3cret") && !e.contains("other.example"), "{e}");
+    assert!(load(MINIMAL).expect("valid").notify.is_empty());
 }

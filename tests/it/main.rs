@@ -11,6 +11,7 @@ mod four_vendors;
 mod layers;
 mod lifecycle;
 mod motive_faults;
+mod notify;
 mod outbound;
 mod pacing;
 mod safety;

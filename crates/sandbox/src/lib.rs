@@ -19,6 +19,7 @@ pub mod motive;
 pub mod rocketchat;
 pub mod scim;
 pub mod telematics;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 
@@ -44,6 +45,10 @@ pub struct Credentials {
     pub scim_token: String,
     /// Bearer token of the HR API fake (`/hr`).
     pub hr_token: String,
+    /// `TEAM/BOT/SECRET` of the Slack incoming-webhook fake (`/hooks/slack/services/…`).
+    pub slack_webhook_path: String,
+    /// The path token of the generic webhook receiver (`/hooks/webhook/TOKEN`).
+    pub webhook_token: String,
 }
 
 impl Default for Credentials {
@@ -61,6 +66,8 @@ impl Default for Credentials {
             rocketchat_auth_token: "sandbox-rocketchat-pat".into(),
             scim_token: "sandbox-scim-bearer-token".into(),
             hr_token: "sandbox-hr-bearer-token".into(),
+            slack_webhook_path: "T0SANDBOX/B0SANDBOX/sandbox-slack-webhook-secret".into(),
+            webhook_token: "sandbox-webhook-token".into(),
         }
     }
 }
@@ -76,6 +83,8 @@ pub struct Sandbox {
     pub scim: scim::Scim,
     /// An HR system's JSON API, a source (`/hr`).
     pub hr: hr::Hr,
+    /// Alert receivers: Slack's incoming webhook and a generic JSON webhook (`/hooks`).
+    pub hooks: webhooks::Webhooks,
     task: JoinHandle<()>,
 }
 
@@ -99,13 +108,15 @@ impl Sandbox {
         let rocketchat = rocketchat::RocketChat::new(&creds);
         let scim = scim::Scim::new(&creds.scim_token);
         let hr = hr::Hr::new(&creds.hr_token);
+        let hooks = webhooks::Webhooks::new(&creds.slack_webhook_path, &creds.webhook_token);
         let app = Router::new()
             .nest("/motive", motive.router())
             .nest("/drivekit", drivekit.router())
             .nest("/telematics", telematics.router())
             .nest("/rocketchat", rocketchat.router())
             .nest("/scim", scim.router())
-            .nest("/hr", hr.router());
+            .nest("/hr", hr.router())
+            .nest("/hooks", hooks.router());
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         // As vendors' front ends do: without it, a reply written in two parts can wait for
@@ -124,8 +135,22 @@ impl Sandbox {
             rocketchat,
             scim,
             hr,
+            hooks,
             task,
         })
+    }
+
+    /// The `url` of a `[[notify]]` target of type `slack` (its secret included).
+    pub fn slack_webhook_url(&self, creds: &Credentials) -> String {
+        format!(
+            "http://{}/hooks/slack/services/{}",
+            self.addr, creds.slack_webhook_path
+        )
+    }
+
+    /// The `url` of a `[[notify]]` target of type `webhook` (its token included).
+    pub fn webhook_url(&self, creds: &Credentials) -> String {
+        format!("http://{}/hooks/webhook/{}", self.addr, creds.webhook_token)
     }
 
     /// The `base_url` to give roster for a vendor (`motive`, …).

@@ -52,5 +52,10 @@ async fn main() {
         "  http source  url = http://{}/hr/v2/employees  auth_value = Bearer {}",
         sandbox.addr, creds.hr_token
     );
+    eprintln!(
+        "  notify      slack url = {}  webhook url = {}",
+        sandbox.slack_webhook_url(&creds),
+        sandbox.webhook_url(&creds)
+    );
     let _ = tokio::signal::ctrl_c().await;
 }
