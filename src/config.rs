@@ -65,8 +65,120 @@ pub struct Settings {
     pub history: HistorySettings,
     pub source: SourceSettings,
     pub vendors: BTreeMap<String, VendorSettings>,
+    // [ha] (issue 17): leader election on a Kubernetes Lease; `None` = no election.
+    pub ha: Option<HaSettings>,
     /// Relative paths in the config are relative to this directory.
     pub base_dir: PathBuf,
+}
+
+// ---- [ha] (issue 17) ----
+
+/// `[ha]`: only the replica holding the Lease `namespace/lease` runs passes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HaSettings {
+    /// The Lease's name (a DNS subdomain).
+    pub lease: String,
+    /// `None`: the Kubernetes client's default namespace (in a pod: its own, from the
+    /// service account's namespace file).
+    pub namespace: Option<String>,
+    /// This replica's name in the Lease (`holderIdentity`) and in its `User-Agent`.
+    pub identity: String,
+    /// How long the Lease holds after its last renewal, as the standby counts it.
+    pub lease_duration: Duration,
+    /// The leader stops starting vendor calls when no renewal has succeeded for this
+    /// long; shorter than `lease_duration`, so it stops before a standby may take over.
+    pub renew_deadline: Duration,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawHa {
+    lease: Option<String>,
+    namespace: Option<String>,
+    identity: Option<String>,
+    lease_duration_secs: Option<u64>,
+    renew_deadline_secs: Option<u64>,
+}
+
+/// `[ha]`; `hostname` is `$HOSTNAME` (the pod's name), the default identity.
+fn validate_ha(raw: RawHa, hostname: Option<&str>) -> Result<HaSettings, ConfigError> {
+    let lease = raw
+        .lease
+        .ok_or_else(|| ConfigError::invalid("ha.lease", "is required in an [ha] table"))?;
+    if !is_dns_name(&lease, 253, true) {
+        return Err(ConfigError::invalid(
+            "ha.lease",
+            format!(
+                "`{lease}` is not a Kubernetes object name (lower-case letters, digits, `-` and `.`, at most 253)"
+            ),
+        ));
+    }
+    if let Some(ns) = &raw.namespace
+        && !is_dns_name(ns, 63, false)
+    {
+        return Err(ConfigError::invalid(
+            "ha.namespace",
+            format!(
+                "`{ns}` is not a Kubernetes namespace name (lower-case letters, digits and `-`, at most 63)"
+            ),
+        ));
+    }
+    let identity = match raw.identity.or_else(|| hostname.map(str::to_string)) {
+        Some(id) => id,
+        None => {
+            return Err(ConfigError::invalid(
+                "ha.identity",
+                "is required when $HOSTNAME is not set",
+            ));
+        }
+    };
+    // It also goes into the User-Agent header, so: visible ASCII without parentheses.
+    if identity.is_empty()
+        || identity.len() > 128
+        || !identity
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._:@".contains(c))
+    {
+        return Err(ConfigError::invalid(
+            "ha.identity",
+            format!("`{identity}` must be 1 to 128 letters, digits or `-._:@`"),
+        ));
+    }
+    let duration = raw.lease_duration_secs.unwrap_or(15);
+    if !(2..=3600).contains(&duration) {
+        return Err(ConfigError::invalid(
+            "ha.lease_duration_secs",
+            "must be a whole number of seconds from 2 to 3600",
+        ));
+    }
+    let deadline = raw.renew_deadline_secs.unwrap_or(10);
+    if deadline < 1 || deadline >= duration {
+        return Err(ConfigError::invalid(
+            "ha.renew_deadline_secs",
+            format!(
+                "must be at least 1 and below ha.lease_duration_secs ({duration}): the leader \
+                 must stop before a standby may take over"
+            ),
+        ));
+    }
+    Ok(HaSettings {
+        lease,
+        namespace: raw.namespace,
+        identity,
+        lease_duration: Duration::from_secs(duration),
+        renew_deadline: Duration::from_secs(deadline),
+    })
+}
+
+/// A DNS-1123 subdomain (`dots`) or label.
+fn is_dns_name(s: &str, max: usize, dots: bool) -> bool {
+    let ok_char =
+        |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || (dots && c == '.');
+    !s.is_empty()
+        && s.len() <= max
+        && s.chars().all(ok_char)
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && s.ends_with(|c: char| c.is_ascii_alphanumeric())
 }
 
 #[derive(Debug, Clone)]
@@ -432,6 +544,7 @@ struct RawConfig {
     source: Option<Map<String, Value>>,
     #[serde(default)]
     vendors: BTreeMap<String, Map<String, Value>>,
+    ha: Option<RawHa>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -474,9 +587,15 @@ pub fn load_str(
     base_dir: &Path,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<Settings, ConfigError> {
+    let mut hostname = None;
     let env: config::Map<String, String> = env
         .into_iter()
-        .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}__")))
+        .filter(|(k, v)| {
+            if k == "HOSTNAME" && !v.is_empty() {
+                hostname = Some(v.clone());
+            }
+            k.starts_with(&format!("{ENV_PREFIX}__"))
+        })
         .collect();
     let built = config::Config::builder()
         .add_source(config::File::from_str(toml_text, config::FileFormat::Toml))
@@ -492,10 +611,14 @@ pub fn load_str(
     let raw: RawConfig = built
         .try_deserialize()
         .map_err(|error| ConfigError::Parse(error.to_string()))?;
-    validate(raw, base_dir)
+    validate(raw, base_dir, hostname.as_deref())
 }
 
-fn validate(raw: RawConfig, base_dir: &Path) -> Result<Settings, ConfigError> {
+fn validate(
+    raw: RawConfig,
+    base_dir: &Path,
+    hostname: Option<&str>,
+) -> Result<Settings, ConfigError> {
     let state_dir = base_dir.join(raw.state_dir.unwrap_or_else(|| "/var/lib/roster".into()));
     let state_cache_mb = raw.state_cache_mb.unwrap_or(crate::store::DEFAULT_CACHE_MB);
     if state_cache_mb == 0 {
@@ -584,6 +707,7 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Settings, ConfigError> {
             "at least one vendor is required",
         ));
     }
+    let ha = raw.ha.map(|h| validate_ha(h, hostname)).transpose()?;
 
     Ok(Settings {
         state_dir,
@@ -606,6 +730,7 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Settings, ConfigError> {
         history: raw.history,
         source,
         vendors,
+        ha,
         base_dir: base_dir.to_path_buf(),
     })
 }
@@ -936,6 +1061,81 @@ mod tests {
             shown.contains("api_key") && !shown.contains("hunter2"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn no_ha_table_means_no_election() {
+        assert_eq!(load(MINIMAL).expect("valid").ha, None);
+    }
+
+    #[test]
+    fn ha_defaults_identity_from_hostname_and_keys_from_the_issue() {
+        let text = format!("{MINIMAL}\n[ha]\nlease = \"roster\"\n");
+        let env = vec![("HOSTNAME".to_string(), "roster-1".to_string())];
+        let ha = load_str(&text, Path::new("/"), env)
+            .expect("valid")
+            .ha
+            .expect("[ha]");
+        assert_eq!(
+            ha,
+            HaSettings {
+                lease: "roster".into(),
+                namespace: None,
+                identity: "roster-1".into(),
+                lease_duration: Duration::from_secs(15),
+                renew_deadline: Duration::from_secs(10),
+            }
+        );
+        let env = vec![
+            ("HOSTNAME".to_string(), "roster-1".to_string()),
+            ("ROSTER__HA__IDENTITY".to_string(), "roster-0".to_string()),
+            (
+                "ROSTER__HA__LEASE_DURATION_SECS".to_string(),
+                "3".to_string(),
+            ),
+            (
+                "ROSTER__HA__RENEW_DEADLINE_SECS".to_string(),
+                "2".to_string(),
+            ),
+        ];
+        let ha = load_str(
+            &format!("{text}namespace = \"sync\"\n"),
+            Path::new("/"),
+            env,
+        )
+        .expect("valid")
+        .ha
+        .expect("[ha]");
+        assert_eq!(ha.identity, "roster-0");
+        assert_eq!(ha.namespace.as_deref(), Some("sync"));
+        assert_eq!(ha.lease_duration, Duration::from_secs(3));
+        assert_eq!(ha.renew_deadline, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn ha_mistakes_name_the_key() {
+        let ha = |body: &str| err(&format!("{MINIMAL}\n[ha]\nidentity = \"r-0\"\n{body}"));
+        let e = ha("");
+        assert!(e.contains("`ha.lease`"), "{e}");
+        let e = ha("lease = \"Roster_Lease\"");
+        assert!(e.contains("`ha.lease`"), "{e}");
+        let e = ha("lease = \"roster\"\nnamespace = \"a.b\"");
+        assert!(e.contains("`ha.namespace`"), "{e}");
+        let e = ha("lease = \"roster\"\nlease_duration_secs = 1");
+        assert!(e.contains("`ha.lease_duration_secs`"), "{e}");
+        let e = ha("lease = \"roster\"\nrenew_deadline_secs = 15");
+        assert!(e.contains("`ha.renew_deadline_secs`"), "{e}");
+        let e = ha("lease = \"roster\"\nrenew_deadline_secs = 0");
+        assert!(e.contains("`ha.renew_deadline_secs`"), "{e}");
+        let e = ha("lease = \"roster\"\nrenew_deadlin_secs = 3");
+        assert!(e.contains("renew_deadlin_secs"), "{e}");
+        let e = err(&format!(
+            "{MINIMAL}\n[ha]\nlease = \"roster\"\nidentity = \"a (b)\""
+        ));
+        assert!(e.contains("`ha.identity`"), "{e}");
+        // No identity and no $HOSTNAME.
+        let e = err(&format!("{MINIMAL}\n[ha]\nlease = \"roster\"\n"));
+        assert!(e.contains("`ha.identity`") && e.contains("HOSTNAME"), "{e}");
     }
 
     #[test]

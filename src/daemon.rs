@@ -8,6 +8,11 @@
 //! scheduler starts nothing new, the running pass stops launching vendor calls and lets
 //! the in-flight ones finish; `main` waits at most `shutdown_grace_secs` for that, then
 //! flushes the store.
+//!
+//! HA (issue 17): with `[ha]`, the scheduler runs passes only while this replica holds
+//! the Lease (`crate::ha::Leadership`): a standby waits, a new leader starts with a full
+//! pass, each pass gets a stop signal that also fires on losing the Lease, and on
+//! shutdown the Lease is released after the last vendor call.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,6 +22,7 @@ use tokio::sync::Notify;
 use tracing::{error, info, warn};
 
 use crate::config::Settings;
+use crate::ha::Leadership;
 use crate::metrics::Metrics;
 use crate::report::exit;
 use crate::schedule::next_after;
@@ -44,6 +50,8 @@ pub async fn run(settings: Settings) -> i32 {
     let trigger_token = settings.server.trigger_token.clone();
     let full_schedule = settings.full_schedule.clone().map(|s| s.cron);
     let progress_every = Duration::from_secs(settings.progress_log_secs);
+    let ha = settings.ha.clone();
+    let request_timeout = settings.retry.request_timeout();
     let metrics = Arc::new(Metrics::new());
     let mut ctx = match Context::build(settings) {
         Ok(c) => c,
@@ -69,6 +77,28 @@ pub async fn run(settings: Settings) -> i32 {
         .local_addr()
         .map_or_else(|_| listen.to_string(), |a| a.to_string());
 
+    // HA (issue 17): leader election when [ha] is set; otherwise this process leads.
+    let leadership = match &ha {
+        Some(ha) => match Leadership::start(ha, request_timeout).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("roster: config key `ha`: {e}");
+                return exit::CONFIG;
+            }
+        },
+        None => Leadership::always(),
+    };
+    let mut leader_watch = leadership.watch();
+    let leader_metrics = Arc::clone(&metrics);
+    tokio::spawn(async move {
+        loop {
+            leader_metrics.set_leader(*leader_watch.borrow_and_update());
+            if leader_watch.changed().await.is_err() {
+                break;
+            }
+        }
+    });
+
     let (trigger, shutdown) = shutdown::channel();
     let wake = Arc::new(Notify::new());
     let state = Arc::new(ServerState {
@@ -77,6 +107,7 @@ pub async fn run(settings: Settings) -> i32 {
         ready: AtomicBool::new(true),
         wake: Arc::clone(&wake),
         trigger_token,
+        leader: leadership.watch(),
     });
 
     if let Err(e) = spawn_signal_task(trigger, Arc::clone(&wake), Arc::clone(&state)) {
@@ -94,7 +125,8 @@ pub async fn run(settings: Settings) -> i32 {
             error!(error = %e, "HTTP server failed.");
         }
     });
-    info!(addr = %addr, schedule = %schedule.expression, "Daemon started; serving /healthz /readyz /metrics.");
+    let identity = ha.as_ref().map_or("-", |h| h.identity.as_str());
+    info!(addr = %addr, schedule = %schedule.expression, ha_identity = %identity, "Daemon started; serving /healthz /readyz /metrics.");
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
 
     let scheduler = tokio::spawn(scheduler_loop(
@@ -108,6 +140,7 @@ pub async fn run(settings: Settings) -> i32 {
         wake,
         shutdown.clone(),
         metrics,
+        leadership.clone(),
     ));
 
     let mut stop = shutdown.clone();
@@ -139,6 +172,8 @@ pub async fn run(settings: Settings) -> i32 {
     if let Err(e) = store.flush().await {
         error!(error = %e, "Could not flush the store.");
     }
+    // HA (issue 17): no vendor call is left, so the standby may take over at once.
+    leadership.release(Duration::from_secs(5)).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
     info!(exit_code = code, "Stopped.");
     code
@@ -199,16 +234,48 @@ async fn scheduler_loop(
     wake: Arc<Notify>,
     shutdown: Shutdown,
     metrics: Arc<Metrics>,
+    leadership: Leadership,
 ) {
     let mut stop = shutdown.clone();
+    let mut leader = leadership.watch();
     loop {
+        // HA (issue 17): a standby waits for the lease; a new leader's store may be stale
+        // or empty, so its first pass is a full one (lookup-before-create: no duplicates).
+        if !leadership.is_leader() {
+            if !standby(&mut leader, &wake, &mut stop).await {
+                return;
+            }
+            // A request made to the standby is not carried over.
+            let _ = futures::FutureExt::now_or_never(wake.notified());
+            let pass_stop = leadership.stop_on_loss(&shutdown);
+            run_pass(
+                &ctx,
+                &store,
+                pass_stop.signal(),
+                &metrics,
+                "new leader",
+                true,
+            )
+            .await;
+            continue;
+        }
         let Some((at, wait, full)) = schedules.next(chrono::Utc::now()) else {
             warn!("The schedule has no future run; waiting for on-demand passes only.");
             tokio::select! {
                 _ = stop.wait() => return,
                 _ = wake.notified() => {}
+                _ = leader.wait_for(|l| !*l) => continue,
             }
-            run_pass(&ctx, &store, &shutdown, &metrics, "on demand", false).await;
+            let pass_stop = leadership.stop_on_loss(&shutdown);
+            run_pass(
+                &ctx,
+                &store,
+                pass_stop.signal(),
+                &metrics,
+                "on demand",
+                false,
+            )
+            .await;
             continue;
         };
         let jitter = if jitter_secs > 0 {
@@ -221,11 +288,31 @@ async fn scheduler_loop(
             _ = stop.wait() => return,
             _ = tokio::time::sleep(wait + jitter) => ("scheduled", full),
             _ = wake.notified() => ("on demand", false),
+            _ = leader.wait_for(|l| !*l) => continue,
         };
         if shutdown.is_triggered() {
             return;
         }
-        run_pass(&ctx, &store, &shutdown, &metrics, reason, full).await;
+        let pass_stop = leadership.stop_on_loss(&shutdown);
+        run_pass(&ctx, &store, pass_stop.signal(), &metrics, reason, full).await;
+    }
+}
+
+/// HA (issue 17): waits until this replica leads (`true`) or shuts down (`false`). A
+/// pass requested meanwhile (SIGUSR1) is not run: only the leader runs passes.
+async fn standby(
+    leader: &mut tokio::sync::watch::Receiver<bool>,
+    wake: &Notify,
+    stop: &mut Shutdown,
+) -> bool {
+    loop {
+        tokio::select! {
+            _ = stop.wait() => return false,
+            led = leader.wait_for(|l| *l) => return led.is_ok(),
+            _ = wake.notified() => {
+                info!("Pass requested, but this replica is a standby: only the leader runs passes.");
+            }
+        }
     }
 }
 
@@ -238,6 +325,14 @@ async fn run_pass(
     full: bool,
 ) {
     info!(reason, full, "Pass starting.");
+    if shutdown.is_triggered() {
+        // HA (issue 17): leadership was lost (or shutdown began) before it started.
+        warn!(
+            reason,
+            "Pass not started: this replica is stopping or no longer leads."
+        );
+        return;
+    }
     let started = Instant::now();
     let opts = PassOptions {
         full,

@@ -24,6 +24,7 @@
 //! - `schedule` — PURE: the next cron tick.
 //! - `server`   — `/healthz`, `/readyz`, `/metrics`, `POST /trigger`.
 //! - `metrics`  — the Prometheus registry; one method per notable occurrence.
+//! - `ha`       — leader election on a Kubernetes Lease: only the leader runs passes.
 
 pub mod cli;
 pub mod config;
@@ -31,6 +32,7 @@ pub mod daemon;
 pub mod diff;
 pub mod drift;
 pub mod explain;
+pub mod ha;
 pub mod metrics;
 pub mod model;
 pub mod pace;

@@ -28,6 +28,8 @@ pub struct Metrics {
     source_people: Gauge,
     source_invalid: Gauge,
     safety_refusals: Counter,
+    // HA (issue 17).
+    leader: Gauge,
 }
 
 impl Default for Metrics {
@@ -89,7 +91,14 @@ impl Metrics {
             "Passes refused by the safety gate or an unreadable or empty source",
             safety_refusals.clone(),
         );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this replica runs the passes (holds the lease; always without [ha]), else 0",
+            leader.clone(),
+        );
         Self {
+            leader,
             registry,
             operations,
             retries,
@@ -169,6 +178,11 @@ impl Metrics {
         }
     }
 
+    /// HA (issue 17): this replica became leader (`true`) or standby.
+    pub fn set_leader(&self, leader: bool) {
+        self.leader.set(i64::from(leader));
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -227,5 +241,8 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("E1"), "no person ids on /metrics");
+        assert!(text.contains("roster_leader 0"), "{text}");
+        m.set_leader(true);
+        assert!(m.render().contains("roster_leader 1"));
     }
 }

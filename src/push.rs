@@ -172,7 +172,7 @@ impl Pusher {
         }
         if self.shutdown.is_triggered() {
             return Err(Failure::Fail(
-                "not attempted: roster is shutting down".into(),
+                "not attempted: roster is shutting down or lost the HA lease".into(),
             ));
         }
         let person = &op.person;
@@ -224,7 +224,7 @@ impl Pusher {
                     Ok(()) => {}
                     Err(crate::pace::NotReady::Stopped) => {
                         return Err(VendorError::Transport(
-                            "not sent: roster is shutting down".into(),
+                            "not sent: roster is shutting down or lost the HA lease".into(),
                         ));
                     }
                     // Handed to the retry policy, which gives up on a wait this long.

@@ -62,10 +62,17 @@ impl Context {
     /// Any connector whose keys are invalid.
     pub fn build(settings: Settings) -> Result<Self, crate::config::ConfigError> {
         let source = crate::source::build(&settings.source)?;
+        // HA (issue 17): vendor calls name the replica in their User-Agent.
+        let agent = crate::ha::user_agent(settings.ha.as_ref());
         let vendors = settings
             .vendors
             .values()
-            .map(|v| Ok((v.clone(), crate::vendor::build(v, &settings.retry)?)))
+            .map(|v| {
+                Ok((
+                    v.clone(),
+                    crate::vendor::build_as(v, &settings.retry, &agent)?,
+                ))
+            })
             .collect::<Result<_, crate::config::ConfigError>>()?;
         Ok(Self {
             settings,

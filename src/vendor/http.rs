@@ -12,10 +12,15 @@ use url::Url;
 use super::VendorError;
 
 pub fn client(timeout: Duration) -> reqwest::Client {
+    client_as(timeout, concat!("roster/", env!("CARGO_PKG_VERSION")))
+}
+
+/// [`client`] sending `user_agent` (HA, issue 17: it names the replica, `ha::user_agent`).
+pub fn client_as(timeout: Duration, user_agent: &str) -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(10)))
-        .user_agent(concat!("roster/", env!("CARGO_PKG_VERSION")))
+        .user_agent(user_agent)
         .build()
         .unwrap_or_else(|_| reqwest::Client::new())
 }

@@ -136,7 +136,19 @@ pub fn build(
     settings: &VendorSettings,
     retry: &RetrySettings,
 ) -> Result<Arc<dyn Vendor>, ConfigError> {
-    let client = http::client(retry.request_timeout());
+    build_as(settings, retry, &crate::ha::user_agent(None))
+}
+
+/// [`build`] with the `User-Agent` its calls send (HA, issue 17: names the replica).
+///
+/// # Errors
+/// As [`build`].
+pub fn build_as(
+    settings: &VendorSettings,
+    retry: &RetrySettings,
+    user_agent: &str,
+) -> Result<Arc<dyn Vendor>, ConfigError> {
+    let client = http::client_as(retry.request_timeout(), user_agent);
     let vendor: Arc<dyn Vendor> = match settings.kind.as_str() {
         "motive" => Arc::new(motive::Motive::new(settings, client)?),
         "drivekit" => Arc::new(drivekit::DriveKit::new(settings, client)?),

@@ -6,7 +6,7 @@
 //! which a crash leaves an account at the vendor that roster never heard of.
 
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -22,6 +22,10 @@ pub struct Call {
     pub path: String,
     pub query: String,
     pub status: u16,
+    /// The request's `User-Agent` (roster's names its HA identity: `roster/0.1.0 (roster-0)`).
+    pub user_agent: String,
+    /// When the request arrived.
+    pub at: Instant,
 }
 
 impl Call {
@@ -167,8 +171,15 @@ pub fn has_bearer(headers: &axum::http::HeaderMap, token: &str) -> bool {
 
 /// axum middleware: log, inject faults, delay.
 pub async fn layer(State(control): State<Control>, req: Request, next: Next) -> Response {
+    let at = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    let user_agent = req
+        .headers()
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
     let query = req.uri().query().unwrap_or_default().to_string();
     let (fault, latency) = {
         let mut g = control.lock();
@@ -200,6 +211,8 @@ pub async fn layer(State(control): State<Control>, req: Request, next: Next) -> 
         path,
         query,
         status: response.status().as_u16(),
+        user_agent,
+        at,
     });
     if let Some(wait) = delay {
         tokio::time::sleep(wait).await;

@@ -14,6 +14,7 @@
 pub mod control;
 pub mod drivekit;
 pub mod hr;
+pub mod kube;
 pub mod motive;
 pub mod rocketchat;
 pub mod scim;
