@@ -77,7 +77,7 @@ pub struct Elector {
     last_holder: Option<String>,
 }
 
-fn wall_now() -> MicroTime {
+pub(super) fn wall_now() -> MicroTime {
     MicroTime(k8s_openapi::jiff::Timestamp::now())
 }
 

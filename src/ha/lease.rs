@@ -40,9 +40,17 @@ pub struct LeaseApi {
 /// # Errors
 /// No usable config (neither a kubeconfig nor an in-cluster service account).
 pub async fn client(timeout: Duration) -> Result<kube::Client, String> {
-    let mut config = kube::Config::infer()
+    let config = kube::Config::infer()
         .await
         .map_err(|e| format!("no Kubernetes client config: {e}"))?;
+    client_from(config, timeout)
+}
+
+/// A kube client from `config`, its calls bounded by `timeout`.
+///
+/// # Errors
+/// A config kube cannot build a client from.
+pub fn client_from(mut config: kube::Config, timeout: Duration) -> Result<kube::Client, String> {
     config.connect_timeout = Some(timeout);
     config.read_timeout = Some(timeout);
     config.write_timeout = Some(timeout);

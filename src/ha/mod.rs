@@ -18,6 +18,8 @@
 mod elector;
 mod lease;
 pub mod record;
+#[cfg(test)]
+mod tests;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -183,3 +185,6 @@ pub fn user_agent(settings: Option<&HaSettings>) -> String {
         None => base.to_string(),
     }
 }
+
+#[cfg(test)]
+use elector::wall_now as elector_wall_now;

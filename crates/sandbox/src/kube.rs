@@ -97,7 +97,8 @@ impl KubeApi {
             .with_state(self.clone())
     }
 
-    /// `false`: requests are accepted but not answered until it is `true` again.
+    /// `false`: requests are accepted but not answered until it is `true` again, and
+    /// are then dropped without touching the state (logged with status 504).
     pub fn set_reachable(&self, reachable: bool) {
         self.reachable.send_replace(reachable);
     }
@@ -125,12 +126,21 @@ impl KubeApi {
 /// Logs, checks the bearer token, and holds requests while unreachable.
 async fn front(State(api): State<KubeApi>, req: Request, next: Next) -> Response {
     let at = Instant::now();
-    let mut reachable = api.reachable.subscribe();
-    // A partition: the request went out, nothing comes back until it heals.
-    let _ = reachable.wait_for(|r| *r).await;
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
-    let response = if crate::control::has_bearer(req.headers(), &api.token) {
+    let mut reachable = api.reachable.subscribe();
+    let partitioned = !*reachable.borrow_and_update();
+    let response = if partitioned {
+        // A partition: nothing comes back until it heals, and what was sent meanwhile
+        // never reached the server (the client has long given up by then).
+        let _ = reachable.wait_for(|r| *r).await;
+        status(
+            StatusCode::GATEWAY_TIMEOUT,
+            "Timeout",
+            "the request was lost in a network partition and never reached the server".into(),
+            None,
+        )
+    } else if crate::control::has_bearer(req.headers(), &api.token) {
         next.run(req).await
     } else {
         status(
