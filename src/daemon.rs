@@ -135,8 +135,8 @@ pub async fn run(settings: Settings) -> i32 {
         Schedules {
             regular: schedule.cron,
             full: full_schedule,
+            jitter_secs: jitter,
         },
-        jitter,
         wake,
         shutdown.clone(),
         metrics,
@@ -206,6 +206,8 @@ fn spawn_signal_task(
 struct Schedules {
     regular: cron::Schedule,
     full: Option<cron::Schedule>,
+    /// A random delay of up to this many seconds before each scheduled pass.
+    jitter_secs: u64,
 }
 
 impl Schedules {
@@ -230,7 +232,6 @@ async fn scheduler_loop(
     ctx: Context,
     store: Store,
     schedules: Schedules,
-    jitter_secs: u64,
     wake: Arc<Notify>,
     shutdown: Shutdown,
     metrics: Arc<Metrics>,
@@ -238,13 +239,21 @@ async fn scheduler_loop(
 ) {
     let mut stop = shutdown.clone();
     let mut leader = leadership.watch();
+    // Without an election the process leads from the start and runs no extra pass.
+    let mut term = if leadership.elected() {
+        0
+    } else {
+        leadership.term()
+    };
     loop {
         // HA (issue 17): a standby waits for the lease; a new leader's store may be stale
-        // or empty, so its first pass is a full one (lookup-before-create: no duplicates).
-        if !leadership.is_leader() {
+        // or empty, so each term starts with a full pass (lookup-before-create: no
+        // duplicates).
+        if !leadership.is_leader() || leadership.term() != term {
             if !standby(&mut leader, &wake, &mut stop).await {
                 return;
             }
+            term = leadership.term();
             // A request made to the standby is not carried over.
             let _ = futures::FutureExt::now_or_never(wake.notified());
             let pass_stop = leadership.stop_on_loss(&shutdown);
@@ -278,8 +287,8 @@ async fn scheduler_loop(
             .await;
             continue;
         };
-        let jitter = if jitter_secs > 0 {
-            Duration::from_millis(rand::random_range(0..=jitter_secs * 1000))
+        let jitter = if schedules.jitter_secs > 0 {
+            Duration::from_millis(rand::random_range(0..=schedules.jitter_secs * 1000))
         } else {
             Duration::ZERO
         };
@@ -382,6 +391,7 @@ mod tests {
         let s = Schedules {
             regular: cron::Schedule::from_str("0 */15 * * * *").expect("cron"),
             full: Some(cron::Schedule::from_str("0 0 3 * * *").expect("cron")),
+            jitter_secs: 0,
         };
         let at = |h, m| {
             Utc.with_ymd_and_hms(2026, 11, 22, h, m, 0)
@@ -399,6 +409,7 @@ mod tests {
         let only_full = Schedules {
             regular: cron::Schedule::from_str("0 0 0 1 1 * 2020").expect("cron"),
             full: s.full.clone(),
+            jitter_secs: 0,
         };
         assert!(only_full.next(at(1, 0)).expect("next").2);
     }

@@ -13,6 +13,8 @@
 //!   after the fence (`record::fence`), when every call that holder had in flight has
 //!   timed out.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
@@ -69,6 +71,8 @@ pub struct Elector {
     me: String,
     timing: Timing,
     leader: watch::Sender<bool>,
+    /// Incremented each time "leader" is published (`Leadership::term`).
+    term: Arc<AtomicU64>,
     observed: Option<Observed>,
     /// The Lease as last written by this replica while it holds it.
     held: Option<Lease>,
@@ -82,12 +86,19 @@ pub(super) fn wall_now() -> MicroTime {
 }
 
 impl Elector {
-    pub fn new(api: LeaseApi, me: String, timing: Timing, leader: watch::Sender<bool>) -> Self {
+    pub fn new(
+        api: LeaseApi,
+        me: String,
+        timing: Timing,
+        leader: watch::Sender<bool>,
+        term: Arc<AtomicU64>,
+    ) -> Self {
         Self {
             api,
             me,
             timing,
             leader,
+            term,
             observed: None,
             held: None,
             last_error: None,
@@ -143,7 +154,7 @@ impl Elector {
             let mut valid_until = sent + self.timing.renew_deadline;
             let publish_at = Instant::now() + fence;
             if fence.is_zero() {
-                self.leader.send_replace(true);
+                self.publish();
                 info!(lease = %lease, identity = %self.me, takeover = ?takeover, "Leadership acquired: this replica runs the passes.");
             } else {
                 info!(lease = %lease, identity = %self.me, takeover = ?takeover, wait_secs = fence.as_secs_f64(),
@@ -164,7 +175,7 @@ impl Elector {
                         );
                     }
                     _ = sleep_until(publish_at.into()), if !published => {
-                        self.leader.send_replace(true);
+                        self.publish();
                         info!(lease = %lease, identity = %self.me, "Leadership acquired: this replica runs the passes.");
                     }
                     renewed = async {
@@ -195,6 +206,12 @@ impl Elector {
             }
             self.pause(&mut quit).await;
         }
+    }
+
+    /// "Leader now", in a new term.
+    fn publish(&self) {
+        self.term.fetch_add(1, Ordering::SeqCst);
+        self.leader.send_replace(true);
     }
 
     async fn pause(&self, quit: &mut watch::Receiver<bool>) {

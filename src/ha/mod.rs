@@ -21,6 +21,7 @@ pub mod record;
 #[cfg(test)]
 mod tests;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -36,6 +37,8 @@ pub use elector::Timing;
 #[derive(Clone)]
 pub struct Leadership {
     leader: watch::Receiver<bool>,
+    /// How many times this replica has become leader (see [`Leadership::term`]).
+    term: Arc<AtomicU64>,
     /// `None` without an election.
     election: Option<Arc<Election>>,
 }
@@ -55,6 +58,7 @@ impl Leadership {
         std::mem::forget(tx);
         Self {
             leader: rx,
+            term: Arc::new(AtomicU64::new(1)),
             election: None,
         }
     }
@@ -77,11 +81,18 @@ impl Leadership {
         let api = lease::LeaseApi::new(client, settings.namespace.as_deref(), &settings.lease);
         let (leader_tx, leader) = watch::channel(false);
         let (quit, quit_rx) = watch::channel(false);
-        let elector =
-            elector::Elector::new(api, settings.identity.clone(), timing, leader_tx.clone());
+        let term = Arc::new(AtomicU64::new(0));
+        let elector = elector::Elector::new(
+            api,
+            settings.identity.clone(),
+            timing,
+            leader_tx.clone(),
+            Arc::clone(&term),
+        );
         let task = tokio::spawn(elector.run(quit_rx));
         Ok(Self {
             leader,
+            term,
             election: Some(Arc::new(Election {
                 quit,
                 task: Mutex::new(Some(task)),
@@ -97,6 +108,13 @@ impl Leadership {
 
     pub fn is_leader(&self) -> bool {
         *self.leader.borrow()
+    }
+
+    /// Counts the times this replica became leader (1 from the start without an
+    /// election). A new term means another replica may have led meanwhile, so this one's
+    /// store may be stale: the daemon starts each term with a full pass.
+    pub fn term(&self) -> u64 {
+        self.term.load(Ordering::SeqCst)
     }
 
     /// "Am I leader now", as a channel.

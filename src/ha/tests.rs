@@ -42,7 +42,13 @@ struct Candidate {
 async fn candidate(server: &KubeServer, me: &str) -> Candidate {
     let (tx, leader) = watch::channel(false);
     let (quit, quit_rx) = watch::channel(false);
-    let elector = Elector::new(api_as(server, TOKEN).await, me.into(), timing(), tx);
+    let elector = Elector::new(
+        api_as(server, TOKEN).await,
+        me.into(),
+        timing(),
+        tx,
+        Default::default(),
+    );
     Candidate {
         leader,
         quit,

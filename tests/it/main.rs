@@ -4,6 +4,7 @@ mod common;
 mod crash;
 mod daemon;
 mod four_vendors;
+mod ha;
 mod lifecycle;
 mod motive_faults;
 mod pacing;

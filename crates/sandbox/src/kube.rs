@@ -151,13 +151,9 @@ async fn front(State(api): State<KubeApi>, req: Request, next: Next) -> Response
         )
     };
     let code = response.status().as_u16();
-    let holder = if method != "GET" && (200..300).contains(&code) {
-        path.rsplit('/')
-            .next()
-            .zip(path.split('/').nth(5))
-            .and_then(|(name, ns)| api.holder(ns, name))
-    } else {
-        None
+    let holder = match response.extensions().get::<Written>() {
+        Some(Written(ns, name)) if method != "GET" => api.holder(ns, name),
+        _ => None,
     };
     api.lock().calls.push(LeaseCall {
         method,
@@ -220,8 +216,19 @@ fn invalid(name: &str, field: &str, message: &str) -> Response {
     )
 }
 
+/// Which Lease a response carries (for the call log).
+#[derive(Clone)]
+struct Written(String, String);
+
 fn object(code: StatusCode, value: &Value) -> Response {
-    (code, axum::Json(value.clone())).into_response()
+    let mut response = (code, axum::Json(value.clone())).into_response();
+    let meta = &value["metadata"];
+    if let (Some(ns), Some(name)) = (meta["namespace"].as_str(), meta["name"].as_str()) {
+        response
+            .extensions_mut()
+            .insert(Written(ns.to_string(), name.to_string()));
+    }
+    response
 }
 
 fn content_type(headers: &HeaderMap) -> &str {
@@ -478,6 +485,14 @@ async fn patch(
     body: Bytes,
 ) -> Response {
     let kind = content_type(&headers).to_string();
+    if kind == "application/apply-patch+yaml" {
+        return status(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UnsupportedMediaType",
+            "server-side apply is not implemented by this fake".into(),
+            None,
+        );
+    }
     let Ok(patch) = serde_json::from_slice::<Value>(&body) else {
         return bad_request("the body of the request was not valid JSON".into());
     };
@@ -496,14 +511,6 @@ async fn patch(
             Ok(doc) => doc,
             Err(r) => return r,
         },
-        "application/apply-patch+yaml" => {
-            return status(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "UnsupportedMediaType",
-                "server-side apply is not implemented by this fake".into(),
-                None,
-            );
-        }
         other => {
             return status(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
