@@ -395,9 +395,10 @@ async fn killing_the_leader_mid_pass_hands_over_within_the_lease_and_duplicates_
     // The standby takes over once it has seen the lease unchanged for its duration; its
     // tries (and this poll) come every 0.5 s, hence the margin.
     assert!(
-        took <= LEASE + Duration::from_millis(1500),
+        took <= LEASE + Duration::from_secs(2),
         "took over after {took:?}"
     );
+    eprintln!("ha: takeover {took:?} after SIGKILL of the leader (lease {LEASE:?})");
     assert_eq!(c.holder().as_deref(), Some(standby.id.as_str()));
 
     wait_for(Duration::from_secs(20), || {
@@ -466,6 +467,7 @@ async fn sigterm_on_the_leader_releases_the_lease_and_the_standby_takes_over_at_
         took < Duration::from_secs(3),
         "took over {took:?} after SIGTERM, not after the 10 s lease"
     );
+    eprintln!("ha: takeover {took:?} after SIGTERM of the leader (it released the lease)");
     assert_eq!(c.holder().as_deref(), Some(replicas[s].id.as_str()));
 
     // Its full pass finds every account by lookup and writes nothing.
@@ -544,8 +546,12 @@ async fn an_unreachable_api_server_stops_the_leader_before_its_lease_could_expir
          ({LEASE:?}) could have expired"
     );
     assert!(
-        after <= DEADLINE + Duration::from_millis(250),
+        after <= DEADLINE + Duration::from_millis(600),
         "stopped at the renew deadline: {after:?}"
+    );
+    eprintln!(
+        "ha: the leader's last vendor call came {after:?} after its last renewal \
+         (deadline {DEADLINE:?}, lease {LEASE:?})"
     );
     assert!(
         c.calls_by(&standby.id).is_empty(),
