@@ -25,11 +25,12 @@ async fn api_as(server: &KubeServer, token: &str) -> LeaseApi {
     LeaseApi::new(client, None, "roster")
 }
 
-fn timing() -> Timing {
+/// Lease 3 s, renew deadline 2 s, vendor calls of at most `request_timeout`.
+fn timing(request_timeout: Duration) -> Timing {
     Timing::new(
         Duration::from_secs(3),
         Duration::from_secs(2),
-        Duration::from_secs(1),
+        request_timeout,
     )
 }
 
@@ -40,12 +41,16 @@ struct Candidate {
 }
 
 async fn candidate(server: &KubeServer, me: &str) -> Candidate {
+    candidate_with(server, me, Duration::from_secs(1)).await
+}
+
+async fn candidate_with(server: &KubeServer, me: &str, request_timeout: Duration) -> Candidate {
     let (tx, leader) = watch::channel(false);
     let (quit, quit_rx) = watch::channel(false);
     let elector = Elector::new(
         api_as(server, TOKEN).await,
         me.into(),
-        timing(),
+        timing(request_timeout),
         tx,
         Default::default(),
     );
@@ -223,5 +228,39 @@ async fn a_partitioned_leader_steps_down_at_its_renew_deadline() {
     .expect("someone leads once the port is open again");
     assert!(!(*a.leader.borrow() && *b.leader.borrow()), "never two");
     a.quit.send_replace(true);
+    b.quit.send_replace(true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_crash_the_new_leader_waits_out_the_old_leaders_calls() {
+    let server = KubeServer::start(TOKEN).await.expect("fake starts");
+    // Vendor calls may take 3 s: after taking over from a leader that stopped renewing,
+    // 2 + 3 - 3 = 2 s more may pass before its last call has ended.
+    let slow = Duration::from_secs(3);
+    let a = candidate_with(&server, "roster-0", slow).await;
+    until(Duration::from_secs(5), || *a.leader.borrow())
+        .await
+        .expect("leads");
+    let b = candidate_with(&server, "roster-1", slow).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // A crash: no more renewals, no release.
+    a.task.abort();
+    let published = until(Duration::from_secs(10), || *b.leader.borrow())
+        .await
+        .expect("the standby leads");
+    let taken = server
+        .api
+        .calls()
+        .iter()
+        .filter(|c| c.method == "PUT" && c.holder.as_deref() == Some("roster-1"))
+        .map(|c| c.at)
+        .min()
+        .expect("the standby took the lease");
+    let waited = published - taken;
+    assert!(
+        waited >= Duration::from_millis(1900) && waited < Duration::from_secs(3),
+        "published {waited:?} after taking the lease; the fence is 2 s"
+    );
+    assert_eq!(server.api.holder(NS, "roster").as_deref(), Some("roster-1"));
     b.quit.send_replace(true);
 }
