@@ -245,6 +245,8 @@ async fn scheduler_loop(
     } else {
         leadership.term()
     };
+    // A term's full pass that did not complete (refused, stopped): the next pass is full.
+    let mut full_pending = false;
     loop {
         // HA (issue 17): a standby waits for the lease; a new leader's store may be stale
         // or empty, so each term starts with a full pass (lookup-before-create: no
@@ -257,7 +259,7 @@ async fn scheduler_loop(
             // A request made to the standby is not carried over.
             let _ = futures::FutureExt::now_or_never(wake.notified());
             let pass_stop = leadership.stop_on_loss(&shutdown);
-            run_pass(
+            full_pending = !run_pass(
                 &ctx,
                 &store,
                 pass_stop.signal(),
@@ -276,15 +278,16 @@ async fn scheduler_loop(
                 _ = leader.wait_for(|l| !*l) => continue,
             }
             let pass_stop = leadership.stop_on_loss(&shutdown);
-            run_pass(
+            let done = run_pass(
                 &ctx,
                 &store,
                 pass_stop.signal(),
                 &metrics,
                 "on demand",
-                false,
+                full_pending,
             )
             .await;
+            full_pending &= !done;
             continue;
         };
         let jitter = if schedules.jitter_secs > 0 {
@@ -303,7 +306,16 @@ async fn scheduler_loop(
             return;
         }
         let pass_stop = leadership.stop_on_loss(&shutdown);
-        run_pass(&ctx, &store, pass_stop.signal(), &metrics, reason, full).await;
+        let done = run_pass(
+            &ctx,
+            &store,
+            pass_stop.signal(),
+            &metrics,
+            reason,
+            full || full_pending,
+        )
+        .await;
+        full_pending &= !done;
     }
 }
 
@@ -325,6 +337,7 @@ async fn standby(
     }
 }
 
+/// Runs one pass; `true` when it completed (not refused, failed or stopped part-way).
 async fn run_pass(
     ctx: &Context,
     store: &Store,
@@ -332,7 +345,7 @@ async fn run_pass(
     metrics: &Metrics,
     reason: &str,
     full: bool,
-) {
+) -> bool {
     info!(reason, full, "Pass starting.");
     if shutdown.is_triggered() {
         // HA (issue 17): leadership was lost (or shutdown began) before it started.
@@ -340,7 +353,7 @@ async fn run_pass(
             reason,
             "Pass not started: this replica is stopping or no longer leads."
         );
-        return;
+        return false;
     }
     let started = Instant::now();
     let opts = PassOptions {
@@ -366,17 +379,27 @@ async fn run_pass(
                 total(|v| v.skipped),
             );
             match &report.refused {
-                Some(why) => error!(reason = %why, "Pass refused; nothing was pushed."),
-                None => info!(
-                    people = report.source.records - report.source.invalid,
-                    invalid = report.source.invalid,
-                    duration_ms = started.elapsed().as_millis() as u64,
-                    counts = %summary,
-                    "Pass complete."
-                ),
+                Some(why) => {
+                    error!(reason = %why, "Pass refused; nothing was pushed.");
+                    false
+                }
+                None => {
+                    info!(
+                        people = report.source.records - report.source.invalid,
+                        invalid = report.source.invalid,
+                        duration_ms = started.elapsed().as_millis() as u64,
+                        counts = %summary,
+                        "Pass complete."
+                    );
+                    // Stopped part-way (shutdown, or the lease lost): not complete.
+                    !shutdown.is_triggered()
+                }
             }
         }
-        Err(e) => error!(error = %e, "Pass failed."),
+        Err(e) => {
+            error!(error = %e, "Pass failed.");
+            false
+        }
     }
 }
 

@@ -127,7 +127,11 @@ impl Elector {
                 Ok(Attempt::HeldBy(holder)) => {
                     self.recovered();
                     if self.last_holder.as_ref() != Some(&holder) {
-                        info!(lease = %lease, holder = %holder, "Standby: the lease is held by another replica.");
+                        if holder == self.me {
+                            info!(lease = %lease, holder = %holder, "Standby: the lease names this replica from an earlier run; waiting for it to expire.");
+                        } else {
+                            info!(lease = %lease, holder = %holder, "Standby: the lease is held by another replica.");
+                        }
                         self.last_holder = Some(holder);
                     }
                     self.pause(&mut quit).await;

@@ -676,3 +676,51 @@ async fn the_fake_api_server_answers_like_kubernetes() {
     .await;
     assert_eq!((code, body["kind"].as_str()), (415, Some("Status")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_leaders_full_pass_is_repeated_until_one_completes() {
+    let c = Cluster::new(2, 4).await;
+    // The source cannot be read at first: the new leader's full pass is refused.
+    std::fs::rename(c.env.path("people.json"), c.env.path("people.json.later")).expect("hide");
+    let r0 = c.replica("roster-0", LEASE, DEADLINE).await;
+    until_leader_metric(&r0, 1.0, Duration::from_secs(10)).await;
+    wait_for(Duration::from_secs(10), || {
+        r0.find(|l| (l["fields"]["message"] == "Pass refused; nothing was pushed.").then_some(()))
+    })
+    .await
+    .expect("the first pass is refused");
+    std::fs::rename(c.env.path("people.json.later"), c.env.path("people.json")).expect("restore");
+    wait_for(Duration::from_secs(10), || {
+        (r0.count("Pass complete.") >= 2).then_some(())
+    })
+    .await
+    .expect("passes complete once the source is back");
+    let starts: Vec<(String, bool)> = r0
+        .all()
+        .iter()
+        .filter(|l| l["fields"]["message"] == "Pass starting.")
+        .map(|l| {
+            (
+                l["fields"]["reason"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                l["fields"]["full"].as_bool().unwrap_or_default(),
+            )
+        })
+        .collect();
+    let first_complete = starts
+        .iter()
+        .position(|(_, full)| !full)
+        .expect("a later ordinary pass");
+    assert!(
+        first_complete >= 2,
+        "full passes until one completed: {starts:?}"
+    );
+    assert!(
+        starts[..first_complete].iter().all(|(_, full)| *full),
+        "{starts:?}"
+    );
+    assert_eq!(starts[0].0, "new leader");
+    c.assert_each_person_once(2);
+}
