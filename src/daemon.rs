@@ -172,8 +172,13 @@ pub async fn run(settings: Settings) -> i32 {
     if let Err(e) = store.flush().await {
         error!(error = %e, "Could not flush the store.");
     }
-    // HA (issue 17): no vendor call is left, so the standby may take over at once.
-    leadership.release(Duration::from_secs(5)).await;
+    // HA (issue 17): with no vendor call left the standby may take over at once; after
+    // an unclean stop it must wait for the lease to expire instead.
+    if code == exit::OK {
+        leadership.release(Duration::from_secs(5)).await;
+    } else {
+        leadership.abandon();
+    }
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
     info!(exit_code = code, "Stopped.");
     code

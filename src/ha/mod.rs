@@ -174,6 +174,25 @@ impl Leadership {
     }
 }
 
+impl Leadership {
+    /// Stops the election *without* giving the Lease up: for an exit while vendor calls
+    /// may still be in flight (the grace period ran out). The standby then waits for the
+    /// Lease to expire and for those calls to time out (`record::fence`).
+    pub fn abandon(&self) {
+        let Some(election) = &self.election else {
+            return;
+        };
+        if let Some(task) = election
+            .task
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            task.abort();
+        }
+    }
+}
+
 /// A pass's stop signal (see [`Leadership::stop_on_loss`]).
 pub struct PassStop {
     signal: Shutdown,
