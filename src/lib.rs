@@ -12,6 +12,8 @@
 //! - `source`   — the `Source` trait and one file or folder per kind: people in.
 //! - `vendor`   — the `Vendor` trait and one file or folder per vendor: calls out.
 //! - `store`    — the only sled user: records, history, meta.
+//! - `ha`       — leader election on a Kubernetes Lease (the only `kube` user): only the
+//!   leader runs passes.
 //! - `report`   — the JSON report, the summary table, exit codes.
 //! - `notify`   — `[[notify]]` alerts after a pass: refused, credentials, failures, recovery.
 //! - `settings` — the whole config, typed per kind.
@@ -26,6 +28,7 @@ pub mod budget;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod ha;
 pub mod http;
 pub mod model;
 pub mod notify;

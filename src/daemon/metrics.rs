@@ -39,6 +39,7 @@ pub struct Metrics {
     failed_operations: Family<Labels, Gauge>,
     credentials_rejected: Family<Labels, Gauge>,
     schedule_interval: Gauge,
+    leader: Gauge,
 }
 
 impl Default for Metrics {
@@ -148,6 +149,12 @@ impl Metrics {
              to tell a stale sync)",
             schedule_interval.clone(),
         );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this replica runs the passes (holds the lease; always without [ha]), else 0",
+            leader.clone(),
+        );
         Self {
             registry,
             operations,
@@ -166,6 +173,7 @@ impl Metrics {
             failed_operations,
             credentials_rejected,
             schedule_interval,
+            leader,
         }
     }
 
@@ -258,6 +266,11 @@ impl Metrics {
                     .set(now);
             }
         }
+    }
+
+    /// This replica became leader (`true`) or standby (HA).
+    pub fn set_leader(&self, leader: bool) {
+        self.leader.set(i64::from(leader));
     }
 
     /// The Prometheus text exposition.
@@ -379,6 +392,9 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("E1"), "no person ids on /metrics");
+        assert!(text.contains("roster_leader 0"), "{text}");
+        m.set_leader(true);
+        assert!(m.render().contains("roster_leader 1"));
         assert!(text.contains("roster_pass_refused 0"), "{text}");
         assert!(
             text.contains("roster_failed_operations{vendor=\"motive\"} 1"),

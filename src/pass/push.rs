@@ -92,7 +92,7 @@ impl Failure {
     fn message(&self) -> String {
         match self {
             Self::Vendor(VendorError::NotSent(NotSent::Shutdown)) => {
-                "not attempted: roster is shutting down".into()
+                "not attempted: roster is shutting down or lost the HA lease".into()
             }
             Self::Vendor(e @ VendorError::Auth { .. }) => {
                 format!("{e}; no further calls to this vendor in this pass")

@@ -15,6 +15,7 @@ mod clock;
 pub mod control;
 pub mod drivekit;
 pub mod hr;
+pub mod kube;
 pub mod motive;
 pub mod rocketchat;
 pub mod scim;
