@@ -62,6 +62,20 @@ pub struct VendorReport {
     /// Only in a full pass: what was changed at the vendor behind roster's back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drift: Option<DriftReport>,
+    /// What this pass learned about roster's credentials at this vendor; absent when no
+    /// call answered either way (nothing to do, or only transport errors).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<Credentials>,
+}
+
+/// Whether the vendor accepted roster's credentials in a pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Credentials {
+    /// At least one call got an answer past authentication.
+    Accepted,
+    /// A call was answered 401/403: no further calls were made to this vendor.
+    Rejected,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -86,6 +100,10 @@ pub struct OpError {
     /// `store`, …), so scripts need not read messages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
+    /// The HTTP status the vendor answered with, when the failure is its answer
+    /// (`auth` 401/403, `rejected` 4xx, `server` 5xx).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -213,6 +213,13 @@ async fn pass(settings: Settings, opts: PassOptions, json_out: bool) -> i32 {
         } else {
             Arc::new(NoHooks)
         };
+    let notifier = match crate::notify::Notifier::new(&settings.notify) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("roster: notify: {e}");
+            return exit::CONFIG;
+        }
+    };
     let (store, ctx) = match prepare(settings, opts.dry_run, hooks) {
         Ok(p) => p,
         Err(code) => return code,
@@ -225,6 +232,8 @@ async fn pass(settings: Settings, opts: PassOptions, json_out: bool) -> i32 {
         }
     };
     print_report(&report, json_out);
+    // After the report is out; delivery problems are logged and change no exit code.
+    notifier.after_pass(&store, &report).await;
     report.exit_code()
 }
 

@@ -119,6 +119,7 @@ pub async fn rebuild(
                         message: error.to_string(),
                         outcome: Outcome::Failed,
                         kind: Some(error.kind().into()),
+                        status: error.status(),
                     });
                 }
             }

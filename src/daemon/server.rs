@@ -25,6 +25,8 @@ pub struct ServerState {
     /// Wakes the scheduler for an on-demand pass.
     pub wake: Arc<Notify>,
     pub trigger_token: Option<Secret>,
+    // HA (issue 17): whether this replica leads (always true without [ha]).
+    pub leader: tokio::sync::watch::Receiver<bool>,
 }
 
 pub fn router(state: Arc<ServerState>) -> Router {
@@ -41,6 +43,8 @@ async fn readyz(State(s): State<Arc<ServerState>>) -> Response {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
     }
     match s.store.schema_version() {
+        // A standby is ready: it is what takes over (HA, issue 17).
+        Ok(_) if !*s.leader.borrow() => (StatusCode::OK, "ready (standby)\n").into_response(),
         Ok(_) => (StatusCode::OK, "ready\n").into_response(),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -75,6 +79,14 @@ async fn trigger(State(s): State<Arc<ServerState>>, headers: HeaderMap) -> Respo
         .and_then(|v| v.strip_prefix("Bearer "));
     if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.expose().as_bytes())) {
         return (StatusCode::UNAUTHORIZED, "bad or missing bearer token\n").into_response();
+    }
+    // HA (issue 17): only the leader runs passes.
+    if !*s.leader.borrow() {
+        return (
+            StatusCode::CONFLICT,
+            "this replica is a standby: only the leader (the lease holder) runs passes\n",
+        )
+            .into_response();
     }
     s.wake.notify_one();
     (StatusCode::ACCEPTED, "pass requested\n").into_response()

@@ -65,6 +65,11 @@ impl BodyCap {
         bytes: 4 << 20,
         what: "a lookup's reply",
     };
+    /// An alert receiver's reply (read only to quote the start of an error).
+    pub const ALERT: Self = Self {
+        bytes: 4 << 10,
+        what: "an alert receiver's reply",
+    };
     /// One page of a listing or of a source.
     pub const PAGE: Self = Self {
         bytes: 64 << 20,

@@ -18,7 +18,7 @@ use crate::budget::Budget;
 use crate::http::NotSent;
 use crate::model::{Fields, Op, Outcome, PersonId, RecordState, VendorRecord};
 use crate::plan::{Operation, Plan};
-use crate::report::{OpError, VendorReport};
+use crate::report::{Credentials, OpError, VendorReport};
 use crate::retry::Retry;
 use crate::store::{HistoryEntry, Store, StoreError};
 use crate::vendor::{Vendor, VendorError};
@@ -71,6 +71,14 @@ impl Failure {
         }
     }
 
+    /// The vendor's HTTP status, when the failure is its answer.
+    fn status(&self) -> Option<u16> {
+        match self {
+            Self::Vendor(e) => e.status(),
+            _ => None,
+        }
+    }
+
     /// The failure's class, as reports and metrics name it.
     fn kind(&self) -> &'static str {
         match self {
@@ -84,7 +92,7 @@ impl Failure {
     fn message(&self) -> String {
         match self {
             Self::Vendor(VendorError::NotSent(NotSent::Shutdown)) => {
-                "not attempted: roster is shutting down".into()
+                "not attempted: roster is shutting down or lost the HA lease".into()
             }
             Self::Vendor(e @ VendorError::Auth { .. }) => {
                 format!("{e}; no further calls to this vendor in this pass")
@@ -116,6 +124,8 @@ pub struct Pusher {
     hooks: Arc<dyn Hooks>,
     /// Set once the vendor rejects the credentials: no further calls this pass.
     auth_failed: AtomicBool,
+    /// Set once a call is answered past authentication (for the report's `credentials`).
+    auth_accepted: AtomicBool,
     /// Setup problems already explained in the log this pass (logged once each).
     advised: Mutex<BTreeSet<&'static str>>,
     done: AtomicUsize,
@@ -138,6 +148,7 @@ impl Pusher {
             concurrency: concurrency.max(1),
             hooks,
             auth_failed: AtomicBool::new(false),
+            auth_accepted: AtomicBool::new(false),
             advised: Mutex::new(BTreeSet::new()),
             done: AtomicUsize::new(0),
         }
@@ -193,10 +204,18 @@ impl Pusher {
                         message: failure.message(),
                         outcome,
                         kind: Some(failure.kind().into()),
+                        status: failure.status(),
                     });
                 }
             }
         }
+        report.credentials = if self.auth_failed.load(Ordering::SeqCst) {
+            Some(Credentials::Rejected)
+        } else if self.auth_accepted.load(Ordering::SeqCst) {
+            Some(Credentials::Accepted)
+        } else {
+            None
+        };
         report
     }
 
@@ -246,8 +265,17 @@ impl Pusher {
                 self.hooks.retry(self.name(), error, wait);
             })
             .await;
-        if let Err(VendorError::Auth { .. }) = &result {
-            self.auth_failed.store(true, Ordering::SeqCst);
+        match &result {
+            Err(VendorError::Auth { .. }) => self.auth_failed.store(true, Ordering::SeqCst),
+            // Answers only an authenticated caller gets.
+            Ok(_)
+            | Err(
+                VendorError::Rejected { .. }
+                | VendorError::NotFound(_)
+                | VendorError::Exists(_)
+                | VendorError::Waiting(_),
+            ) => self.auth_accepted.store(true, Ordering::SeqCst),
+            Err(_) => {}
         }
         result
     }

@@ -38,6 +38,7 @@ pub fn base(plan: &Plan) -> VendorReport {
             message: message.clone(),
             outcome: Outcome::Skipped,
             kind: Some("unmappable".into()),
+            status: None,
         });
     }
     v

@@ -14,6 +14,7 @@ use super::*;
 use crate::budget::Budget;
 use crate::http::Observer;
 use crate::model::{Fields, Person, RecordState, Snapshot};
+use crate::report::Credentials;
 use crate::source::{Source, SourceError};
 use crate::vendor::VendorError;
 
@@ -254,11 +255,17 @@ async fn rejected_credentials_stop_only_that_vendor() {
     assert!(
         b.errors[1..]
             .iter()
-            .all(|e| e.message.starts_with("not attempted")),
+            .all(|e| e.message.starts_with("not attempted") && e.status.is_none()),
         "{:?}",
         b.errors
     );
+    assert_eq!(b.errors[0].status, Some(401), "the refused call's status");
+    assert_eq!(b.credentials, Some(Credentials::Rejected));
+    assert_eq!(r.vendors["good"].credentials, Some(Credentials::Accepted));
     assert_eq!(r.exit_code(), 1);
+    // Nothing to do: no call answered, nothing learned about the credentials.
+    let r = env.pass().await;
+    assert_eq!(r.vendors["good"].credentials, None);
 }
 
 #[tokio::test(start_paused = true)]

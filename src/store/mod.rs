@@ -2,7 +2,8 @@
 //!
 //! Owns: every use of sled. One tree per vendor (`vendor/NAME`, key = person id, value =
 //! a `VendorRecord` in the binary layout of `codec`), a `meta` tree (schema version, last
-//! report, each vendor's flow state under `pace/NAME`: `meta.rs`) and the audit
+//! report, each vendor's flow state under `pace/NAME`, each notify target's alert state
+//! under `alerts/LABEL`: `meta.rs`) and the audit
 //! `history` (`history.rs`). Must not: know how records are computed. Every write is flushed before it returns, because the
 //! record is what stops a second account from being created after a crash.
 //!
@@ -42,6 +43,8 @@ const KEY_SOURCE_COUNT: &[u8] = b"last_source_count";
 const HISTORY: &str = "history";
 /// `meta/pace/NAME`: a vendor's learned rate (`PaceRecord`).
 const PACE_PREFIX: &str = "pace/";
+/// `meta/alerts/LABEL`: what a notify target has been alerted of (`notify::state`).
+const ALERTS_PREFIX: &str = "alerts/";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

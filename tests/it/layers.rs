@@ -100,6 +100,8 @@ fn the_pure_core_and_the_leaves_stay_small() {
         ("retry", &["budget", "config", "shutdown"]),
         ("http", &["budget", "config", "retry"]),
         ("store", &["model"]),
+        ("ha", &["config", "shutdown"]),
+        ("notify", &["config", "http", "model", "report", "store"]),
     ];
     for (module, may) in allowed {
         let used = deps.get(*module).cloned().unwrap_or_default();

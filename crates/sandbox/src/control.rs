@@ -25,6 +25,10 @@ pub struct Call {
     pub path: String,
     pub query: String,
     pub status: u16,
+    /// The request's `User-Agent` (roster's names its HA identity: `roster/0.1.0 (roster-0)`).
+    pub user_agent: String,
+    /// When the request arrived (the wall of `std`, not tokio's paused clock).
+    pub at: std::time::Instant,
 }
 
 impl Call {
@@ -248,8 +252,15 @@ pub fn has_bearer(headers: &axum::http::HeaderMap, token: &str) -> bool {
 
 /// axum middleware: log, inject faults, delay.
 pub async fn layer(State(control): State<Control>, req: Request, next: Next) -> Response {
+    let at = std::time::Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    let user_agent = req
+        .headers()
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
     let query = req.uri().query().unwrap_or_default().to_string();
     let (storm, fault, latency) = {
         let mut g = control.lock();
@@ -302,6 +313,8 @@ pub async fn layer(State(control): State<Control>, req: Request, next: Next) -> 
         path,
         query,
         status: response.status().as_u16(),
+        user_agent,
+        at,
     });
     if let Some(wait) = delay {
         tokio::time::sleep(wait).await;

@@ -15,11 +15,13 @@ mod clock;
 pub mod control;
 pub mod drivekit;
 pub mod hr;
+pub mod kube;
 pub mod motive;
 pub mod oauth;
 pub mod rocketchat;
 pub mod scim;
 pub mod telematics;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 
@@ -49,6 +51,10 @@ pub struct Credentials {
     /// tokens the HR API accepts too.
     pub hr_client_id: String,
     pub hr_client_secret: String,
+    /// `TEAM/BOT/SECRET` of the Slack incoming-webhook fake (`/hooks/slack/services/…`).
+    pub slack_webhook_path: String,
+    /// The path token of the generic webhook receiver (`/hooks/webhook/TOKEN`).
+    pub webhook_token: String,
 }
 
 impl Default for Credentials {
@@ -68,6 +74,8 @@ impl Default for Credentials {
             hr_token: "sandbox-hr-bearer-token".into(),
             hr_client_id: "roster-sandbox-client".into(),
             hr_client_secret: "sandbox-hr-client-secret".into(),
+            slack_webhook_path: "T0SANDBOX/B0SANDBOX/sandbox-slack-webhook-secret".into(),
+            webhook_token: "sandbox-webhook-token".into(),
         }
     }
 }
@@ -83,6 +91,8 @@ pub struct Sandbox {
     pub scim: scim::Scim,
     /// An HR system's JSON API, a source (`/hr`).
     pub hr: hr::Hr,
+    /// Alert receivers: Slack's incoming webhook and a generic JSON webhook (`/hooks`).
+    pub hooks: webhooks::Webhooks,
     task: JoinHandle<()>,
 }
 
@@ -109,13 +119,15 @@ impl Sandbox {
             &creds.hr_token,
             oauth::TokenServer::new(&creds.hr_client_id, &creds.hr_client_secret, hr::SCOPES),
         );
+        let hooks = webhooks::Webhooks::new(&creds.slack_webhook_path, &creds.webhook_token);
         let app = Router::new()
             .nest("/motive", motive.router())
             .nest("/drivekit", drivekit.router())
             .nest("/telematics", telematics.router())
             .nest("/rocketchat", rocketchat.router())
             .nest("/scim", scim.router())
-            .nest("/hr", hr.router());
+            .nest("/hr", hr.router())
+            .nest("/hooks", hooks.router());
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         // As vendors' front ends do: without it, a reply written in two parts can wait for
@@ -134,8 +146,22 @@ impl Sandbox {
             rocketchat,
             scim,
             hr,
+            hooks,
             task,
         })
+    }
+
+    /// The `url` of a `[[notify]]` target of type `slack` (its secret included).
+    pub fn slack_webhook_url(&self, creds: &Credentials) -> String {
+        format!(
+            "http://{}/hooks/slack/services/{}",
+            self.addr, creds.slack_webhook_path
+        )
+    }
+
+    /// The `url` of a `[[notify]]` target of type `webhook` (its token included).
+    pub fn webhook_url(&self, creds: &Credentials) -> String {
+        format!("http://{}/hooks/webhook/{}", self.addr, creds.webhook_token)
     }
 
     /// The `base_url` to give roster for a vendor (`motive`, …).
