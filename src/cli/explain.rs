@@ -5,6 +5,7 @@
 //! It uses the same `pass::desire` and `plan::plan` as a pass, so the answer cannot
 //! disagree with what the next pass does (drift aside, which only `--full` can see).
 
+use super::out::{errln, outln};
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -190,7 +191,7 @@ pub(super) async fn command(settings: Settings, args: &ExplainArgs) -> i32 {
     let snapshot = match ctx.source.fetch(&ctx.budget(&Shutdown::never())).await {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("roster: {e}");
+            errln!("roster: {e}");
             return exit::REFUSED;
         }
     };
@@ -202,20 +203,20 @@ pub(super) async fn command(settings: Settings, args: &ExplainArgs) -> i32 {
                 stored.insert(vs.name.clone(), r);
             }
             Err(e) => {
-                eprintln!("roster: {e}");
+                errln!("roster: {e}");
                 return exit::FAILED_OPS;
             }
         }
     }
     let e = explain(&ctx, &id, &snapshot, &stored);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&e).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&e).unwrap_or_default());
         return exit::OK;
     }
-    println!("person {}: {} in the source", e.person, e.source.status);
+    outln!("person {}: {} in the source", e.person, e.source.status);
     if let Some(p) = &e.source.record {
         let show = |v: &Option<Box<str>>| v.as_deref().unwrap_or("-").to_string();
-        println!(
+        outln!(
             "  name {} {}, email {}, username {}, phone {}, active {}, groups [{}]",
             show(&p.first_name),
             show(&p.last_name),
@@ -226,20 +227,20 @@ pub(super) async fn command(settings: Settings, args: &ExplainArgs) -> i32 {
             p.groups.iter().cloned().collect::<Vec<_>>().join(", ")
         );
         for (k, v) in &p.attributes {
-            println!("  attribute {k} = {v}");
+            outln!("  attribute {k} = {v}");
         }
     }
     for err in &e.source.errors {
-        println!("  invalid: {err}");
+        outln!("  invalid: {err}");
     }
     for (name, v) in &e.vendors {
-        println!("{name}: wanted {}", v.wanted);
+        outln!("{name}: wanted {}", v.wanted);
         if let Some(f) = &v.fields {
             let shown: Vec<String> = f.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            println!("  fields: {}", shown.join(", "));
+            outln!("  fields: {}", shown.join(", "));
         }
         match &v.stored {
-            Some(r) => println!(
+            Some(r) => outln!(
                 "  stored: {:?}, vendor id {}, last acknowledged {}",
                 r.state,
                 r.remote_id
@@ -247,14 +248,14 @@ pub(super) async fn command(settings: Settings, args: &ExplainArgs) -> i32 {
                     .unwrap_or("(unknown: create not confirmed)"),
                 r.updated_at.to_rfc3339()
             ),
-            None => println!("  stored: nothing (not linked)"),
+            None => outln!("  stored: nothing (not linked)"),
         }
         match &v.operation {
-            Some(op) if op.fields.is_empty() => println!("  next pass: {}", op.op),
-            Some(op) => println!("  next pass: {} [{}]", op.op, op.fields.join(", ")),
-            None => println!("  next pass: nothing"),
+            Some(op) if op.fields.is_empty() => outln!("  next pass: {}", op.op),
+            Some(op) => outln!("  next pass: {} [{}]", op.op, op.fields.join(", ")),
+            None => outln!("  next pass: nothing"),
         }
-        println!("  why: {}", v.why);
+        outln!("  why: {}", v.why);
     }
     exit::OK
 }

@@ -5,6 +5,7 @@
 //! source makes no write call; people with no account yet are created by the next
 //! normal pass (which looks them up again first, so nothing is duplicated).
 
+use super::out::{errln, outln};
 use std::collections::BTreeMap;
 
 use chrono::Utc;
@@ -138,38 +139,46 @@ pub(super) async fn command(settings: Settings, json_out: bool) -> i32 {
     let snapshot = match ctx.source.fetch(&ctx.budget(&Shutdown::never())).await {
         Ok(s) if !s.people.is_empty() => s,
         Ok(_) => {
-            eprintln!("roster: the source has no valid records; nothing to rebuild from");
+            errln!("roster: the source has no valid records; nothing to rebuild from");
             return exit::REFUSED;
         }
         Err(e) => {
-            eprintln!("roster: {e}");
+            errln!("roster: {e}");
             return exit::REFUSED;
         }
     };
     let report = match rebuild(&ctx, &store, &snapshot).await {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("roster: {e}");
+            errln!("roster: {e}");
             return exit::FAILED_OPS;
         }
     };
     if json_out {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&report).unwrap_or_default()
         );
     } else {
-        println!(
+        outln!(
             "{:<14} {:>8} {:>14} {:>10} {:>7}",
-            "vendor", "linked", "already_known", "not_found", "failed"
+            "vendor",
+            "linked",
+            "already_known",
+            "not_found",
+            "failed"
         );
         for (name, v) in &report.vendors {
-            println!(
+            outln!(
                 "{:<14} {:>8} {:>14} {:>10} {:>7}",
-                name, v.linked, v.already_known, v.not_found, v.failed
+                name,
+                v.linked,
+                v.already_known,
+                v.not_found,
+                v.failed
             );
             for e in &v.errors {
-                println!("  {name}: lookup {} failed: {}", e.person, e.message);
+                outln!("  {name}: lookup {} failed: {}", e.person, e.message);
             }
         }
     }

@@ -12,6 +12,7 @@ mod layers;
 mod lifecycle;
 mod motive_faults;
 mod outbound;
+mod output;
 mod pacing;
 mod safety;
 mod slapd;
