@@ -27,7 +27,7 @@ fn main() {
     let settings = match tracing::subscriber::with_default(early, || cli::load_settings(&cli)) {
         Ok(s) => s,
         Err(e) => {
-            roster::cli::out::err(format_args!("roster: {e}\n"));
+            roster::out::err(format_args!("roster: {e}\n"));
             std::process::exit(exit::CONFIG);
         }
     };
@@ -45,7 +45,7 @@ fn main() {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
-            roster::cli::out::err(format_args!(
+            roster::out::err(format_args!(
                 "roster: cannot start the async runtime: {e}\n"
             ));
             std::process::exit(exit::CONFIG);

@@ -1,6 +1,6 @@
 //! `roster check`: the config, the source's probe, and each vendor's read-only call.
 
-use super::out::outln;
+use crate::out::outln;
 use std::sync::Arc;
 
 use super::config_error;

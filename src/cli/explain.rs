@@ -5,7 +5,7 @@
 //! It uses the same `pass::desire` and `plan::plan` as a pass, so the answer cannot
 //! disagree with what the next pass does (drift aside, which only `--full` can see).
 
-use super::out::{errln, outln};
+use crate::out::{errln, outln};
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -41,7 +41,8 @@ pub struct SourcePart {
 
 #[derive(Debug, Serialize)]
 pub struct VendorPart {
-    /// `active`, `inactive`, `out_of_scope`, `removed`, `skipped` or `held`.
+    /// `active`, `inactive`, `out_of_scope`, `removed`, `skipped`, `held`, or `conflict`
+    /// (active, but another person would need the same account: set aside).
     pub wanted: &'static str,
     /// The fields this vendor should hold (when wanted active).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -82,6 +83,8 @@ pub fn explain(
         record: person.cloned(),
         errors: invalid.iter().map(|r| r.to_string()).collect(),
     };
+    let mut sorted: Vec<&Person> = snapshot.people.iter().collect();
+    sorted.sort_by(|a, b| a.id.cmp(&b.id));
     let mut vendors = BTreeMap::new();
     for (settings, vendor) in &ctx.vendors {
         let record = stored.get(&settings.name).cloned().flatten();
@@ -94,13 +97,24 @@ pub fn explain(
             wanted.iter().map(|d| (id.clone(), d.clone())).collect();
         let known: BTreeMap<PersonId, VendorRecord> =
             record.iter().map(|r| (id.clone(), r.clone())).collect();
-        let plan = plan::plan(&desired, &known, settings.on_remove);
+        let mut plan = plan::plan(&desired, &known, settings.on_remove);
+        // The same check a pass makes: someone else wanting this person's account.
+        if let Some(Desired::Active(_)) = &wanted {
+            let mut conflicts = crate::pass::conflicts_among(&sorted, settings, vendor.as_ref());
+            conflicts.retain(|p, _| p == id);
+            plan.set_aside(&conflicts);
+        }
+        let conflict = plan.conflicts.first().map(|(_, _, why)| why.clone());
         let op = plan.ops.first().map(|o| &o.kind);
-        let why = reason(wanted.as_ref(), record.as_ref(), op, &invalid);
+        let why = match &conflict {
+            Some(why) => format!("set aside: {why}"),
+            None => reason(wanted.as_ref(), record.as_ref(), op, &invalid),
+        };
         vendors.insert(
             settings.name.clone(),
             VendorPart {
                 wanted: match &wanted {
+                    Some(Desired::Active(_)) if conflict.is_some() => "conflict",
                     Some(Desired::Active(_)) => "active",
                     Some(Desired::Inactive(Why::Inactive)) => "inactive",
                     Some(Desired::Inactive(Why::OutOfScope)) => "out_of_scope",

@@ -1,7 +1,7 @@
 //! `roster history`: the audit history of write calls.
 
-use super::out::{errln, outln};
 use super::{HistoryArgs, open_store};
+use crate::out::{errln, outln};
 use crate::report::exit;
 use crate::settings::Settings;
 

@@ -12,14 +12,13 @@ use clap::{Args, Parser, Subcommand};
 mod check;
 mod explain;
 mod history;
-pub mod out;
 mod rebuild;
 mod status;
 
 use history::parse_since;
-use out::{errln, outln, outp};
 
 use crate::config::ConfigError;
+use crate::out::{errln, outln, outp};
 use crate::pass::{Context, PassOptions, run_once};
 use crate::pass::{Hooks, NoHooks};
 use crate::report::{Report, exit};

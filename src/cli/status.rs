@@ -1,6 +1,6 @@
 //! `roster status`: what the store knows, per vendor, and the last pass.
 
-use super::out::{errln, outln};
+use crate::out::{errln, outln};
 use serde_json::json;
 
 use super::open_store;
@@ -54,6 +54,10 @@ pub(super) fn command(settings: &Settings, json_out: bool) -> i32 {
             }),
         );
     }
+    let unlinked = store.unlinked().unwrap_or_else(|e| {
+        errln!("roster: {e}");
+        Vec::new()
+    });
     let last: Option<Report> = store.last_report().unwrap_or_else(|e| {
         errln!("roster: {e}");
         None
@@ -68,15 +72,15 @@ pub(super) fn command(settings: &Settings, json_out: bool) -> i32 {
         })
     });
     if json_out {
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "state_dir": settings.state_dir,
-                "vendors": vendors,
-                "last_run": last_run,
-            }))
-            .unwrap_or_default()
-        );
+        let mut out = json!({
+            "state_dir": settings.state_dir,
+            "vendors": vendors,
+            "last_run": last_run,
+        });
+        if !unlinked.is_empty() {
+            out["unlinked"] = json!(unlinked);
+        }
+        outln!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
     } else {
         outln!("state: {}", settings.state_dir.display());
         outln!(
@@ -96,6 +100,16 @@ pub(super) fn command(settings: &Settings, json_out: bool) -> i32 {
                 n("active"),
                 n("deactivated"),
                 n("pending_create")
+            );
+        }
+        for u in &unlinked {
+            outln!(
+                "unlinked on upgrade ({}): {} account {} had been linked to several people \
+                 ({}); each is linked again by lookup",
+                u.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                u.vendor,
+                u.remote,
+                u.people.join(", ")
             );
         }
         match &last {

@@ -9,7 +9,7 @@
 //! the in-flight ones finish; `main` waits at most `shutdown_grace_secs` for that, then
 //! flushes the store.
 
-use crate::cli::out::errln;
+use crate::out::errln;
 pub mod metrics;
 pub mod schedule;
 pub mod server;

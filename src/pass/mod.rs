@@ -28,6 +28,7 @@ use tracing::{Instrument, error, info, info_span, warn};
 pub use context::{Context, Slot};
 pub use hooks::{Both, Hooks, NoHooks};
 pub use memory::{keep as keep_flow, recall as recall_flow};
+pub use planning::conflicts_among;
 pub use push::Pusher;
 pub use summary::op_counts;
 

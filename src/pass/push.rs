@@ -17,7 +17,7 @@ use super::summary;
 use crate::budget::Budget;
 use crate::http::NotSent;
 use crate::model::{Fields, Op, Outcome, PersonId, RecordState, VendorRecord};
-use crate::plan::{Operation, Plan};
+use crate::plan::{Claims, Operation, Plan};
 use crate::report::{OpError, VendorReport};
 use crate::retry::Retry;
 use crate::store::{HistoryEntry, Store, StoreError};
@@ -47,11 +47,20 @@ pub(super) enum Failure {
     CredentialsRefused,
     /// A create collided with an account no lookup finds.
     Unmatched(String),
+    /// The account found for this person is someone else's (linked to another person,
+    /// or holding another person's values): not linked, nothing sent.
+    Conflict(String),
 }
 
 impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Self {
-        Self::Store(e)
+        match e {
+            e @ StoreError::Linked { .. } => Self::Conflict(format!(
+                "{e}: one account is never linked to two people, so it is not linked to this \
+                 person"
+            )),
+            e => Self::Store(e),
+        }
     }
 }
 
@@ -66,7 +75,7 @@ impl Failure {
     /// failed (tried again next pass).
     fn outcome(&self) -> Outcome {
         match self {
-            Self::Vendor(VendorError::Waiting(_)) => Outcome::Skipped,
+            Self::Vendor(VendorError::Waiting(_)) | Self::Conflict(_) => Outcome::Skipped,
             _ => Outcome::Failed,
         }
     }
@@ -77,7 +86,7 @@ impl Failure {
             Self::Vendor(e) => e.kind(),
             Self::Store(_) => "store",
             Self::CredentialsRefused => "auth",
-            Self::Unmatched(_) => "conflict",
+            Self::Unmatched(_) | Self::Conflict(_) => "conflict",
         }
     }
 
@@ -99,6 +108,7 @@ impl Failure {
                 "the vendor says the account exists ({detail}) but no account matches this \
                  person's key"
             ),
+            Self::Conflict(why) => why.clone(),
         }
     }
 }
@@ -150,6 +160,7 @@ impl Pusher {
     /// Runs every operation of `plan` and reports what happened.
     pub async fn push(&self, plan: &Plan) -> VendorReport {
         let mut report = summary::base(plan);
+        let claims = &Claims::from_plan(self.vendor.unique_keys(), plan);
         // The futures are made up front rather than in a `map` closure on the stream:
         // rustc cannot prove a closure-made future `Send` for every lifetime
         // (rust-lang/rust#102211), and the daemon runs passes on spawned tasks.
@@ -159,7 +170,7 @@ impl Pusher {
             .map(|op| {
                 let span = debug_span!("person", user = %op.person, op = %op.kind.op());
                 async move {
-                    let result = self.run_op(op).await;
+                    let result = self.run_op(op, claims).await;
                     let done = self.done.fetch_add(1, Ordering::SeqCst) + 1;
                     self.hooks.progress(self.name(), done, plan.ops.len());
                     (op, result)
@@ -200,7 +211,7 @@ impl Pusher {
         report
     }
 
-    async fn run_op(&self, op: &Operation) -> Result<Done, Failure> {
+    async fn run_op(&self, op: &Operation, claims: &Claims) -> Result<Done, Failure> {
         if self.auth_failed.load(Ordering::SeqCst) {
             return Err(Failure::CredentialsRefused);
         }
@@ -208,7 +219,7 @@ impl Pusher {
             return Err(Failure::Vendor(VendorError::NotSent(NotSent::Shutdown)));
         }
         debug!("Starting operation.");
-        let result = self.dispatch(&op.person, &op.kind).await;
+        let result = self.dispatch(&op.person, &op.kind, claims).await;
         if let Err(failure) = &result {
             self.explain(failure);
             if failure.outcome() == Outcome::Failed {

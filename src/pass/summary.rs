@@ -28,18 +28,21 @@ pub fn source_counts(snapshot: &Snapshot) -> SourceCounts {
 pub fn base(plan: &Plan) -> VendorReport {
     let mut v = VendorReport {
         unchanged: plan.unchanged,
-        skipped: plan.skipped.len(),
+        skipped: plan.skipped.len() + plan.conflicts.len(),
         ..VendorReport::default()
     };
-    for (person, op, message) in &plan.skipped {
+    let skipped = plan.skipped.iter().map(|s| (s, "unmappable"));
+    let aside = plan.conflicts.iter().map(|s| (s, "conflict"));
+    for ((person, op, message), kind) in skipped.chain(aside) {
         v.errors.push(OpError {
             person: person.to_string(),
             op: *op,
             message: message.clone(),
             outcome: Outcome::Skipped,
-            kind: Some("unmappable".into()),
+            kind: Some(kind.into()),
         });
     }
+    v.errors.sort_by(|a, b| a.person.cmp(&b.person));
     v
 }
 

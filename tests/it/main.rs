@@ -8,6 +8,7 @@ mod common;
 mod crash;
 mod daemon;
 mod four_vendors;
+mod identity;
 mod layers;
 mod lifecycle;
 mod motive_faults;

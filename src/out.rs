@@ -37,18 +37,18 @@ pub fn err(args: fmt::Arguments<'_>) {
 
 /// `println!` to stdout that never panics.
 macro_rules! outln {
-    () => { $crate::cli::out::out(format_args!("\n")) };
-    ($($arg:tt)*) => { $crate::cli::out::out(format_args!("{}\n", format_args!($($arg)*))) };
+    () => { $crate::out::out(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::out::out(format_args!("{}\n", format_args!($($arg)*))) };
 }
 
 /// `print!` to stdout that never panics.
 macro_rules! outp {
-    ($($arg:tt)*) => { $crate::cli::out::out(format_args!($($arg)*)) };
+    ($($arg:tt)*) => { $crate::out::out(format_args!($($arg)*)) };
 }
 
 /// `eprintln!` that never panics.
 macro_rules! errln {
-    ($($arg:tt)*) => { $crate::cli::out::err(format_args!("{}\n", format_args!($($arg)*))) };
+    ($($arg:tt)*) => { $crate::out::err(format_args!("{}\n", format_args!($($arg)*))) };
 }
 
 pub(crate) use {errln, outln, outp};
