@@ -59,6 +59,10 @@ pub struct VendorReport {
     /// Only in a dry run / plan: every operation the pass would make.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub operations: Option<Vec<PlannedOp>>,
+    /// Only in a refused pass (not a dry run): what it would have done. The counts
+    /// above stay what was done — nothing — so planned and done never look alike.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub would: Option<Would>,
     /// Only in a full pass: what was changed at the vendor behind roster's back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drift: Option<DriftReport>,
@@ -86,6 +90,17 @@ pub struct OpError {
     /// `store`, …), so scripts need not read messages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
+}
+
+/// What a refused pass would have done at one vendor.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Would {
+    pub created: usize,
+    pub updated: usize,
+    pub deactivated: usize,
+    pub reactivated: usize,
+    pub deleted: usize,
+    pub operations: Vec<PlannedOp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,21 +170,51 @@ impl Report {
             "failed",
             "skipped"
         );
-        for (name, v) in &self.vendors {
+        let row = |out: &mut String, label: &str, counts: [usize; 6], rest: [String; 3]| {
             let _ = writeln!(
                 out,
                 "{:<14} {:>8} {:>8} {:>12} {:>12} {:>8} {:>8} {:>10} {:>7} {:>8}",
-                name,
+                label,
+                counts[0],
+                counts[1],
+                counts[2],
+                counts[3],
+                counts[4],
+                counts[5],
+                rest[0],
+                rest[1],
+                rest[2]
+            );
+        };
+        for (name, v) in &self.vendors {
+            let counts = [
                 v.created,
                 v.updated,
                 v.deactivated,
                 v.reactivated,
                 v.adopted,
                 v.deleted,
-                v.unchanged,
-                v.failed,
-                v.skipped
-            );
+            ];
+            let rest = [v.unchanged, v.failed, v.skipped].map(|n| n.to_string());
+            // A dry run's counts are what it would do; say so on the row.
+            let label = if self.dry_run {
+                format!("{name} (would)")
+            } else {
+                name.clone()
+            };
+            row(&mut out, &label, counts, rest);
+            if let Some(w) = &v.would {
+                let counts = [
+                    w.created,
+                    w.updated,
+                    w.deactivated,
+                    w.reactivated,
+                    0,
+                    w.deleted,
+                ];
+                let rest = ["-", "-", "-"].map(String::from);
+                row(&mut out, &format!("{name} (would)"), counts, rest);
+            }
         }
         for (name, v) in &self.vendors {
             if let Some(d) = &v.drift {
@@ -199,7 +244,8 @@ impl Report {
                     let _ = writeln!(out, "    {} {what}", x.person);
                 }
             }
-            for op in v.operations.iter().flatten() {
+            let planned = v.operations.iter().flatten();
+            for op in planned.chain(v.would.iter().flat_map(|w| &w.operations)) {
                 let fields = if op.fields.is_empty() {
                     String::new()
                 } else {
@@ -210,7 +256,11 @@ impl Report {
                     .as_deref()
                     .map(|r| format!(" ({r})"))
                     .unwrap_or_default();
-                let _ = writeln!(out, "  {name}: {} {}{fields}{reason}", op.op, op.person);
+                let _ = writeln!(
+                    out,
+                    "  {name}: would {} {}{fields}{reason}",
+                    op.op, op.person
+                );
             }
             for e in &v.errors {
                 let _ = writeln!(

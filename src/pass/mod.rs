@@ -290,7 +290,13 @@ impl<'a> Pass<'a> {
         mut drifts: BTreeMap<String, DriftReport>,
     ) -> Result<Report, PassError> {
         for ((settings, _), plan) in &plans {
-            let mut v = summary::planned(plan);
+            // A dry run's counts are what would happen (`dry_run: true` says so); a
+            // refused pass did nothing, and keeps what it would have done apart.
+            let mut v = if self.opts.dry_run {
+                summary::planned(plan)
+            } else {
+                summary::refused(plan)
+            };
             v.drift = drifts.remove(&settings.name);
             self.report.vendors.insert(settings.name.clone(), v);
         }
