@@ -18,6 +18,10 @@ pub struct Report {
     /// Set when the whole pass was refused (exit 3); nothing was pushed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refused: Option<String>,
+    /// Set when the pass stopped early because the store could not be written (exit 1):
+    /// each person's entry says what reached the vendor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
     pub source: SourceCounts,
     pub vendors: BTreeMap<String, VendorReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -126,7 +130,7 @@ impl Report {
     pub fn outcome(&self) -> PassOutcome {
         if self.refused.is_some() {
             PassOutcome::Refused
-        } else if self.vendors.values().any(|v| v.failed > 0) {
+        } else if self.stopped.is_some() || self.vendors.values().any(|v| v.failed > 0) {
             PassOutcome::FailedOperations
         } else {
             PassOutcome::Ok
@@ -155,6 +159,9 @@ impl Report {
         }
         if let Some(why) = &self.refused {
             let _ = writeln!(out, "PASS REFUSED, nothing pushed: {why}");
+        }
+        if let Some(why) = &self.stopped {
+            let _ = writeln!(out, "PASS STOPPED: {why}");
         }
         let _ = writeln!(
             out,

@@ -12,6 +12,7 @@ use chrono::Utc;
 use futures::StreamExt;
 use tracing::{Instrument, debug, debug_span, error, warn};
 
+use super::halt::Halt;
 use super::hooks::Hooks;
 use super::summary;
 use crate::budget::Budget;
@@ -41,8 +42,14 @@ pub(super) enum Done {
 pub(super) enum Failure {
     /// The vendor's answer (or why roster did not ask): its class says which.
     Vendor(VendorError),
-    /// The vendor acknowledged, but recording it failed.
+    /// The store could not be read or written before anything was sent for this person
+    /// (the create intent, a lookup's link): nothing reached the vendor.
     Store(StoreError),
+    /// The vendor acknowledged a write, but recording it failed: done at the vendor, not
+    /// in the store.
+    Unrecorded(StoreError),
+    /// Not attempted: the pass stopped at its first failed store write.
+    Halted,
     /// Not attempted: the vendor refused roster's credentials earlier in this pass.
     CredentialsRefused,
     /// A create collided with an account no lookup finds.
@@ -71,6 +78,15 @@ impl From<VendorError> for Failure {
 }
 
 impl Failure {
+    /// A store failure after the vendor acknowledged a write (a `Linked` refusal stays a
+    /// conflict).
+    pub(super) fn unrecorded(e: StoreError) -> Self {
+        match Self::from(e) {
+            Self::Store(e) => Self::Unrecorded(e),
+            other => other,
+        }
+    }
+
     /// Skipped (cannot be done yet, e.g. a DriveKit driver who has not signed in) or
     /// failed (tried again next pass).
     fn outcome(&self) -> Outcome {
@@ -84,7 +100,8 @@ impl Failure {
     fn kind(&self) -> &'static str {
         match self {
             Self::Vendor(e) => e.kind(),
-            Self::Store(_) => "store",
+            Self::Store(_) | Self::Unrecorded(_) => "store",
+            Self::Halted => "not_sent",
             Self::CredentialsRefused => "auth",
             Self::Unmatched(_) | Self::Conflict(_) => "conflict",
         }
@@ -99,7 +116,16 @@ impl Failure {
                 format!("{e}; no further calls to this vendor in this pass")
             }
             Self::Vendor(e) => e.to_string(),
-            Self::Store(e) => format!("the vendor acknowledged, but the store write failed: {e}"),
+            Self::Store(e) => {
+                format!("the store failed ({e}); nothing was done at the vendor for this person")
+            }
+            Self::Unrecorded(e) => format!(
+                "done at the vendor, not recorded: the next pass will look it up (the store \
+                 write failed: {e})"
+            ),
+            Self::Halted => {
+                "not attempted: the pass stopped at the first failed store write".into()
+            }
             Self::CredentialsRefused => {
                 "not attempted: the vendor rejected roster's credentials earlier in this pass"
                     .into()
@@ -128,6 +154,8 @@ pub struct Pusher {
     auth_failed: AtomicBool,
     /// Setup problems already explained in the log this pass (logged once each).
     advised: Mutex<BTreeSet<&'static str>>,
+    /// Stops the whole pass at the first failed store write (shared by every vendor).
+    halt: Option<Arc<Halt>>,
     done: AtomicUsize,
 }
 
@@ -149,8 +177,20 @@ impl Pusher {
             hooks,
             auth_failed: AtomicBool::new(false),
             advised: Mutex::new(BTreeSet::new()),
+            halt: None,
             done: AtomicUsize::new(0),
         }
+    }
+
+    /// Stops the pass through `halt` at the first failed store write. Its shutdown must
+    /// be the one of this pusher's budget.
+    pub(super) fn with_halt(mut self, halt: Arc<Halt>) -> Self {
+        self.halt = Some(halt);
+        self
+    }
+
+    fn halted(&self) -> bool {
+        self.halt.as_ref().is_some_and(|h| h.why().is_some())
     }
 
     pub(super) fn name(&self) -> &str {
@@ -215,11 +255,26 @@ impl Pusher {
         if self.auth_failed.load(Ordering::SeqCst) {
             return Err(Failure::CredentialsRefused);
         }
+        if self.halted() {
+            return Err(Failure::Halted);
+        }
         if self.budget.is_stopped() {
             return Err(Failure::Vendor(VendorError::NotSent(NotSent::Shutdown)));
         }
         debug!("Starting operation.");
-        let result = self.dispatch(&op.person, &op.kind, claims).await;
+        let mut result = self.dispatch(&op.person, &op.kind, claims).await;
+        match &result {
+            Err(Failure::Store(e) | Failure::Unrecorded(e)) => {
+                if let Some(halt) = &self.halt {
+                    halt.stop(format!("{} at {}: {e}", op.person, self.name()));
+                }
+            }
+            // The pass's shutdown fired because the store failed, not roster stopping.
+            Err(Failure::Vendor(VendorError::NotSent(NotSent::Shutdown))) if self.halted() => {
+                result = Err(Failure::Halted);
+            }
+            _ => {}
+        }
         if let Err(failure) = &result {
             self.explain(failure);
             if failure.outcome() == Outcome::Failed {

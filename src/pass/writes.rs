@@ -69,7 +69,8 @@ impl Pusher {
         {
             Ok(()) => {
                 self.record(person, Some(remote), RecordState::Active, fields)
-                    .await?;
+                    .await
+                    .map_err(Failure::unrecorded)?;
                 Ok(Done::Updated)
             }
             Err(VendorError::NotFound(_)) => self.relink(person, fields, claims).await,
@@ -118,7 +119,8 @@ impl Pusher {
         match made {
             Ok(Ok(id)) => {
                 self.record(person, Some(&id), RecordState::Active, fields)
-                    .await?;
+                    .await
+                    .map_err(Failure::unrecorded)?;
                 debug!("Created.");
                 Ok(Done::Created)
             }
@@ -179,7 +181,8 @@ impl Pusher {
             })
             .await?;
             self.record(person, Some(rid), RecordState::Active, &remote.fields)
-                .await?;
+                .await
+                .map_err(Failure::unrecorded)?;
         }
         let delta = &changes(&remote.fields, fields);
         if !delta.is_empty() {
@@ -188,7 +191,8 @@ impl Pusher {
             })
             .await?;
             self.record(person, Some(rid), RecordState::Active, fields)
-                .await?;
+                .await
+                .map_err(Failure::unrecorded)?;
         }
         Ok(Done::Adopted)
     }
@@ -262,14 +266,16 @@ impl Pusher {
             Err(e) => return Err(e.into()),
         }
         self.record(person, Some(remote), RecordState::Active, &pushed)
-            .await?;
+            .await
+            .map_err(Failure::unrecorded)?;
         if !delta.is_empty() {
             self.write(person, Op::Update, names(delta), move || {
                 self.vendor.update(&self.budget, remote, delta, fields)
             })
             .await?;
             self.record(person, Some(remote), RecordState::Active, fields)
-                .await?;
+                .await
+                .map_err(Failure::unrecorded)?;
         }
         Ok(Done::Reactivated)
     }
@@ -327,7 +333,8 @@ impl Pusher {
             Err(e) => return Err(e.into()),
         }
         self.record(person, Some(&id), RecordState::Deactivated, &fields)
-            .await?;
+            .await
+            .map_err(Failure::unrecorded)?;
         Ok(Done::Deactivated)
     }
 
@@ -345,7 +352,10 @@ impl Pusher {
             Ok(()) | Err(VendorError::NotFound(_)) => {}
             Err(e) => return Err(e.into()),
         }
-        self.store.remove(self.name(), person).await?;
+        self.store
+            .remove(self.name(), person)
+            .await
+            .map_err(Failure::unrecorded)?;
         Ok(Done::Deleted)
     }
 }

@@ -85,6 +85,9 @@ pub enum StoreError {
 pub struct Store {
     db: sled::Db,
     commits: Arc<GroupCommit>,
+    /// Record writes left before they fail as on a full disk (`fail_writes_after`);
+    /// `u64::MAX`: never.
+    writes_left: Arc<AtomicU64>,
 }
 
 /// Group commit: every write waits until it is on disk, but writes that arrive while a
@@ -145,6 +148,7 @@ impl Store {
         let store = Self {
             db,
             commits: Arc::default(),
+            writes_left: Arc::new(AtomicU64::new(u64::MAX)),
         };
         let meta = store.db.open_tree(META)?;
         match meta.get(KEY_SCHEMA)? {
@@ -229,6 +233,29 @@ impl Store {
         Ok(self.db.open_tree(format!("{}{vendor}", links::PREFIX))?)
     }
 
+    /// A test hook: after `n` more record writes (`put`, `put_many`, `remove`), every one
+    /// fails as on a full disk, so tests can stop a pass at a store write of their
+    /// choosing (the integration tests also fill a real file-size limit).
+    #[doc(hidden)]
+    pub fn fail_writes_after(&self, n: u64) {
+        self.writes_left.store(n, Ordering::SeqCst);
+    }
+
+    fn writable(&self) -> Result<(), StoreError> {
+        let left = self
+            .writes_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n != u64::MAX).then(|| n.saturating_sub(1))
+            });
+        match left {
+            Ok(0) => Err(StoreError::Sled(sled::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                "no space left on device (injected)",
+            )))),
+            _ => Ok(()),
+        }
+    }
+
     /// The person linked to account `remote` at `vendor`, if any.
     ///
     /// # Errors
@@ -298,6 +325,7 @@ impl Store {
         id: &PersonId,
         record: &VendorRecord,
     ) -> Result<(), StoreError> {
+        self.writable()?;
         let bytes = encode(vendor, id, record)?;
         let change = links::Change {
             person: id,
@@ -323,6 +351,7 @@ impl Store {
         let (tree, index) = (self.tree(vendor)?, self.links(vendor)?);
         let mut records = records.into_iter().peekable();
         while records.peek().is_some() {
+            self.writable()?;
             let chunk: Vec<(&PersonId, Option<&str>, Vec<u8>)> = records
                 .by_ref()
                 .take(CHUNK)
@@ -348,6 +377,7 @@ impl Store {
     /// # Errors
     /// sled errors.
     pub async fn remove(&self, vendor: &str, id: &PersonId) -> Result<(), StoreError> {
+        self.writable()?;
         let change = links::Change {
             person: id,
             value: None,

@@ -7,6 +7,7 @@
 mod common;
 mod crash;
 mod daemon;
+mod disk_full;
 mod four_vendors;
 mod identity;
 mod layers;
