@@ -7,6 +7,7 @@
 //! - `plan`     — PURE: what each vendor needs (`diff`, `desire`, `drift`); only `model`.
 //! - `config`   — the config toolkit: errors, the one parser, the one secret resolver.
 //! - `shutdown`, `budget` — one trigger; a pass's deadline shared by every wait.
+//! - `out`      — what commands print: stdout and stderr writes that never panic.
 //! - `retry`    — the only `backoff` user: the retry policy.
 //! - `http`     — every outbound call: the client, flow control, sessions.
 //! - `source`   — the `Source` trait and one file or folder per kind: people in.
@@ -32,6 +33,7 @@ pub mod ha;
 pub mod http;
 pub mod model;
 pub mod notify;
+pub mod out;
 pub mod pass;
 pub mod plan;
 pub mod progress;

@@ -27,7 +27,7 @@ fn main() {
     let settings = match tracing::subscriber::with_default(early, || cli::load_settings(&cli)) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("roster: {e}");
+            roster::out::err(format_args!("roster: {e}\n"));
             std::process::exit(exit::CONFIG);
         }
     };
@@ -54,7 +54,9 @@ fn main() {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("roster: cannot start the async runtime: {e}");
+            roster::out::err(format_args!(
+                "roster: cannot start the async runtime: {e}\n"
+            ));
             std::process::exit(exit::CONFIG);
         }
     };

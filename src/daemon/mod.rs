@@ -15,6 +15,7 @@
 //! on losing the Lease, and on a clean shutdown the Lease is released after the last
 //! vendor call.
 
+use crate::out::errln;
 pub mod metrics;
 pub mod schedule;
 pub mod server;
@@ -41,13 +42,13 @@ use server::{ServerState, router};
 /// Runs the daemon until SIGTERM/SIGINT; returns the exit code.
 pub async fn run(settings: Settings) -> i32 {
     let Some(schedule) = settings.schedule.clone() else {
-        eprintln!("roster: config key `schedule`: is required for `roster run`");
+        errln!("roster: config key `schedule`: is required for `roster run`");
         return exit::CONFIG;
     };
     let store = match Store::open_with_cache(&settings.state_dir, settings.state_cache_mb) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("roster: {e}");
+            errln!("roster: {e}");
             return exit::CONFIG;
         }
     };
@@ -75,7 +76,7 @@ pub async fn run(settings: Settings) -> i32 {
     let ctx = match Context::build(settings, Arc::new(hooks)) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("roster: {e}");
+            errln!("roster: {e}");
             return exit::CONFIG;
         }
     };
@@ -83,7 +84,7 @@ pub async fn run(settings: Settings) -> i32 {
     let listener = match tokio::net::TcpListener::bind(listen).await {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("roster: config key `server.listen`: cannot listen on {listen}: {e}");
+            errln!("roster: config key `server.listen`: cannot listen on {listen}: {e}");
             return exit::CONFIG;
         }
     };
@@ -125,7 +126,7 @@ pub async fn run(settings: Settings) -> i32 {
     });
 
     if let Err(e) = spawn_signal_task(trigger, Arc::clone(&wake), Arc::clone(&state)) {
-        eprintln!("roster: cannot install signal handlers: {e}");
+        errln!("roster: cannot install signal handlers: {e}");
         return exit::CONFIG;
     }
 

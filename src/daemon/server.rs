@@ -76,7 +76,7 @@ async fn trigger(State(s): State<Arc<ServerState>>, headers: HeaderMap) -> Respo
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(bearer);
     if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.expose().as_bytes())) {
         return (StatusCode::UNAUTHORIZED, "bad or missing bearer token\n").into_response();
     }
@@ -92,7 +92,39 @@ async fn trigger(State(s): State<Arc<ServerState>>, headers: HeaderMap) -> Respo
     (StatusCode::ACCEPTED, "pass requested\n").into_response()
 }
 
+/// The credentials of an `Authorization: Bearer …` value. The scheme is matched without
+/// regard to case (RFC 9110 §11.1: auth schemes are case-insensitive), so `bearer` and
+/// `BEARER` clients are not turned away.
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_matches(' '))
+        .filter(|t| !t.is_empty())
+}
+
 /// Compares without an early exit, so response timing says nothing about the token.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_matched_without_regard_to_case() {
+        for (header, token) in [
+            ("Bearer abc", Some("abc")),
+            ("bearer abc", Some("abc")),
+            ("BEARER abc", Some("abc")),
+            ("BeArEr  abc ", Some("abc")),
+            ("Basic abc", None),
+            ("Bearer", None),
+            ("Bearer ", None),
+            ("Bearerabc", None),
+        ] {
+            assert_eq!(bearer(header), token, "{header:?}");
+        }
+    }
 }

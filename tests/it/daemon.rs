@@ -247,9 +247,10 @@ async fn on_demand_passes_by_signal_and_authenticated_http() {
         1,
         "an unauthenticated trigger starts nothing"
     );
+    // Auth schemes are case-insensitive (RFC 9110): a client saying `bearer` is heard.
     let r = client
         .post(d.url("/trigger"))
-        .bearer_auth(TOKEN)
+        .header("authorization", format!("bearer {TOKEN}"))
         .send()
         .await
         .expect("post");

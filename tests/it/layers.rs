@@ -96,6 +96,7 @@ fn the_pure_core_and_the_leaves_stay_small() {
         ("plan", &["model"]),
         ("config", &[]),
         ("shutdown", &[]),
+        ("out", &[]),
         ("budget", &["shutdown"]),
         ("retry", &["budget", "config", "shutdown"]),
         ("http", &["budget", "config", "retry"]),

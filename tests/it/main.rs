@@ -7,13 +7,16 @@
 mod common;
 mod crash;
 mod daemon;
+mod disk_full;
 mod four_vendors;
 mod ha;
+mod identity;
 mod layers;
 mod lifecycle;
 mod motive_faults;
 mod notify;
 mod outbound;
+mod output;
 mod pacing;
 mod safety;
 mod slapd;
