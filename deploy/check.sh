@@ -3,8 +3,12 @@
 #   deploy/systemd/verify.sh       systemd units and sysusers.d file (systemd-analyze)
 #   deploy/kubernetes/validate.sh  Kubernetes manifests (schemas, kustomize, cross-checks)
 #   deploy/docker/Dockerfile       a non-root USER and a .dockerignore (no image is built here)
-# Installs what is missing: systemd's tools with apt-get (as root, Debian), the Python
-# tools into venvs under ${TMPDIR:-/tmp} that later runs reuse. Safe to run repeatedly.
+#   deploy/prometheus/             the alert rules (promtool check rules) and their unit
+#                                  test (promtool test rules: each alert fires from
+#                                  synthetic series, a healthy daemon fires none)
+# Installs what is missing: systemd's tools and promtool (Debian package prometheus) with
+# apt-get (as root, Debian), the Python tools into venvs under ${TMPDIR:-/tmp} that later
+# runs reuse. Safe to run repeatedly.
 #
 # Usage: deploy/check.sh [ROSTER_BINARY]   (e.g. target/debug/roster; optional, see the
 # two scripts for what they do without one)
@@ -14,13 +18,18 @@ cd "$(dirname "$0")/.."
 bin=${1:-}
 failed=()
 
+missing=()
 if ! command -v systemd-analyze >/dev/null || ! command -v systemd-sysusers >/dev/null; then
+  missing+=(systemd)
+fi
+command -v promtool >/dev/null || missing+=(prometheus)
+if [ "${#missing[@]}" -ne 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
-    echo "== apt-get install systemd (for systemd-analyze)"
+    echo "== apt-get install ${missing[*]} (for systemd-analyze and promtool)"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
-    echo "check.sh: systemd-analyze is missing; install systemd (Debian: apt-get install systemd)" >&2
+    echo "check.sh: missing tools; install them (Debian: apt-get install ${missing[*]})" >&2
     exit 1
   fi
 fi
@@ -30,6 +39,14 @@ bash deploy/systemd/verify.sh ${bin:+"$bin"} || failed+=(deploy/systemd/verify.s
 
 echo "==== deploy/kubernetes/validate.sh"
 bash deploy/kubernetes/validate.sh ${bin:+"$bin"} || failed+=(deploy/kubernetes/validate.sh)
+
+echo "==== deploy/prometheus: promtool check rules, promtool test rules"
+if promtool check rules deploy/prometheus/roster-rules.yaml \
+  && (cd deploy/prometheus && promtool test rules roster-rules.test.yaml); then
+  echo "ok: alert rules valid, their unit test passes"
+else
+  failed+=(deploy/prometheus)
+fi
 
 # The Dockerfile is not linted here: the hadolint packages on the registries this CI
 # reaches are third-party repackagings of a binary, and no image can be built without a

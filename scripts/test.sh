@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. The LDAP source tests start a real OpenLDAP server (slapd)
 # on a loopback port; this installs slapd and ldap-utils when they are missing
-# (Debian/Ubuntu, as root). Extra arguments go to `cargo test`.
+# (Debian/Ubuntu, as root). Debian's slapd has TLS built in (GnuTLS); the ldaps:// and
+# StartTLS tests make their CA and certificates in process (rcgen), so they need nothing
+# more. Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

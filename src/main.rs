@@ -27,12 +27,21 @@ fn main() {
     let settings = match tracing::subscriber::with_default(early, || cli::load_settings(&cli)) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("roster: {e}");
+            roster::out::err(format_args!("roster: {e}\n"));
             std::process::exit(exit::CONFIG);
         }
     };
+    // With [ha], every outbound call names this replica (before any client is built).
+    if let Some(ha) = &settings.ha {
+        roster::http::client::set_identity(&ha.identity);
+    }
+    // kube-client logs every failed request at ERROR; the HA elector (issue 17) logs
+    // Lease failures itself, once per distinct error (RUST_LOG can turn kube's back on).
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new(format!("{},reqwest=warn,sled=warn", settings.log.level))
+        EnvFilter::new(format!(
+            "{},reqwest=warn,sled=warn,kube_client=off",
+            settings.log.level
+        ))
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -58,7 +67,9 @@ fn main() {
     let runtime = match runtime {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("roster: cannot start the async runtime: {e}");
+            roster::out::err(format_args!(
+                "roster: cannot start the async runtime: {e}\n"
+            ));
             std::process::exit(exit::CONFIG);
         }
     };

@@ -18,6 +18,10 @@ pub struct Report {
     /// Set when the whole pass was refused (exit 3); nothing was pushed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refused: Option<String>,
+    /// Set when the pass stopped early because the store could not be written (exit 1):
+    /// each person's entry says what reached the vendor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
     pub source: SourceCounts,
     pub vendors: BTreeMap<String, VendorReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -59,9 +63,27 @@ pub struct VendorReport {
     /// Only in a dry run / plan: every operation the pass would make.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub operations: Option<Vec<PlannedOp>>,
+    /// Only in a refused pass (not a dry run): what it would have done. The counts
+    /// above stay what was done — nothing — so planned and done never look alike.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub would: Option<Would>,
     /// Only in a full pass: what was changed at the vendor behind roster's back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drift: Option<DriftReport>,
+    /// What this pass learned about roster's credentials at this vendor; absent when no
+    /// call answered either way (nothing to do, or only transport errors).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<Credentials>,
+}
+
+/// Whether the vendor accepted roster's credentials in a pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Credentials {
+    /// At least one call got an answer past authentication.
+    Accepted,
+    /// A call was answered 401/403: no further calls were made to this vendor.
+    Rejected,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -86,6 +108,21 @@ pub struct OpError {
     /// `store`, …), so scripts need not read messages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
+    /// The HTTP status the vendor answered with, when the failure is its answer
+    /// (`auth` 401/403, `rejected` 4xx, `server` 5xx).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+}
+
+/// What a refused pass would have done at one vendor.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Would {
+    pub created: usize,
+    pub updated: usize,
+    pub deactivated: usize,
+    pub reactivated: usize,
+    pub deleted: usize,
+    pub operations: Vec<PlannedOp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,7 +148,7 @@ impl Report {
     pub fn outcome(&self) -> PassOutcome {
         if self.refused.is_some() {
             PassOutcome::Refused
-        } else if self.vendors.values().any(|v| v.failed > 0) {
+        } else if self.stopped.is_some() || self.vendors.values().any(|v| v.failed > 0) {
             PassOutcome::FailedOperations
         } else {
             PassOutcome::Ok
@@ -141,6 +178,9 @@ impl Report {
         if let Some(why) = &self.refused {
             let _ = writeln!(out, "PASS REFUSED, nothing pushed: {why}");
         }
+        if let Some(why) = &self.stopped {
+            let _ = writeln!(out, "PASS STOPPED: {why}");
+        }
         let _ = writeln!(
             out,
             "{:<14} {:>8} {:>8} {:>12} {:>12} {:>8} {:>8} {:>10} {:>7} {:>8}",
@@ -155,21 +195,51 @@ impl Report {
             "failed",
             "skipped"
         );
-        for (name, v) in &self.vendors {
+        let row = |out: &mut String, label: &str, counts: [usize; 6], rest: [String; 3]| {
             let _ = writeln!(
                 out,
                 "{:<14} {:>8} {:>8} {:>12} {:>12} {:>8} {:>8} {:>10} {:>7} {:>8}",
-                name,
+                label,
+                counts[0],
+                counts[1],
+                counts[2],
+                counts[3],
+                counts[4],
+                counts[5],
+                rest[0],
+                rest[1],
+                rest[2]
+            );
+        };
+        for (name, v) in &self.vendors {
+            let counts = [
                 v.created,
                 v.updated,
                 v.deactivated,
                 v.reactivated,
                 v.adopted,
                 v.deleted,
-                v.unchanged,
-                v.failed,
-                v.skipped
-            );
+            ];
+            let rest = [v.unchanged, v.failed, v.skipped].map(|n| n.to_string());
+            // A dry run's counts are what it would do; say so on the row.
+            let label = if self.dry_run {
+                format!("{name} (would)")
+            } else {
+                name.clone()
+            };
+            row(&mut out, &label, counts, rest);
+            if let Some(w) = &v.would {
+                let counts = [
+                    w.created,
+                    w.updated,
+                    w.deactivated,
+                    w.reactivated,
+                    0,
+                    w.deleted,
+                ];
+                let rest = ["-", "-", "-"].map(String::from);
+                row(&mut out, &format!("{name} (would)"), counts, rest);
+            }
         }
         for (name, v) in &self.vendors {
             if let Some(d) = &v.drift {
@@ -199,7 +269,8 @@ impl Report {
                     let _ = writeln!(out, "    {} {what}", x.person);
                 }
             }
-            for op in v.operations.iter().flatten() {
+            let planned = v.operations.iter().flatten();
+            for op in planned.chain(v.would.iter().flat_map(|w| &w.operations)) {
                 let fields = if op.fields.is_empty() {
                     String::new()
                 } else {
@@ -210,7 +281,11 @@ impl Report {
                     .as_deref()
                     .map(|r| format!(" ({r})"))
                     .unwrap_or_default();
-                let _ = writeln!(out, "  {name}: {} {}{fields}{reason}", op.op, op.person);
+                let _ = writeln!(
+                    out,
+                    "  {name}: would {} {}{fields}{reason}",
+                    op.op, op.person
+                );
             }
             for e in &v.errors {
                 let _ = writeln!(

@@ -47,6 +47,10 @@ pub struct Settings {
     pub history: HistorySettings,
     pub source: SourceConfig,
     pub vendors: BTreeMap<String, VendorSettings>,
+    /// `[[notify]]`: where alerts about failing passes go.
+    pub notify: Vec<crate::notify::TargetSettings>,
+    /// `[ha]`: leader election on a Kubernetes Lease; `None` = no election.
+    pub ha: Option<crate::ha::HaSettings>,
     /// Relative paths in the config are relative to this directory.
     pub base_dir: PathBuf,
 }
@@ -94,6 +98,10 @@ struct RawConfig {
     source: Option<Table>,
     #[serde(default)]
     vendors: BTreeMap<String, Table>,
+    /// `[[notify]]`: a list of tables (checked in `notify::config`).
+    notify: Option<config::Value>,
+    /// `[ha]` (checked in `ha::HaSettings::parse`).
+    ha: Option<Table>,
 }
 
 #[derive(Deserialize, Default)]
@@ -136,9 +144,16 @@ pub fn load_str(
     base_dir: &Path,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<Settings, ConfigError> {
+    // `$HOSTNAME` (a pod's name) is `[ha]`'s default identity.
+    let mut hostname = None;
     let env: config::Map<String, String> = env
         .into_iter()
-        .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}__")))
+        .filter(|(k, v)| {
+            if k == "HOSTNAME" && !v.is_empty() {
+                hostname = Some(v.clone());
+            }
+            k.starts_with(&format!("{ENV_PREFIX}__"))
+        })
         .collect();
     let tree = config::Config::builder()
         .add_source(config::File::from_str(toml_text, config::FileFormat::Toml))
@@ -157,10 +172,14 @@ pub fn load_str(
         .try_deserialize()
         .map_err(|error| ConfigError::Parse(error.to_string()))?;
     let raw: RawConfig = parse::parse("", parse::value(root))?;
-    validate(raw, base_dir)
+    validate(raw, base_dir, hostname.as_deref())
 }
 
-fn validate(raw: RawConfig, base_dir: &Path) -> Result<Settings, ConfigError> {
+fn validate(
+    raw: RawConfig,
+    base_dir: &Path,
+    hostname: Option<&str>,
+) -> Result<Settings, ConfigError> {
     let state_dir = raw.state_dir.unwrap_or_else(|| "/var/lib/roster".into());
     if state_dir.as_os_str().is_empty() {
         return Err(ConfigError::invalid(
@@ -251,6 +270,12 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Settings, ConfigError> {
         ));
     }
 
+    let notify = crate::notify::config::parse(raw.notify, base_dir)?;
+    let ha = raw
+        .ha
+        .map(|table| crate::ha::HaSettings::parse(table, hostname))
+        .transpose()?;
+
     Ok(Settings {
         state_dir: base_dir.join(state_dir),
         state_cache_mb,
@@ -272,6 +297,8 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Settings, ConfigError> {
         history: raw.history,
         source,
         vendors,
+        notify,
+        ha,
         base_dir: base_dir.to_path_buf(),
     })
 }

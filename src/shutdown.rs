@@ -26,6 +26,13 @@ impl Trigger {
         self.tx.send_replace(true);
     }
 
+    /// Another handle firing the same shutdown.
+    pub fn sender(&self) -> Trigger {
+        Trigger {
+            tx: self.tx.clone(),
+        }
+    }
+
     pub fn subscribe(&self) -> Shutdown {
         Shutdown {
             rx: self.tx.subscribe(),

@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # Validates the Kubernetes manifests in this directory, offline:
-#   1. renders the two ways of running roster (daemon/, cronjob/) with the kustomize
+#   1. renders the three ways of running roster (daemon/, cronjob/, ha/) with the kustomize
 #      (resources lists only, rendered by a few lines of Python below), so the kustomizations themselves are checked;
 #   2. validates every rendered object and secret.example.yaml against the Kubernetes
 #      OpenAPI schemas bundled in the PyPI package kubernetes-validate, in strict mode
 #      (unknown fields are errors), for the oldest and newest versions listed below; an
-#      object whose apiVersion/kind has no schema is an error too;
+#      object whose apiVersion/kind has no schema is an error too. The monitoring/
+#      overlay (a PrometheusRule, a custom resource) is validated the same way against
+#      the CRD schema in schemas/ (jsonschema, strict);
 #   3. cross-checks what the schemas cannot know (every manifest is in a kustomization,
 #      config paths match the mounts, probes and scrape port match the listen address,
 #      grace period above shutdown_grace_secs, one replica, Forbid, separate stores,
-#      hardened pods);
-#   4. if a roster binary is available, runs `roster plan` on the ConfigMap's roster.toml
+#      hardened pods, the PrometheusRule's groups equal to deploy/prometheus/roster-rules.yaml;
+#      for ha/: two replicas, [ha], anti-affinity, a PodDisruptionBudget, and a Role
+#      allowing exactly get/update/patch on that Lease plus create);
+#   4. if a roster binary is available, runs `roster plan` on each ConfigMap's roster.toml
 #      (paths moved into a scratch dir, example secrets) so roster's own config loader
 #      accepts it. `plan` pushes and writes nothing and needs no network.
 #
@@ -23,9 +27,11 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 
-requirements=(kubernetes-validate==1.37.0)
+requirements=(kubernetes-validate==1.37.0 jsonschema==4.26.0)
 k8s_versions=(1.29.0 1.37.0)
-overlays=(daemon cronjob)
+overlays=(daemon cronjob ha)
+# Overlays of custom resources, validated against the CRDs in schemas/.
+crd_overlays=(monitoring)
 
 # ---- tools -------------------------------------------------------------------------
 venv="${TMPDIR:-/tmp}/roster-deploy-k8s-$(printf '%s\n' "${requirements[@]}" "$(command -v python3)" | cksum | cut -d' ' -f1)"
@@ -60,7 +66,7 @@ fail() { echo "FAIL: $*"; failed=1; }
 # kubectl binary from a third-party package; any other kustomize feature is refused, so
 # this check cannot silently render something different from `kubectl apply -k`.
 echo "== render kustomizations (resources only)"
-for overlay in "${overlays[@]}"; do
+for overlay in "${overlays[@]}" "${crd_overlays[@]}"; do
   if "$python" - "$here/$overlay" > "$work/$overlay.yaml" <<'PY'
 import pathlib, sys
 import yaml
@@ -113,6 +119,68 @@ for version in "${k8s_versions[@]}"; do
   fi
 done
 
+echo "== custom resources against schemas/ (strict)"
+crd_rendered=()
+for overlay in "${crd_overlays[@]}"; do crd_rendered+=("$work/$overlay.yaml"); done
+if "$python" - "$here/schemas" "${crd_rendered[@]}" <<'PY'
+import pathlib, re, sys
+import jsonschema, yaml
+
+schemas = {}
+for f in sorted(pathlib.Path(sys.argv[1]).glob("*.yaml")):
+    for crd in yaml.safe_load_all(f.read_text()):
+        if not crd or crd.get("kind") != "CustomResourceDefinition":
+            continue
+        spec = crd["spec"]
+        for v in spec["versions"]:
+            schemas[(f"{spec['group']}/{v['name']}", spec["names"]["kind"])] = v["schema"]["openAPIV3Schema"]
+
+def strict(node):
+    # As kubernetes-validate --strict: an object with listed properties takes no others.
+    if isinstance(node, dict):
+        if "properties" in node and "additionalProperties" not in node \
+                and not node.get("x-kubernetes-preserve-unknown-fields"):
+            node["additionalProperties"] = False
+        for v in node.values():
+            strict(v)
+    elif isinstance(node, list):
+        for v in node:
+            strict(v)
+    return node
+
+NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+failed = 0
+for rendered in sys.argv[2:]:
+    for obj in yaml.safe_load_all(open(rendered)):
+        if not obj:
+            continue
+        what = f"{pathlib.Path(rendered).stem}: {obj.get('kind')} {obj.get('metadata', {}).get('name')}"
+        schema = schemas.get((obj.get("apiVersion"), obj.get("kind")))
+        if schema is None:
+            print(f"ERROR {what}: no schema for {obj.get('apiVersion')} {obj.get('kind')}")
+            failed += 1
+            continue
+        errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+                  for e in jsonschema.Draft7Validator(strict(schema)).iter_errors(obj)]
+        # The CRD leaves metadata to the API server: the ObjectMeta rules that matter here.
+        meta = obj.get("metadata", {})
+        if set(meta) - {"name", "labels", "annotations"}:
+            errors.append(f"metadata: unexpected keys {sorted(set(meta) - {'name', 'labels', 'annotations'})}")
+        if not (isinstance(meta.get("name"), str) and len(meta["name"]) <= 253 and NAME.match(meta["name"])):
+            errors.append("metadata/name: not a DNS subdomain name")
+        for key in ("labels", "annotations"):
+            m = meta.get(key, {})
+            if not (isinstance(m, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in m.items())):
+                errors.append(f"metadata/{key}: must map strings to strings")
+        for e in errors:
+            print(f"ERROR {what}: {e}")
+        failed += len(errors)
+        if not errors:
+            print(f"ok: {what} valid")
+sys.exit(1 if failed else 0)
+PY
+then :; else fail "custom resources against their CRD schemas"; fi
+
 # ---- 3. cross-checks ---------------------------------------------------------------
 echo "== cross-checks"
 "$python" - "$here" "$work" <<'PY' || failed=1
@@ -136,8 +204,15 @@ for k in here.rglob("kustomization.yaml"):
         check(p.exists(), f"{k.relative_to(here)}: resource {r} does not exist")
         listed.add(p / "kustomization.yaml" if p.is_dir() else p)
 for f in here.rglob("*.yaml"):
-    if f.name not in ("secret.example.yaml", "kustomization.yaml") and f.resolve() not in listed:
+    if f.name not in ("secret.example.yaml", "kustomization.yaml") and f.parent.name != "schemas" \
+            and f.resolve() not in listed:
         errors.append(f"{f.relative_to(here)} is not in any kustomization.yaml")
+
+# The PrometheusRule carries exactly the rules promtool checks and tests (deploy/check.sh).
+rules = yaml.safe_load((here.parent / "prometheus" / "roster-rules.yaml").read_text())
+(prom_rule,) = [o for o in load(work / "monitoring.yaml") if o["kind"] == "PrometheusRule"]
+check(prom_rule["spec"]["groups"] == rules["groups"],
+      "monitoring/prometheusrule.yaml: spec.groups differ from deploy/prometheus/roster-rules.yaml")
 
 secret = load(here / "secret.example.yaml")[0]
 secret_keys = set(secret.get("stringData", {})) | set(secret.get("data", {}))
@@ -153,7 +228,45 @@ def walk(table, prefix=""):
         else:
             yield f"{prefix}{k}", k, v
 
-for overlay, kind in (("daemon", "StatefulSet"), ("cronjob", "CronJob")):
+def check_ha(name, by_kind, pod, spec, config):
+    """Leader election on a Lease: what the schemas cannot know."""
+    ha = config.get("ha")
+    check(isinstance(ha, dict) and ha.get("lease"), f"{name}: roster.toml needs an [ha] table with lease")
+    if not isinstance(ha, dict):
+        return
+    lease = ha.get("lease")
+    check(ha.get("renew_deadline_secs", 10) < ha.get("lease_duration_secs", 15),
+          f"{name}: ha.renew_deadline_secs must be below ha.lease_duration_secs")
+    labels = pod["metadata"]["labels"]
+    selects = lambda sel: bool(sel) and all(labels.get(k) == v for k, v in sel.items())
+    anti = spec.get("affinity", {}).get("podAntiAffinity", {}).get("requiredDuringSchedulingIgnoredDuringExecution", [])
+    check(any(t.get("topologyKey") == "kubernetes.io/hostname" and selects(t.get("labelSelector", {}).get("matchLabels"))
+              for t in anti), f"{name}: the replicas need required pod anti-affinity on kubernetes.io/hostname")
+    pdbs = by_kind.get("PodDisruptionBudget", [])
+    check(any(selects(p["spec"].get("selector", {}).get("matchLabels")) and
+              (p["spec"].get("maxUnavailable") == 1 or p["spec"].get("minAvailable") == 1) for p in pdbs),
+          f"{name}: a PodDisruptionBudget must keep one replica up")
+    sa = spec.get("serviceAccountName")
+    sas = {o["metadata"]["name"]: o for o in by_kind.get("ServiceAccount", [])}
+    check(sa in sas, f"{name}: serviceAccountName {sa} is not a ServiceAccount of the overlay")
+    check(spec.get("automountServiceAccountToken", sas.get(sa, {}).get("automountServiceAccountToken", True)) is True,
+          f"{name}: the pods need their service account token (in-cluster Kubernetes client)")
+    roles = {o["metadata"]["name"]: o for o in by_kind.get("Role", [])}
+    bound = [b["roleRef"]["name"] for b in by_kind.get("RoleBinding", [])
+             if b["roleRef"]["kind"] == "Role" and any(s.get("kind") == "ServiceAccount" and s.get("name") == sa
+                                                        for s in b.get("subjects", []))]
+    check(len(bound) == 1 and bound[0] in roles, f"{name}: exactly one Role must be bound to {sa}")
+    check(not by_kind.get("ClusterRole") and not by_kind.get("ClusterRoleBinding"), f"{name}: no cluster-wide rights")
+    if len(bound) == 1 and bound[0] in roles:
+        rules = sorted((tuple(r.get("apiGroups", [])), tuple(r.get("resources", [])), tuple(r.get("resourceNames", [])),
+                        tuple(sorted(r.get("verbs", [])))) for r in roles[bound[0]]["rules"])
+        want = sorted([(("coordination.k8s.io",), ("leases",), (lease,), ("get", "patch", "update")),
+                       # create cannot be limited by resourceNames (see rbac.yaml)
+                       (("coordination.k8s.io",), ("leases",), (), ("create",))])
+        check(rules == want, f"{name}: the Role must allow exactly get/update/patch on Lease {lease} and create "
+                             f"on leases, got {rules}")
+
+for overlay, kind in (("daemon", "StatefulSet"), ("cronjob", "CronJob"), ("ha", "StatefulSet")):
     objs = load(work / f"{overlay}.yaml")
     by_kind = {}
     for o in objs:
@@ -162,7 +275,10 @@ for overlay, kind in (("daemon", "StatefulSet"), ("cronjob", "CronJob")):
     workload = by_kind[kind][0]
     if kind == "StatefulSet":
         pod = workload["spec"]["template"]
-        check(workload["spec"]["replicas"] == 1, "StatefulSet: replicas must be 1 (sled locks the store)")
+        if overlay == "ha":
+            check(workload["spec"]["replicas"] == 2, f"{overlay}: replicas must be 2 (a leader and a standby)")
+        else:
+            check(workload["spec"]["replicas"] == 1, "StatefulSet: replicas must be 1 (sled locks the store)")
         claims = {t["metadata"]["name"] for t in workload["spec"].get("volumeClaimTemplates", [])}
     else:
         pod = workload["spec"]["jobTemplate"]["spec"]["template"]
@@ -188,6 +304,8 @@ for overlay, kind in (("daemon", "StatefulSet"), ("cronjob", "CronJob")):
     grace = config.get("shutdown_grace_secs", 30)
     check(spec.get("terminationGracePeriodSeconds", 30) > grace,
           f"{name}: terminationGracePeriodSeconds must exceed shutdown_grace_secs ({grace})")
+    if overlay == "ha":
+        check_ha(overlay, by_kind, pod, spec, config)
     state_dir = config.get("state_dir", "/var/lib/roster")
     state_vol = mounts.get(state_dir)
     check(state_vol is not None, f"{name}: state_dir {state_dir} is not a mounted volume")
@@ -265,11 +383,12 @@ if [ -z "$bin" ]; then
     if [ -x "$candidate" ]; then bin=$candidate; break; fi
   done
 fi
-echo "== roster plan on the ConfigMap's roster.toml"
+echo "== roster plan on each ConfigMap's roster.toml"
 if [ -z "$bin" ]; then
   echo "skipped: no roster binary (build it, or pass its path)"
 else
-  "$python" - "$work/daemon.yaml" "$here/secret.example.yaml" "$work/cfg" <<'PY'
+  for overlay in daemon ha; do
+  "$python" - "$work/$overlay.yaml" "$here/secret.example.yaml" "$work/cfg-$overlay" <<'PY'
 import pathlib, sys, yaml
 rendered, secret, out = sys.argv[1], sys.argv[2], pathlib.Path(sys.argv[3])
 docs = {d["metadata"]["name"]: d for d in yaml.safe_load_all(open(rendered)) if d and d["kind"] == "ConfigMap"}
@@ -285,15 +404,17 @@ for name, text in yaml.safe_load(open(secret))["stringData"].items():
     (out / "secrets" / name).write_text(text + "\n")
 PY
   set +e
-  out=$(env -u ROSTER_CONFIG ROSTER__LOG_FORMAT=text "$bin" --config "$work/cfg/roster.toml" plan 2>&1)
+  # HOSTNAME as in a pod: the default [ha] identity.
+  out=$(env -u ROSTER_CONFIG HOSTNAME=roster-0 ROSTER__LOG_FORMAT=text "$bin" --config "$work/cfg-$overlay/roster.toml" plan 2>&1)
   status=$?
   set -e
   printf '%s\n' "$out" | sed 's/^/  /'
   if [ "$status" -ne 0 ]; then
-    fail "roster plan exited $status on the ConfigMap's roster.toml ($bin)"
+    fail "roster plan exited $status on the $overlay ConfigMap's roster.toml ($bin)"
   else
-    echo "ok: roster ($bin) accepts the ConfigMap's roster.toml"
+    echo "ok: roster ($bin) accepts the $overlay ConfigMap's roster.toml"
   fi
+  done
 fi
 
 if [ "$failed" -ne 0 ]; then

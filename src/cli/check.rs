@@ -1,5 +1,6 @@
 //! `roster check`: the config, the source's probe, and each vendor's read-only call.
 
+use crate::out::outln;
 use std::sync::Arc;
 
 use super::config_error;
@@ -13,21 +14,21 @@ pub(super) async fn command(settings: Settings) -> i32 {
         Ok(c) => c,
         Err(e) => return config_error(&e),
     };
-    println!("config: ok");
+    outln!("config: ok");
     let budget = ctx.budget(&Shutdown::never());
     let mut code = exit::OK;
     match ctx.source.check(&budget).await {
-        Ok(summary) => println!("source: ok ({}): {summary}", ctx.source.describe()),
+        Ok(summary) => outln!("source: ok ({}): {summary}", ctx.source.describe()),
         Err(e) => {
-            println!("source: FAILED ({}): {e}", ctx.source.describe());
+            outln!("source: FAILED ({}): {e}", ctx.source.describe());
             code = exit::REFUSED;
         }
     }
     for (settings, vendor) in &ctx.vendors {
         match vendor.check(&budget).await {
-            Ok(()) => println!("vendor {}: ok", settings.name),
+            Ok(()) => outln!("vendor {}: ok", settings.name),
             Err(e) => {
-                println!("vendor {}: FAILED: {e}", settings.name);
+                outln!("vendor {}: FAILED: {e}", settings.name);
                 if code == exit::OK {
                     code = exit::FAILED_OPS;
                 }

@@ -5,6 +5,7 @@
 //! It uses the same `pass::desire` and `plan::plan` as a pass, so the answer cannot
 //! disagree with what the next pass does (drift aside, which only `--full` can see).
 
+use crate::out::{errln, outln};
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -40,7 +41,8 @@ pub struct SourcePart {
 
 #[derive(Debug, Serialize)]
 pub struct VendorPart {
-    /// `active`, `inactive`, `out_of_scope`, `removed`, `skipped` or `held`.
+    /// `active`, `inactive`, `out_of_scope`, `removed`, `skipped`, `held`, or `conflict`
+    /// (active, but another person would need the same account: set aside).
     pub wanted: &'static str,
     /// The fields this vendor should hold (when wanted active).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -81,6 +83,8 @@ pub fn explain(
         record: person.cloned(),
         errors: invalid.iter().map(|r| r.to_string()).collect(),
     };
+    let mut sorted: Vec<&Person> = snapshot.people.iter().collect();
+    sorted.sort_by(|a, b| a.id.cmp(&b.id));
     let mut vendors = BTreeMap::new();
     for (settings, vendor) in &ctx.vendors {
         let record = stored.get(&settings.name).cloned().flatten();
@@ -93,13 +97,24 @@ pub fn explain(
             wanted.iter().map(|d| (id.clone(), d.clone())).collect();
         let known: BTreeMap<PersonId, VendorRecord> =
             record.iter().map(|r| (id.clone(), r.clone())).collect();
-        let plan = plan::plan(&desired, &known, settings.on_remove);
+        let mut plan = plan::plan(&desired, &known, settings.on_remove);
+        // The same check a pass makes: someone else wanting this person's account.
+        if let Some(Desired::Active(_)) = &wanted {
+            let mut conflicts = crate::pass::conflicts_among(&sorted, settings, vendor.as_ref());
+            conflicts.retain(|p, _| p == id);
+            plan.set_aside(&conflicts);
+        }
+        let conflict = plan.conflicts.first().map(|(_, _, why)| why.clone());
         let op = plan.ops.first().map(|o| &o.kind);
-        let why = reason(wanted.as_ref(), record.as_ref(), op, &invalid);
+        let why = match &conflict {
+            Some(why) => format!("set aside: {why}"),
+            None => reason(wanted.as_ref(), record.as_ref(), op, &invalid),
+        };
         vendors.insert(
             settings.name.clone(),
             VendorPart {
                 wanted: match &wanted {
+                    Some(Desired::Active(_)) if conflict.is_some() => "conflict",
                     Some(Desired::Active(_)) => "active",
                     Some(Desired::Inactive(Why::Inactive)) => "inactive",
                     Some(Desired::Inactive(Why::OutOfScope)) => "out_of_scope",
@@ -190,7 +205,7 @@ pub(super) async fn command(settings: Settings, args: &ExplainArgs) -> i32 {
     let snapshot = match ctx.source.fetch(&ctx.budget(&Shutdown::never())).await {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("roster: {e}");
+            errln!("roster: {e}");
             return exit::REFUSED;
         }
     };
@@ -202,20 +217,20 @@ pub(super) async fn command(settings: Settings, args: &ExplainArgs) -> i32 {
                 stored.insert(vs.name.clone(), r);
             }
             Err(e) => {
-                eprintln!("roster: {e}");
+                errln!("roster: {e}");
                 return exit::FAILED_OPS;
             }
         }
     }
     let e = explain(&ctx, &id, &snapshot, &stored);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&e).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&e).unwrap_or_default());
         return exit::OK;
     }
-    println!("person {}: {} in the source", e.person, e.source.status);
+    outln!("person {}: {} in the source", e.person, e.source.status);
     if let Some(p) = &e.source.record {
         let show = |v: &Option<Box<str>>| v.as_deref().unwrap_or("-").to_string();
-        println!(
+        outln!(
             "  name {} {}, email {}, username {}, phone {}, active {}, groups [{}]",
             show(&p.first_name),
             show(&p.last_name),
@@ -226,20 +241,20 @@ pub(super) async fn command(settings: Settings, args: &ExplainArgs) -> i32 {
             p.groups.iter().cloned().collect::<Vec<_>>().join(", ")
         );
         for (k, v) in &p.attributes {
-            println!("  attribute {k} = {v}");
+            outln!("  attribute {k} = {v}");
         }
     }
     for err in &e.source.errors {
-        println!("  invalid: {err}");
+        outln!("  invalid: {err}");
     }
     for (name, v) in &e.vendors {
-        println!("{name}: wanted {}", v.wanted);
+        outln!("{name}: wanted {}", v.wanted);
         if let Some(f) = &v.fields {
             let shown: Vec<String> = f.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            println!("  fields: {}", shown.join(", "));
+            outln!("  fields: {}", shown.join(", "));
         }
         match &v.stored {
-            Some(r) => println!(
+            Some(r) => outln!(
                 "  stored: {:?}, vendor id {}, last acknowledged {}",
                 r.state,
                 r.remote_id
@@ -247,14 +262,14 @@ pub(super) async fn command(settings: Settings, args: &ExplainArgs) -> i32 {
                     .unwrap_or("(unknown: create not confirmed)"),
                 r.updated_at.to_rfc3339()
             ),
-            None => println!("  stored: nothing (not linked)"),
+            None => outln!("  stored: nothing (not linked)"),
         }
         match &v.operation {
-            Some(op) if op.fields.is_empty() => println!("  next pass: {}", op.op),
-            Some(op) => println!("  next pass: {} [{}]", op.op, op.fields.join(", ")),
-            None => println!("  next pass: nothing"),
+            Some(op) if op.fields.is_empty() => outln!("  next pass: {}", op.op),
+            Some(op) => outln!("  next pass: {} [{}]", op.op, op.fields.join(", ")),
+            None => outln!("  next pass: nothing"),
         }
-        println!("  why: {}", v.why);
+        outln!("  why: {}", v.why);
     }
     exit::OK
 }

@@ -1,6 +1,7 @@
 //! `roster history`: the audit history of write calls.
 
 use super::{HistoryArgs, open_store};
+use crate::out::{errln, outln};
 use crate::report::exit;
 use crate::settings::Settings;
 
@@ -23,18 +24,29 @@ pub(super) fn parse_since(s: &str) -> Result<chrono::DateTime<chrono::Utc>, Stri
         .parse()
         .map_err(|_| format!("`{s}` is not a time (2026-11-01T08:00:00Z), a date (2026-11-01) or an age (90m, 24h, 7d)"))?;
     let age = match unit {
-        "s" => chrono::Duration::seconds(n),
-        "m" => chrono::Duration::minutes(n),
-        "h" => chrono::Duration::hours(n),
-        "d" => chrono::Duration::days(n),
+        "s" => chrono::TimeDelta::try_seconds(n),
+        "m" => chrono::TimeDelta::try_minutes(n),
+        "h" => chrono::TimeDelta::try_hours(n),
+        "d" => chrono::TimeDelta::try_days(n),
         _ => return Err(format!("`{s}`: an age ends in s, m, h or d")),
     };
-    Ok(Utc::now() - age)
+    // chrono panics on an age past its range (about 292 million years) and on a time
+    // before year -262143: here both are usage errors, never a panic.
+    let too_far =
+        || format!("`{s}`: an age must be positive and reach back no further than year 1");
+    let since = age
+        .filter(|a| *a >= chrono::TimeDelta::zero())
+        .and_then(|a| Utc::now().checked_sub_signed(a))
+        .ok_or_else(too_far)?;
+    if chrono::Datelike::year(&since) < 1 {
+        return Err(too_far());
+    }
+    Ok(since)
 }
 
 pub(super) fn command(settings: &Settings, args: &HistoryArgs) -> i32 {
     if !settings.state_dir.exists() {
-        println!("{}", if args.json { "[]" } else { "no history yet" });
+        outln!("{}", if args.json { "[]" } else { "no history yet" });
         return exit::OK;
     }
     let store = match open_store(settings, false) {
@@ -49,12 +61,12 @@ pub(super) fn command(settings: &Settings, args: &HistoryArgs) -> i32 {
     let entries = match store.history(&filter) {
         Ok(e) => e,
         Err(e) => {
-            eprintln!("roster: {e}");
+            errln!("roster: {e}");
             return exit::FAILED_OPS;
         }
     };
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&entries).unwrap_or_default()
         );
@@ -71,7 +83,7 @@ pub(super) fn command(settings: &Settings, args: &HistoryArgs) -> i32 {
             .as_deref()
             .map(|m| format!(": {m}"))
             .unwrap_or_default();
-        println!(
+        outln!(
             "{} {} {} {} {}{fields}{message}",
             e.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             e.vendor,
@@ -81,4 +93,29 @@ pub(super) fn command(settings: &Settings, args: &HistoryArgs) -> i32 {
         );
     }
     exit::OK
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_since;
+
+    #[test]
+    fn ages_past_the_calendar_are_usage_errors_not_panics() {
+        for bad in [
+            "300000000d",
+            "9223372036854775807s",
+            "-9223372036854775808d",
+            "99999999999h",
+            "3000000d",
+            "-5d",
+        ] {
+            let e = parse_since(bad).expect_err(bad);
+            assert!(e.contains(bad), "{e}");
+        }
+        let week = parse_since("7d").expect("7d");
+        let age = chrono::Utc::now() - week;
+        assert!(age >= chrono::TimeDelta::days(7) && age < chrono::TimeDelta::days(8));
+        assert!(parse_since("2026-11-01").is_ok());
+        assert!(parse_since("700000d").is_ok(), "about 1900 years back");
+    }
 }

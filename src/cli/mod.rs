@@ -18,6 +18,7 @@ mod status;
 use history::parse_since;
 
 use crate::config::ConfigError;
+use crate::out::{errln, outln, outp};
 use crate::pass::{Context, PassOptions, run_once};
 use crate::pass::{Hooks, NoHooks};
 use crate::report::{Report, exit};
@@ -159,7 +160,7 @@ pub async fn run(cli: Cli, settings: Settings) -> i32 {
 }
 
 pub(super) fn config_error(e: &ConfigError) -> i32 {
-    eprintln!("roster: {e}");
+    errln!("roster: {e}");
     exit::CONFIG
 }
 
@@ -172,7 +173,7 @@ pub(super) fn open_store(settings: &Settings, read_only: bool) -> Result<Store, 
         Store::open_with_cache(&settings.state_dir, settings.state_cache_mb)
     };
     result.map_err(|e| {
-        eprintln!("roster: {e}");
+        errln!("roster: {e}");
         exit::CONFIG
     })
 }
@@ -213,6 +214,13 @@ async fn pass(settings: Settings, opts: PassOptions, json_out: bool) -> i32 {
         } else {
             Arc::new(NoHooks)
         };
+    let notifier = match crate::notify::Notifier::new(&settings.notify) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("roster: notify: {e}");
+            return exit::CONFIG;
+        }
+    };
     let (store, ctx) = match prepare(settings, opts.dry_run, hooks) {
         Ok(p) => p,
         Err(code) => return code,
@@ -220,21 +228,23 @@ async fn pass(settings: Settings, opts: PassOptions, json_out: bool) -> i32 {
     let report = match run_once(&ctx, &store, &opts, &Shutdown::never()).await {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("roster: {e}");
+            errln!("roster: {e}");
             return exit::FAILED_OPS;
         }
     };
     print_report(&report, json_out);
+    // After the report is out; delivery problems are logged and change no exit code.
+    notifier.after_pass(&store, &report).await;
     report.exit_code()
 }
 
 fn print_report(report: &Report, json_out: bool) {
     if json_out {
         match serde_json::to_string_pretty(report) {
-            Ok(s) => println!("{s}"),
-            Err(e) => eprintln!("roster: cannot encode the report: {e}"),
+            Ok(s) => outln!("{s}"),
+            Err(e) => errln!("roster: cannot encode the report: {e}"),
         }
     } else {
-        print!("{}", report.table());
+        outp!("{}", report.table());
     }
 }

@@ -5,6 +5,7 @@
 //! source makes no write call; people with no account yet are created by the next
 //! normal pass (which looks them up again first, so nothing is duplicated).
 
+use crate::out::{errln, outln};
 use std::collections::BTreeMap;
 
 use chrono::Utc;
@@ -12,12 +13,12 @@ use futures::StreamExt;
 use serde::Serialize;
 use tracing::{Instrument, debug_span, info_span, warn};
 
-use crate::model::{Op, Outcome, VendorRecord};
+use crate::model::{Op, Outcome, Person, PersonId, VendorRecord};
 use std::sync::Arc;
 
 use super::prepare;
 use crate::pass::{Context, NoHooks};
-use crate::plan::Desired;
+use crate::plan::{Claims, Desired, judge};
 use crate::report::exit;
 use crate::retry::Retry;
 use crate::settings::Settings;
@@ -38,9 +39,28 @@ pub struct VendorRebuild {
     pub already_known: usize,
     /// People with no account at the vendor: the next pass creates them if wanted.
     pub not_found: usize,
+    /// People whose account would be someone else's too (two people with one username,
+    /// an account linked to another person, or holding another person's email): not
+    /// linked, each in `errors`.
+    pub conflicts: usize,
     pub failed: usize,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<crate::report::OpError>,
+}
+
+impl VendorRebuild {
+    fn conflict(&mut self, person: &PersonId, why: String) {
+        warn!(user = %person, error = %why, "Not linked: the account would be someone else's too.");
+        self.conflicts += 1;
+        self.errors.push(crate::report::OpError {
+            person: person.to_string(),
+            op: Op::Lookup,
+            message: why,
+            outcome: Outcome::Skipped,
+            kind: Some("conflict".into()),
+            status: None,
+        });
+    }
 }
 
 /// Links every person of `snapshot` that has an account at a vendor.
@@ -59,10 +79,17 @@ pub async fn rebuild(
         crate::pass::recall_flow(store, &settings.name, vendor.flow())?;
         let known = store.load(&settings.name)?;
         let mut out = VendorRebuild::default();
+        let mut sorted: Vec<&Person> = snapshot.people.iter().collect();
+        sorted.sort_by(|a, b| a.id.cmp(&b.id));
+        let shared = crate::pass::conflicts_among(&sorted, settings, vendor.as_ref());
         let mut todo = Vec::new();
         for p in &snapshot.people {
             if known.contains_key(&p.id) {
                 out.already_known += 1;
+                continue;
+            }
+            if let Some(why) = shared.get(&p.id) {
+                out.conflict(&p.id, why.clone());
                 continue;
             }
             let desired = crate::pass::desire(settings, vendor.as_ref(), p);
@@ -74,6 +101,12 @@ pub async fn rebuild(
             };
             todo.push((p.id.clone(), fields, wanted_active));
         }
+        let claims = Claims::of(
+            vendor.unique_keys(),
+            todo.iter()
+                .filter(|(_, _, active)| *active)
+                .map(|(id, f, _)| (id, f)),
+        );
         let lookups: Vec<_> = todo
             .iter()
             .map(|(id, fields, wanted_active)| {
@@ -83,7 +116,7 @@ pub async fn rebuild(
                     let found = retry
                         .run(budget, || vendor.lookup(budget, id, fields), |_, _| {})
                         .await;
-                    (id, found, *wanted_active)
+                    (id, fields, found, *wanted_active)
                 }
                 .instrument(debug_span!("person", user = %id))
             })
@@ -93,9 +126,21 @@ pub async fn rebuild(
             .collect()
             .instrument(info_span!("vendor", vendor = %settings.name))
             .await;
-        for (id, found, wanted_active) in results {
+        for (id, fields, found, wanted_active) in results {
             match found {
                 Ok(Some(remote)) => {
+                    let theirs = match store.holder(&settings.name, &remote.id)? {
+                        Some(holder) if holder != *id => Err(format!(
+                            "the account found by lookup ({}) is linked to {holder}: not \
+                             linked to {id}",
+                            remote.id
+                        )),
+                        _ => judge(vendor.unique_keys(), id, fields, None, &remote, &claims),
+                    };
+                    if let Err(why) = theirs {
+                        out.conflict(id, why);
+                        continue;
+                    }
                     // A status the vendor cannot report (DriveKit) is recorded as what the
                     // source wants: no call is made here (`Remote::state_to_record`).
                     let now = Utc::now();
@@ -106,8 +151,11 @@ pub async fn rebuild(
                         linked_at: now,
                         updated_at: now,
                     };
-                    store.put(&settings.name, id, &record).await?;
-                    out.linked += 1;
+                    match store.put(&settings.name, id, &record).await {
+                        Ok(()) => out.linked += 1,
+                        Err(e @ StoreError::Linked { .. }) => out.conflict(id, e.to_string()),
+                        Err(e) => return Err(e),
+                    }
                 }
                 Ok(None) => out.not_found += 1,
                 Err(error) => {
@@ -119,6 +167,7 @@ pub async fn rebuild(
                         message: error.to_string(),
                         outcome: Outcome::Failed,
                         kind: Some(error.kind().into()),
+                        status: error.status(),
                     });
                 }
             }
@@ -138,38 +187,53 @@ pub(super) async fn command(settings: Settings, json_out: bool) -> i32 {
     let snapshot = match ctx.source.fetch(&ctx.budget(&Shutdown::never())).await {
         Ok(s) if !s.people.is_empty() => s,
         Ok(_) => {
-            eprintln!("roster: the source has no valid records; nothing to rebuild from");
+            errln!("roster: the source has no valid records; nothing to rebuild from");
             return exit::REFUSED;
         }
         Err(e) => {
-            eprintln!("roster: {e}");
+            errln!("roster: {e}");
             return exit::REFUSED;
         }
     };
     let report = match rebuild(&ctx, &store, &snapshot).await {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("roster: {e}");
+            errln!("roster: {e}");
             return exit::FAILED_OPS;
         }
     };
     if json_out {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&report).unwrap_or_default()
         );
     } else {
-        println!(
-            "{:<14} {:>8} {:>14} {:>10} {:>7}",
-            "vendor", "linked", "already_known", "not_found", "failed"
+        outln!(
+            "{:<14} {:>8} {:>14} {:>10} {:>10} {:>7}",
+            "vendor",
+            "linked",
+            "already_known",
+            "not_found",
+            "conflicts",
+            "failed"
         );
         for (name, v) in &report.vendors {
-            println!(
-                "{:<14} {:>8} {:>14} {:>10} {:>7}",
-                name, v.linked, v.already_known, v.not_found, v.failed
+            outln!(
+                "{:<14} {:>8} {:>14} {:>10} {:>10} {:>7}",
+                name,
+                v.linked,
+                v.already_known,
+                v.not_found,
+                v.conflicts,
+                v.failed
             );
             for e in &v.errors {
-                println!("  {name}: lookup {} failed: {}", e.person, e.message);
+                let what = if e.kind.as_deref() == Some("conflict") {
+                    "not linked"
+                } else {
+                    "lookup failed"
+                };
+                outln!("  {name}: {} {what}: {}", e.person, e.message);
             }
         }
     }

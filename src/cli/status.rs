@@ -1,5 +1,6 @@
 //! `roster status`: what the store knows, per vendor, and the last pass.
 
+use crate::out::{errln, outln};
 use serde_json::json;
 
 use super::open_store;
@@ -10,12 +11,12 @@ use crate::settings::Settings;
 pub(super) fn command(settings: &Settings, json_out: bool) -> i32 {
     if !settings.state_dir.exists() {
         if json_out {
-            println!(
+            outln!(
                 "{}",
                 json!({ "state_dir": settings.state_dir, "vendors": {}, "last_run": null })
             );
         } else {
-            println!(
+            outln!(
                 "no state yet at {} (no pass has run)",
                 settings.state_dir.display()
             );
@@ -37,7 +38,7 @@ pub(super) fn command(settings: &Settings, json_out: bool) -> i32 {
         let records = match store.load(&name) {
             Ok(r) => r,
             Err(e) => {
-                eprintln!("roster: {e}");
+                errln!("roster: {e}");
                 return exit::FAILED_OPS;
             }
         };
@@ -53,8 +54,12 @@ pub(super) fn command(settings: &Settings, json_out: bool) -> i32 {
             }),
         );
     }
+    let unlinked = store.unlinked().unwrap_or_else(|e| {
+        errln!("roster: {e}");
+        Vec::new()
+    });
     let last: Option<Report> = store.last_report().unwrap_or_else(|e| {
-        eprintln!("roster: {e}");
+        errln!("roster: {e}");
         None
     });
     let last_run = last.as_ref().map(|r| {
@@ -67,24 +72,28 @@ pub(super) fn command(settings: &Settings, json_out: bool) -> i32 {
         })
     });
     if json_out {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "state_dir": settings.state_dir,
-                "vendors": vendors,
-                "last_run": last_run,
-            }))
-            .unwrap_or_default()
-        );
+        let mut out = json!({
+            "state_dir": settings.state_dir,
+            "vendors": vendors,
+            "last_run": last_run,
+        });
+        if !unlinked.is_empty() {
+            out["unlinked"] = json!(unlinked);
+        }
+        outln!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
     } else {
-        println!("state: {}", settings.state_dir.display());
-        println!(
+        outln!("state: {}", settings.state_dir.display());
+        outln!(
             "{:<14} {:>8} {:>8} {:>12} {:>15}",
-            "vendor", "linked", "active", "deactivated", "pending_create"
+            "vendor",
+            "linked",
+            "active",
+            "deactivated",
+            "pending_create"
         );
         for (name, v) in &vendors {
             let n = |k: &str| v[k].as_u64().unwrap_or(0);
-            println!(
+            outln!(
                 "{:<14} {:>8} {:>8} {:>12} {:>15}",
                 name,
                 n("linked"),
@@ -93,13 +102,23 @@ pub(super) fn command(settings: &Settings, json_out: bool) -> i32 {
                 n("pending_create")
             );
         }
+        for u in &unlinked {
+            outln!(
+                "unlinked on upgrade ({}): {} account {} had been linked to several people \
+                 ({}); each is linked again by lookup",
+                u.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                u.vendor,
+                u.remote,
+                u.people.join(", ")
+            );
+        }
         match &last {
-            None => println!("last run: none"),
+            None => outln!("last run: none"),
             Some(r) => {
                 let when = r.finished_at.map(|t| t.to_rfc3339()).unwrap_or_default();
                 match &r.refused {
-                    Some(why) => println!("last run: {when} refused: {why}"),
-                    None => println!(
+                    Some(why) => outln!("last run: {when} refused: {why}"),
+                    None => outln!(
                         "last run: {when} ({} failed operations)",
                         r.vendors.values().map(|v| v.failed).sum::<usize>()
                     ),

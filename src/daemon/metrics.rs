@@ -35,6 +35,11 @@ pub struct Metrics {
     source_people: Gauge,
     source_invalid: Gauge,
     safety_refusals: Counter,
+    pass_refused: Gauge,
+    failed_operations: Family<Labels, Gauge>,
+    credentials_rejected: Family<Labels, Gauge>,
+    schedule_interval: Gauge,
+    leader: Gauge,
 }
 
 impl Default for Metrics {
@@ -116,6 +121,40 @@ impl Metrics {
             "Passes refused by the safety gate or an unreadable or empty source",
             safety_refusals.clone(),
         );
+        // Gauges for conditions, so an alert rule follows the last pass exactly (a counter
+        // series born at its first increment shows no `increase` to Prometheus).
+        let pass_refused = Gauge::default();
+        registry.register(
+            "pass_refused",
+            "1 when the last pass was refused (safety limit, unreadable or empty source), else 0",
+            pass_refused.clone(),
+        );
+        let failed_operations = Family::<Labels, Gauge>::default();
+        registry.register(
+            "failed_operations",
+            "Operations that failed after all retries in the last pass, by vendor",
+            failed_operations.clone(),
+        );
+        let credentials_rejected = Family::<Labels, Gauge>::default();
+        registry.register(
+            "credentials_rejected",
+            "1 while the vendor rejects roster's credentials (set by a pass that got a 401/403, \
+             cleared by one whose calls were accepted)",
+            credentials_rejected.clone(),
+        );
+        let schedule_interval = Gauge::default();
+        registry.register(
+            "schedule_interval_seconds",
+            "The longest gap between two ticks of the daemon's schedule (alert rules use it \
+             to tell a stale sync)",
+            schedule_interval.clone(),
+        );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this replica runs the passes (holds the lease; always without [ha]), else 0",
+            leader.clone(),
+        );
         Self {
             registry,
             operations,
@@ -130,7 +169,29 @@ impl Metrics {
             source_people,
             source_invalid,
             safety_refusals,
+            pass_refused,
+            failed_operations,
+            credentials_rejected,
+            schedule_interval,
+            leader,
         }
+    }
+
+    /// Creates the per-vendor series at 0 before the first pass, so the first 429 or
+    /// failure is an increase Prometheus can see.
+    pub fn vendors<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
+        for name in names {
+            let v = Self::vendor(name);
+            let _ = self.rate_limited.get_or_create(&v);
+            let _ = self.retries.get_or_create(&v);
+            let _ = self.failed_operations.get_or_create(&v);
+        }
+    }
+
+    /// The schedule's longest gap between ticks (see `schedule::longest_gap`).
+    pub fn schedule_interval(&self, interval: std::time::Duration) {
+        self.schedule_interval
+            .set(i64::try_from(interval.as_secs()).unwrap_or(i64::MAX));
     }
 
     fn vendor(v: &str) -> Labels {
@@ -151,8 +212,10 @@ impl Metrics {
             .set(i64::try_from(report.source.invalid).unwrap_or(i64::MAX));
         if report.refused.is_some() {
             self.safety_refusals.inc();
+            self.pass_refused.set(1);
             return;
         }
+        self.pass_refused.set(0);
         let now = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
         for (name, v) in &report.vendors {
             let count = |op: &str, result: &str, n: usize| {
@@ -181,12 +244,33 @@ impl Metrics {
                         .inc();
                 }
             }
+            self.failed_operations
+                .get_or_create(&Self::vendor(name))
+                .set(i64::try_from(v.failed).unwrap_or(i64::MAX));
+            match v.credentials {
+                Some(crate::report::Credentials::Rejected) => {
+                    self.credentials_rejected
+                        .get_or_create(&Self::vendor(name))
+                        .set(1);
+                }
+                Some(crate::report::Credentials::Accepted) => {
+                    self.credentials_rejected
+                        .get_or_create(&Self::vendor(name))
+                        .set(0);
+                }
+                None => {}
+            }
             if v.failed == 0 {
                 self.last_success
                     .get_or_create(&Self::vendor(name))
                     .set(now);
             }
         }
+    }
+
+    /// This replica became leader (`true`) or standby (HA).
+    pub fn set_leader(&self, leader: bool) {
+        self.leader.set(i64::from(leader));
     }
 
     /// The Prometheus text exposition.
@@ -249,6 +333,7 @@ mod tests {
                     message: "x".into(),
                     outcome: Outcome::Failed,
                     kind: Some("server".into()),
+                    status: Some(503),
                 }],
                 ..VendorReport::default()
             },
@@ -307,5 +392,113 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("E1"), "no person ids on /metrics");
+        assert!(text.contains("roster_leader 0"), "{text}");
+        m.set_leader(true);
+        assert!(m.render().contains("roster_leader 1"));
+        assert!(text.contains("roster_pass_refused 0"), "{text}");
+        assert!(
+            text.contains("roster_failed_operations{vendor=\"motive\"} 1"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn condition_gauges_follow_the_last_pass() {
+        let m = Metrics::new();
+        m.vendors(["motive", "rocketchat"]);
+        let text = m.render();
+        assert!(
+            text.contains("roster_rate_limited_total{vendor=\"rocketchat\"} 0"),
+            "series exist before the first 429: {text}"
+        );
+        let mut r = Report {
+            refused: Some("safety limit".into()),
+            ..Report::default()
+        };
+        m.pass(&r, 0.1);
+        assert!(m.render().contains("roster_pass_refused 1"));
+        r.refused = None;
+        r.vendors.insert(
+            "motive".into(),
+            VendorReport {
+                failed: 2,
+                credentials: Some(crate::report::Credentials::Rejected),
+                ..VendorReport::default()
+            },
+        );
+        m.pass(&r, 0.1);
+        let text = m.render();
+        assert!(text.contains("roster_pass_refused 0"), "{text}");
+        assert!(
+            text.contains("roster_credentials_rejected{vendor=\"motive\"} 1"),
+            "{text}"
+        );
+        // A pass that made no call says nothing about the credentials.
+        r.vendors.insert("motive".into(), VendorReport::default());
+        m.pass(&r, 0.1);
+        let text = m.render();
+        assert!(
+            text.contains("roster_credentials_rejected{vendor=\"motive\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("roster_failed_operations{vendor=\"motive\"} 0"),
+            "{text}"
+        );
+        r.vendors.insert(
+            "motive".into(),
+            VendorReport {
+                updated: 1,
+                credentials: Some(crate::report::Credentials::Accepted),
+                ..VendorReport::default()
+            },
+        );
+        m.pass(&r, 0.1);
+        assert!(
+            m.render()
+                .contains("roster_credentials_rejected{vendor=\"motive\"} 0")
+        );
+        m.schedule_interval(std::time::Duration::from_secs(900));
+        assert!(m.render().contains("roster_schedule_interval_seconds 900"));
+    }
+
+    #[test]
+    fn the_shipped_alert_rules_use_only_metrics_roster_exports() {
+        let m = Metrics::new();
+        m.vendors(["motive"]);
+        m.schedule_interval(std::time::Duration::from_secs(900));
+        let mut r = Report::default();
+        r.vendors.insert(
+            "motive".into(),
+            VendorReport {
+                credentials: Some(crate::report::Credentials::Rejected),
+                ..VendorReport::default()
+            },
+        );
+        m.pass(&r, 0.1);
+        let text = m.render();
+        let exported: std::collections::BTreeSet<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split(['{', ' ']).next())
+            .collect();
+        for file in [
+            include_str!("../../deploy/prometheus/roster-rules.yaml"),
+            include_str!("../../deploy/prometheus/roster-rules.test.yaml"),
+        ] {
+            let mut used = 0;
+            for (i, _) in file.match_indices("roster_") {
+                let name: String = file[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                    .collect();
+                assert!(
+                    exported.contains(name.as_str()),
+                    "{name} is not exported:\n{text}"
+                );
+                used += 1;
+            }
+            assert!(used > 5, "the rules use roster's metrics");
+        }
     }
 }

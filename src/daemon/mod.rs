@@ -8,7 +8,14 @@
 //! scheduler starts nothing new, the running pass stops launching vendor calls and lets
 //! the in-flight ones finish; `main` waits at most `shutdown_grace_secs` for that, then
 //! flushes the store.
+//!
+//! High availability: with `[ha]`, the scheduler runs passes only while this replica
+//! holds the Lease (`crate::ha::Leadership`): a standby waits, a new leader starts with a
+//! full pass (repeated until one completes), each pass gets a stop signal that also fires
+//! on losing the Lease, and on a clean shutdown the Lease is released after the last
+//! vendor call.
 
+use crate::out::errln;
 pub mod metrics;
 pub mod schedule;
 pub mod server;
@@ -20,6 +27,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tracing::{error, info, warn};
 
+use crate::ha::Leadership;
 use crate::pass::Both;
 use crate::pass::{Context, PassOptions, run_once};
 use crate::progress::LogLines;
@@ -34,13 +42,13 @@ use server::{ServerState, router};
 /// Runs the daemon until SIGTERM/SIGINT; returns the exit code.
 pub async fn run(settings: Settings) -> i32 {
     let Some(schedule) = settings.schedule.clone() else {
-        eprintln!("roster: config key `schedule`: is required for `roster run`");
+        errln!("roster: config key `schedule`: is required for `roster run`");
         return exit::CONFIG;
     };
     let store = match Store::open_with_cache(&settings.state_dir, settings.state_cache_mb) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("roster: {e}");
+            errln!("roster: {e}");
             return exit::CONFIG;
         }
     };
@@ -50,12 +58,25 @@ pub async fn run(settings: Settings) -> i32 {
     let trigger_token = settings.server.trigger_token.clone();
     let full_schedule = settings.full_schedule.clone().map(|s| s.cron);
     let progress_every = Duration::from_secs(settings.progress_log_secs);
+    let ha = settings.ha.clone();
+    let request_timeout = settings.retry.request_timeout();
     let metrics = Arc::new(Metrics::new());
+    metrics.vendors(settings.vendors.keys().map(String::as_str));
+    if let Some(gap) = schedule::longest_gap(&schedule.cron, chrono::Utc::now()) {
+        metrics.schedule_interval(gap);
+    }
+    let notifier = match crate::notify::Notifier::new(&settings.notify) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("roster: notify: {e}");
+            return exit::CONFIG;
+        }
+    };
     let hooks = Both(Arc::clone(&metrics), LogLines::new(progress_every));
     let ctx = match Context::build(settings, Arc::new(hooks)) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("roster: {e}");
+            errln!("roster: {e}");
             return exit::CONFIG;
         }
     };
@@ -63,13 +84,35 @@ pub async fn run(settings: Settings) -> i32 {
     let listener = match tokio::net::TcpListener::bind(listen).await {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("roster: config key `server.listen`: cannot listen on {listen}: {e}");
+            errln!("roster: config key `server.listen`: cannot listen on {listen}: {e}");
             return exit::CONFIG;
         }
     };
     let addr = listener
         .local_addr()
         .map_or_else(|_| listen.to_string(), |a| a.to_string());
+
+    // Leader election when [ha] is set; otherwise this process leads.
+    let leadership = match &ha {
+        Some(ha) => match Leadership::start(ha, request_timeout).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("roster: config key `ha`: {e}");
+                return exit::CONFIG;
+            }
+        },
+        None => Leadership::always(),
+    };
+    let mut leader_watch = leadership.watch();
+    let leader_metrics = Arc::clone(&metrics);
+    tokio::spawn(async move {
+        loop {
+            leader_metrics.set_leader(*leader_watch.borrow_and_update());
+            if leader_watch.changed().await.is_err() {
+                break;
+            }
+        }
+    });
 
     let (trigger, shutdown) = shutdown::channel();
     let wake = Arc::new(Notify::new());
@@ -79,10 +122,11 @@ pub async fn run(settings: Settings) -> i32 {
         ready: AtomicBool::new(true),
         wake: Arc::clone(&wake),
         trigger_token,
+        leader: leadership.watch(),
     });
 
     if let Err(e) = spawn_signal_task(trigger, Arc::clone(&wake), Arc::clone(&state)) {
-        eprintln!("roster: cannot install signal handlers: {e}");
+        errln!("roster: cannot install signal handlers: {e}");
         return exit::CONFIG;
     }
 
@@ -96,7 +140,8 @@ pub async fn run(settings: Settings) -> i32 {
             error!(error = %e, "HTTP server failed.");
         }
     });
-    info!(addr = %addr, schedule = %schedule.expression, "Daemon started; serving /healthz /readyz /metrics.");
+    let identity = ha.as_ref().map_or("-", |h| h.identity.as_str());
+    info!(addr = %addr, schedule = %schedule.expression, ha_identity = %identity, "Daemon started; serving /healthz /readyz /metrics.");
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
 
     let scheduler = tokio::spawn(scheduler_loop(
@@ -105,11 +150,12 @@ pub async fn run(settings: Settings) -> i32 {
         Schedules {
             regular: schedule.cron,
             full: full_schedule,
+            jitter_secs: jitter,
         },
-        jitter,
         wake,
         shutdown.clone(),
-        metrics,
+        AfterPass { metrics, notifier },
+        leadership.clone(),
     ));
 
     let mut stop = shutdown.clone();
@@ -140,6 +186,13 @@ pub async fn run(settings: Settings) -> i32 {
     };
     if let Err(e) = store.flush().await {
         error!(error = %e, "Could not flush the store.");
+    }
+    // With no vendor call left the standby may take over at once; after an unclean stop
+    // it must wait for the Lease to expire instead.
+    if code == exit::OK {
+        leadership.release(Duration::from_secs(5)).await;
+    } else {
+        leadership.abandon();
     }
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
     info!(exit_code = code, "Stopped.");
@@ -173,6 +226,8 @@ fn spawn_signal_task(
 struct Schedules {
     regular: cron::Schedule,
     full: Option<cron::Schedule>,
+    /// A random delay of up to this many seconds before each scheduled pass.
+    jitter_secs: u64,
 }
 
 impl Schedules {
@@ -193,28 +248,68 @@ impl Schedules {
     }
 }
 
+/// What hears of every finished pass: the metrics and the `[[notify]]` targets.
+struct AfterPass {
+    metrics: Arc<Metrics>,
+    notifier: crate::notify::Notifier,
+}
+
 async fn scheduler_loop(
     ctx: Context,
     store: Store,
     schedules: Schedules,
-    jitter_secs: u64,
     wake: Arc<Notify>,
     shutdown: Shutdown,
-    metrics: Arc<Metrics>,
+    after: AfterPass,
+    leadership: Leadership,
 ) {
     let mut stop = shutdown.clone();
+    let mut leader = leadership.watch();
+    // Without an election the process leads from the start and runs no extra pass.
+    let mut term = if leadership.elected() {
+        0
+    } else {
+        leadership.term()
+    };
+    // A term's full pass that did not complete (refused, stopped): the next pass is full.
+    let mut full_pending = false;
     loop {
+        // A standby waits for the Lease; a new leader's store may be stale or empty, so
+        // each term starts with a full pass (lookup-before-create: no duplicates).
+        if !leadership.is_leader() || leadership.term() != term {
+            if !standby(&mut leader, &wake, &mut stop).await {
+                return;
+            }
+            term = leadership.term();
+            // A request made to the standby is not carried over.
+            let _ = futures::FutureExt::now_or_never(wake.notified());
+            let pass_stop = leadership.stop_on_loss(&shutdown);
+            full_pending =
+                !run_pass(&ctx, &store, pass_stop.signal(), &after, "new leader", true).await;
+            continue;
+        }
         let Some((at, wait, full)) = schedules.next(chrono::Utc::now()) else {
             warn!("The schedule has no future run; waiting for on-demand passes only.");
             tokio::select! {
                 _ = stop.wait() => return,
                 _ = wake.notified() => {}
+                _ = leader.wait_for(|l| !*l) => continue,
             }
-            run_pass(&ctx, &store, &shutdown, &metrics, "on demand", false).await;
+            let pass_stop = leadership.stop_on_loss(&shutdown);
+            let done = run_pass(
+                &ctx,
+                &store,
+                pass_stop.signal(),
+                &after,
+                "on demand",
+                full_pending,
+            )
+            .await;
+            full_pending &= !done;
             continue;
         };
-        let jitter = if jitter_secs > 0 {
-            Duration::from_millis(rand::random_range(0..=jitter_secs * 1000))
+        let jitter = if schedules.jitter_secs > 0 {
+            Duration::from_millis(rand::random_range(0..=schedules.jitter_secs * 1000))
         } else {
             Duration::ZERO
         };
@@ -223,23 +318,62 @@ async fn scheduler_loop(
             _ = stop.wait() => return,
             _ = tokio::time::sleep(wait + jitter) => ("scheduled", full),
             _ = wake.notified() => ("on demand", false),
+            _ = leader.wait_for(|l| !*l) => continue,
         };
         if shutdown.is_triggered() {
             return;
         }
-        run_pass(&ctx, &store, &shutdown, &metrics, reason, full).await;
+        let pass_stop = leadership.stop_on_loss(&shutdown);
+        let done = run_pass(
+            &ctx,
+            &store,
+            pass_stop.signal(),
+            &after,
+            reason,
+            full || full_pending,
+        )
+        .await;
+        full_pending &= !done;
     }
 }
 
+/// Waits until this replica leads (`true`) or shuts down (`false`). A pass requested
+/// meanwhile (SIGUSR1) is not run: only the leader runs passes.
+async fn standby(
+    leader: &mut tokio::sync::watch::Receiver<bool>,
+    wake: &Notify,
+    stop: &mut Shutdown,
+) -> bool {
+    loop {
+        tokio::select! {
+            _ = stop.wait() => return false,
+            led = leader.wait_for(|l| *l) => return led.is_ok(),
+            _ = wake.notified() => {
+                info!("Pass requested, but this replica is a standby: only the leader runs passes.");
+            }
+        }
+    }
+}
+
+/// Runs one pass with `shutdown` as its stop signal (with `[ha]`, it also fires on losing
+/// the Lease); `true` when it completed (not refused, failed or stopped part-way).
 async fn run_pass(
     ctx: &Context,
     store: &Store,
     shutdown: &Shutdown,
-    metrics: &Metrics,
+    after: &AfterPass,
     reason: &str,
     full: bool,
-) {
+) -> bool {
     info!(reason, full, "Pass starting.");
+    if shutdown.is_triggered() {
+        // Leadership was lost (or shutdown began) before it started.
+        warn!(
+            reason,
+            "Pass not started: this replica is stopping or no longer leads."
+        );
+        return false;
+    }
     let started = Instant::now();
     let opts = PassOptions {
         full,
@@ -247,7 +381,7 @@ async fn run_pass(
     };
     match run_once(ctx, store, &opts, shutdown).await {
         Ok(report) => {
-            metrics.pass(&report, started.elapsed().as_secs_f64());
+            after.metrics.pass(&report, started.elapsed().as_secs_f64());
             let total = |f: fn(&crate::report::VendorReport) -> usize| -> usize {
                 report.vendors.values().map(f).sum()
             };
@@ -263,18 +397,38 @@ async fn run_pass(
                 total(|v| v.failed),
                 total(|v| v.skipped),
             );
-            match &report.refused {
-                Some(why) => error!(reason = %why, "Pass refused; nothing was pushed."),
-                None => info!(
-                    people = report.source.records - report.source.invalid,
-                    invalid = report.source.invalid,
-                    duration_ms = started.elapsed().as_millis() as u64,
-                    counts = %summary,
-                    "Pass complete."
-                ),
+            let completed = match &report.refused {
+                Some(why) => {
+                    error!(reason = %why, "Pass refused; nothing was pushed.");
+                    false
+                }
+                None => {
+                    info!(
+                        people = report.source.records - report.source.invalid,
+                        invalid = report.source.invalid,
+                        duration_ms = started.elapsed().as_millis() as u64,
+                        counts = %summary,
+                        "Pass complete."
+                    );
+                    // Stopped part-way (shutdown, or the Lease lost): not complete.
+                    !shutdown.is_triggered()
+                }
+            };
+            // A pass cut short by shutdown says nothing about the vendors; and delivery
+            // must not hold up a shutdown (what is not recorded is sent after a later pass).
+            if !shutdown.is_triggered() {
+                let mut stop = shutdown.clone();
+                tokio::select! {
+                    () = after.notifier.after_pass(store, &report) => {}
+                    _ = stop.wait() => warn!("Shutting down: alert delivery abandoned; it is tried again after the next pass."),
+                }
             }
+            completed
         }
-        Err(e) => error!(error = %e, "Pass failed."),
+        Err(e) => {
+            error!(error = %e, "Pass failed.");
+            false
+        }
     }
 }
 
@@ -289,6 +443,7 @@ mod tests {
         let s = Schedules {
             regular: cron::Schedule::from_str("0 */15 * * * *").expect("cron"),
             full: Some(cron::Schedule::from_str("0 0 3 * * *").expect("cron")),
+            jitter_secs: 0,
         };
         let at = |h, m| {
             Utc.with_ymd_and_hms(2026, 11, 22, h, m, 0)
@@ -306,6 +461,7 @@ mod tests {
         let only_full = Schedules {
             regular: cron::Schedule::from_str("0 0 0 1 1 * 2020").expect("cron"),
             full: s.full.clone(),
+            jitter_secs: 0,
         };
         assert!(only_full.next(at(1, 0)).expect("next").2);
     }

@@ -17,6 +17,24 @@ pub fn next_after(
     Some((next, (next - now).to_std().unwrap_or(Duration::ZERO)))
 }
 
+/// How many upcoming gaps `longest_gap` looks at: enough to cover a week of a daily or
+/// weekday schedule.
+const GAPS_LOOKED_AT: usize = 64;
+
+/// The longest gap between two consecutive ticks among the next few after `now`: how
+/// long a healthy daemon may go without a pass (a weekday schedule's weekend, not its
+/// weekday gap). `None` for a schedule with fewer than two future ticks.
+pub fn longest_gap(schedule: &cron::Schedule, now: DateTime<Utc>) -> Option<Duration> {
+    let ticks: Vec<DateTime<Utc>> = schedule.after(&now).take(GAPS_LOOKED_AT + 1).collect();
+    ticks
+        .windows(2)
+        .filter_map(|w| match w {
+            [a, b] => (*b - *a).to_std().ok(),
+            _ => None,
+        })
+        .max()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,5 +87,23 @@ mod tests {
     fn a_schedule_in_the_past_has_no_next() {
         let s = cron::Schedule::from_str("0 0 0 1 1 * 2020").expect("cron");
         assert!(next_after(&s, Utc::now()).is_none());
+    }
+
+    #[test]
+    fn the_longest_gap_covers_irregular_schedules() {
+        let now = Utc
+            .with_ymd_and_hms(2026, 11, 25, 10, 0, 0)
+            .single()
+            .expect("date");
+        let every_15 = cron::Schedule::from_str("0 */15 * * * *").expect("cron");
+        assert_eq!(longest_gap(&every_15, now), Some(Duration::from_secs(900)));
+        // Weekdays at 09:00: Friday to Monday is the longest wait.
+        let weekdays = cron::Schedule::from_str("0 0 9 * * Mon-Fri").expect("cron");
+        assert_eq!(
+            longest_gap(&weekdays, now),
+            Some(Duration::from_secs(3 * 86_400))
+        );
+        let once = cron::Schedule::from_str("0 0 0 1 1 * 2030").expect("cron");
+        assert_eq!(longest_gap(&once, now), None);
     }
 }

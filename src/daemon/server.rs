@@ -25,6 +25,8 @@ pub struct ServerState {
     /// Wakes the scheduler for an on-demand pass.
     pub wake: Arc<Notify>,
     pub trigger_token: Option<Secret>,
+    // HA (issue 17): whether this replica leads (always true without [ha]).
+    pub leader: tokio::sync::watch::Receiver<bool>,
 }
 
 pub fn router(state: Arc<ServerState>) -> Router {
@@ -41,6 +43,8 @@ async fn readyz(State(s): State<Arc<ServerState>>) -> Response {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
     }
     match s.store.schema_version() {
+        // A standby is ready: it is what takes over (HA, issue 17).
+        Ok(_) if !*s.leader.borrow() => (StatusCode::OK, "ready (standby)\n").into_response(),
         Ok(_) => (StatusCode::OK, "ready\n").into_response(),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -72,15 +76,55 @@ async fn trigger(State(s): State<Arc<ServerState>>, headers: HeaderMap) -> Respo
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(bearer);
     if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.expose().as_bytes())) {
         return (StatusCode::UNAUTHORIZED, "bad or missing bearer token\n").into_response();
+    }
+    // HA (issue 17): only the leader runs passes.
+    if !*s.leader.borrow() {
+        return (
+            StatusCode::CONFLICT,
+            "this replica is a standby: only the leader (the lease holder) runs passes\n",
+        )
+            .into_response();
     }
     s.wake.notify_one();
     (StatusCode::ACCEPTED, "pass requested\n").into_response()
 }
 
+/// The credentials of an `Authorization: Bearer …` value. The scheme is matched without
+/// regard to case (RFC 9110 §11.1: auth schemes are case-insensitive), so `bearer` and
+/// `BEARER` clients are not turned away.
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_matches(' '))
+        .filter(|t| !t.is_empty())
+}
+
 /// Compares without an early exit, so response timing says nothing about the token.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_matched_without_regard_to_case() {
+        for (header, token) in [
+            ("Bearer abc", Some("abc")),
+            ("bearer abc", Some("abc")),
+            ("BEARER abc", Some("abc")),
+            ("BeArEr  abc ", Some("abc")),
+            ("Basic abc", None),
+            ("Bearer", None),
+            ("Bearer ", None),
+            ("Bearerabc", None),
+        ] {
+            assert_eq!(bearer(header), token, "{header:?}");
+        }
+    }
 }

@@ -1,11 +1,16 @@
 //! The one HTTP client builder, and reading a reply under a size cap.
 //!
+//! Every client sends one `User-Agent`: `roster/VERSION`, or with leader election
+//! `roster/VERSION (IDENTITY)` naming the replica (`set_identity`, once at start), so a
+//! vendor's logs tell the replicas apart.
+//!
 //! Redirect policy (one for every client, vendors and sources alike): a redirect within
 //! the same origin (scheme, host and port) is followed, at most `MAX_REDIRECTS` times; a
 //! redirect to another origin is never followed — reqwest would carry every header but
 //! `Authorization` (and, on 307/308, the body) to it — and becomes an error naming the
 //! target's origin.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use reqwest::header::LOCATION;
@@ -15,6 +20,25 @@ use url::Url;
 use super::{BodyCap, Error};
 
 const MAX_REDIRECTS: usize = 5;
+
+/// This replica's name for the `User-Agent` (HA), set once.
+static IDENTITY: OnceLock<String> = OnceLock::new();
+
+/// Names this replica in the `User-Agent` of every client built from now on (`[ha]`
+/// identity). Call once at start, before any client is built; a later call changes
+/// nothing and returns `false`.
+pub fn set_identity(identity: &str) -> bool {
+    IDENTITY.set(identity.to_string()).is_ok()
+}
+
+/// `roster/VERSION`, with the replica's identity when one is set.
+pub fn user_agent() -> String {
+    let base = concat!("roster/", env!("CARGO_PKG_VERSION"));
+    match IDENTITY.get() {
+        Some(id) => format!("{base} ({id})"),
+        None => base.to_string(),
+    }
+}
 
 /// Builds the client every outbound call uses. It is cheap: the TLS roots are loaded
 /// once per process, at the first certificate checked (`tls.rs`).
@@ -40,7 +64,7 @@ pub fn build(timeout: Duration) -> Result<reqwest::Client, Error> {
         .redirect(same_origin)
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(10)))
-        .user_agent(concat!("roster/", env!("CARGO_PKG_VERSION")))
+        .user_agent(user_agent())
         .build()
         .map_err(|e| Error::Client(chain(&e)))
 }

@@ -6,7 +6,8 @@
 //! control (`flow.rs`: pacing, the congestion controller of `congestion.rs`, the
 //! vendor's pauses and rate-limit windows, per route where the vendor limits per route);
 //! what replies say about waiting (`headers.rs`); sessions and login limits
-//! (`session.rs`); and which failures are worth another attempt. Connectors and sources
+//! (`session.rs`), with OAuth2 client credentials as one way to log in (`oauth2.rs`);
+//! and which failures are worth another attempt. Connectors and sources
 //! keep only their wire formats and mapping.
 //!
 //! Must not: log request headers or bodies (they carry credentials and person data), or
@@ -16,6 +17,7 @@ pub mod client;
 pub mod congestion;
 pub mod flow;
 pub mod headers;
+pub mod oauth2;
 pub mod session;
 mod tls;
 
@@ -63,6 +65,11 @@ impl BodyCap {
     pub const READ: Self = Self {
         bytes: 4 << 20,
         what: "a lookup's reply",
+    };
+    /// An alert receiver's reply (read only to quote the start of an error).
+    pub const ALERT: Self = Self {
+        bytes: 4 << 10,
+        what: "an alert receiver's reply",
     };
     /// One page of a listing or of a source.
     pub const PAGE: Self = Self {

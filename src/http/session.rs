@@ -45,8 +45,8 @@ pub struct LoginLimit {
     pub block: Duration,
 }
 
-/// A token as a login or refresh returns it.
-#[derive(Clone)]
+/// A token as a login or refresh returns it (`Debug` shows no secret: `Secret` redacts).
+#[derive(Clone, Debug)]
 pub struct Token {
     pub access: Secret,
     pub refresh: Option<Secret>,
@@ -176,6 +176,20 @@ impl<A: Authenticator> Session<A> {
     where
         F: Fn(Secret) -> Fut,
         Fut: Future<Output = Result<Reply, A::Error>>,
+    {
+        self.send_as(budget, send).await
+    }
+
+    /// `send` for a caller whose calls fail with an error type of its own (a source's
+    /// read), which the session's errors convert into.
+    ///
+    /// # Errors
+    /// The session's or the call's error.
+    pub async fn send_as<F, Fut, E>(&self, budget: &Budget, send: F) -> Result<Reply, E>
+    where
+        F: Fn(Secret) -> Fut,
+        Fut: Future<Output = Result<Reply, E>>,
+        E: From<A::Error>,
     {
         let bearer = self.bearer(budget).await?;
         let reply = send(bearer.token.clone()).await?;

@@ -5,12 +5,14 @@
 //! roster. The pure planning (`plan`) depends on this alone.
 
 mod fields;
+mod identity;
 mod op;
 mod person;
 mod record;
 mod snapshot;
 
 pub use fields::{Changes, Fields, MapError, changes};
+pub use identity::{Case, KeyOf, UniqueKey};
 pub use op::{OnRemove, Op, Outcome, PassOutcome, Why};
 pub use person::{Groups, Person, PersonId};
 pub use record::{Known, RecordState, Remote, VendorRecord};

@@ -17,6 +17,8 @@ pub enum Op {
     Reactivate,
     Delete,
     Lookup,
+    /// A link the store dropped because one account was linked to several people.
+    Unlink,
 }
 
 impl Op {
@@ -29,6 +31,7 @@ impl Op {
             Self::Reactivate => "reactivate",
             Self::Delete => "delete",
             Self::Lookup => "lookup",
+            Self::Unlink => "unlink",
         }
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::hooks::Hooks;
 use crate::budget::Budget;
 use crate::config::ConfigError;
-use crate::model::{Fields, MapError, Person};
+use crate::model::{Fields, MapError, Person, UniqueKey};
 use crate::plan::Target;
 use crate::settings::Settings;
 use crate::shutdown::Shutdown;
@@ -83,5 +83,9 @@ impl Target for Slot<'_> {
 
     fn map(&self, person: &Person) -> Result<Fields, MapError> {
         self.1.map(person)
+    }
+
+    fn unique_keys(&self) -> &[UniqueKey] {
+        self.1.unique_keys()
     }
 }

@@ -6,6 +6,7 @@
 //! writes nothing to the store and makes no write call.
 
 mod context;
+mod halt;
 pub mod hooks;
 mod memory;
 mod planning;
@@ -28,6 +29,7 @@ use tracing::{Instrument, error, info, info_span, warn};
 pub use context::{Context, Slot};
 pub use hooks::{Both, Hooks, NoHooks};
 pub use memory::{keep as keep_flow, recall as recall_flow};
+pub use planning::conflicts_among;
 pub use push::Pusher;
 pub use summary::op_counts;
 
@@ -90,10 +92,16 @@ pub async fn run_once(
         if pass.report.refused.is_some() || opts.dry_run {
             return pass.finish_planned(plans, drifts).await;
         }
-        pass.push(plans, drifts).await?;
-        store
-            .set_last_source_count(pass.report.source.records as u64)
-            .await?;
+        pass.push(plans, drifts).await;
+        // From here on a store failure never costs the report: what reached the
+        // vendors is in it.
+        if pass.report.stopped.is_none()
+            && let Err(e) = store
+                .set_last_source_count(pass.report.source.records as u64)
+                .await
+        {
+            pass.store_failed(&e);
+        }
         pass.finish(pass.report.clone()).await
     }
     .instrument(span)
@@ -107,6 +115,8 @@ struct Pass<'a> {
     opts: &'a PassOptions,
     vendors: Vec<Member<'a>>,
     budget: Budget,
+    /// Stops the pass at its first failed store write (fires `budget`'s shutdown).
+    halt: Arc<halt::Halt>,
     report: Report,
 }
 
@@ -125,12 +135,14 @@ impl<'a> Pass<'a> {
         if let Some(flow) = ctx.source.flow() {
             flow.start_pass(None, None);
         }
+        let (halt, stop) = halt::Halt::new(shutdown);
         Ok(Self {
             ctx,
             store,
             opts,
             vendors,
-            budget: ctx.budget(shutdown),
+            budget: ctx.budget(&stop),
+            halt: Arc::new(halt),
             report: Report {
                 dry_run: opts.dry_run,
                 started_at: Some(Utc::now()),
@@ -255,12 +267,12 @@ impl<'a> Pass<'a> {
     }
 
     /// Every vendor's plan at once (a slow vendor holds up no other), each vendor's flow
-    /// state kept for the next pass.
+    /// state kept for the next pass. Store failures are in the report.
     async fn push(
         &mut self,
         plans: Vec<(Member<'a>, Plan)>,
         mut drifts: BTreeMap<String, DriftReport>,
-    ) -> Result<(), PassError> {
+    ) {
         let retry = Retry::new(self.ctx.settings.retry);
         let pushes = plans.iter().map(|((settings, vendor), plan)| {
             let pusher = Pusher::new(
@@ -270,16 +282,32 @@ impl<'a> Pass<'a> {
                 self.budget.clone(),
                 settings.concurrency,
                 Arc::clone(&self.ctx.hooks),
-            );
+            )
+            .with_halt(Arc::clone(&self.halt));
             let span = info_span!("vendor", vendor = %settings.name);
             async move { (settings, vendor, pusher.push(plan).await) }.instrument(span)
         });
         for (settings, vendor, mut report) in futures::future::join_all(pushes).await {
-            memory::keep(self.store, &settings.name, vendor.flow()).await?;
+            if let Err(e) = memory::keep(self.store, &settings.name, vendor.flow()).await {
+                warn!(vendor = %settings.name, error = %e, "Could not keep the vendor's flow state for the next pass.");
+            }
             report.drift = drifts.remove(&settings.name);
             self.report.vendors.insert(settings.name.clone(), report);
         }
-        Ok(())
+        if let Some(why) = self.halt.why() {
+            self.report.stopped = Some(format!(
+                "a store write failed ({why}); no vendor call started after it, and each \
+                 person's entry says what reached the vendor"
+            ));
+        }
+    }
+
+    /// Notes a store failure after the push in the report (which is still printed).
+    fn store_failed(&mut self, e: &StoreError) {
+        error!(error = %e, "The store cannot be written; the report says what was done.");
+        self.report
+            .stopped
+            .get_or_insert_with(|| format!("the store cannot be written ({e})"));
     }
 
     /// Finishes a dry run or refused pass: what would have happened.
@@ -289,7 +317,13 @@ impl<'a> Pass<'a> {
         mut drifts: BTreeMap<String, DriftReport>,
     ) -> Result<Report, PassError> {
         for ((settings, _), plan) in &plans {
-            let mut v = summary::planned(plan);
+            // A dry run's counts are what would happen (`dry_run: true` says so); a
+            // refused pass did nothing, and keeps what it would have done apart.
+            let mut v = if self.opts.dry_run {
+                summary::planned(plan)
+            } else {
+                summary::refused(plan)
+            };
             v.drift = drifts.remove(&settings.name);
             self.report.vendors.insert(settings.name.clone(), v);
         }
@@ -301,19 +335,30 @@ impl<'a> Pass<'a> {
     }
 
     /// Stamps, logs and (outside a dry run) saves the report; prunes the audit history.
+    /// A store that cannot take them is said in the report, which is returned anyway.
     async fn finish(&self, mut report: Report) -> Result<Report, PassError> {
         report.finished_at = Some(Utc::now());
-        summary::log(&report);
         if !self.opts.dry_run {
-            self.store.save_report(&report).await?;
             let h = self.ctx.settings.history;
-            self.store
-                .prune_history(
-                    h.max_entries,
-                    chrono::Duration::days(i64::from(h.max_age_days)),
-                )
-                .await?;
+            let saved = match self.store.save_report(&report).await {
+                Ok(()) => {
+                    self.store
+                        .prune_history(
+                            h.max_entries,
+                            chrono::Duration::days(i64::from(h.max_age_days)),
+                        )
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            if let Err(e) = saved {
+                error!(error = %e, "The pass's report could not be stored.");
+                report
+                    .stopped
+                    .get_or_insert_with(|| format!("the store cannot be written ({e})"));
+            }
         }
+        summary::log(&report);
         Ok(report)
     }
 }

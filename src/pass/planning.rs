@@ -7,15 +7,17 @@ use tracing::warn;
 
 use super::context::Slot;
 use crate::budget::Budget;
-use crate::model::{Person, PersonId, Snapshot, VendorRecord};
-use crate::plan::{self, Plan, desired_sorted, held_ids};
+use crate::model::{Fields, Person, PersonId, Snapshot, VendorRecord};
+use crate::plan::{self, Collisions, Conflicts, Desired, Plan, desired_sorted, held_ids};
 use crate::report::DriftReport;
 use crate::store::{Store, StoreError, StoredRecord};
 use crate::vendor::Vendor;
 use crate::vendor::VendorSettings;
 
 /// One vendor's plan: the source (sorted by id) merge-joined with the store's records, or
-/// with `known` when `--full` has already read and corrected them.
+/// with `known` when `--full` has already read and corrected them. People who would share
+/// an account there (`plan::identity`) are set aside, found as the plan streams by, so
+/// nobody is mapped twice.
 ///
 /// # Errors
 /// Store failures.
@@ -28,22 +30,69 @@ pub fn plan_vendor(
     known: Option<BTreeMap<PersonId, VendorRecord>>,
 ) -> Result<Plan, StoreError> {
     let target = Slot(settings, vendor);
-    if let Some(known) = known {
-        let held = held_ids(snapshot, known.iter().map(|(k, v)| (k.clone(), v.clone())));
-        let desired = desired_sorted(&target, sorted, &held);
-        return Ok(plan::plan_sorted(desired, known, settings.on_remove));
-    }
     let mut failed = None;
-    let held = held_ids(
-        snapshot,
-        stored_records(store, &settings.name, &mut failed)?,
-    );
-    let desired = desired_sorted(&target, sorted, &held);
-    let known = stored_records(store, &settings.name, &mut failed)?;
-    let plan = plan::plan_sorted(desired, known, settings.on_remove);
-    match failed {
-        Some(e) => Err(e),
-        None => Ok(plan),
+    let held = match &known {
+        Some(known) => held_ids(snapshot, known.iter().map(|(k, v)| (k.clone(), v.clone()))),
+        None => held_ids(
+            snapshot,
+            stored_records(store, &settings.name, &mut failed)?,
+        ),
+    };
+    let mut collisions = Collisions::new(vendor.unique_keys());
+    let watch = !collisions.is_empty();
+    let desired = desired_sorted(&target, sorted, &held).inspect(|(id, d)| {
+        if let (true, Desired::Active(f)) = (watch, d) {
+            collisions.observe(id, f);
+        }
+    });
+    let mut plan = match known {
+        Some(known) => plan::plan_sorted(desired, known, settings.on_remove),
+        None => {
+            let known = stored_records(store, &settings.name, &mut failed)?;
+            plan::plan_sorted(desired, known, settings.on_remove)
+        }
+    };
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    let conflicts = collisions.finish(|id| mapped(sorted, &target, id));
+    for (person, why) in &conflicts {
+        warn!(user = %person, error = %why, "Two people would share one account; both set aside at this vendor.");
+    }
+    plan.set_aside(&conflicts);
+    Ok(plan)
+}
+
+/// Who would share an account at this vendor among `sorted` (the whole source), for a
+/// command that plans one person (`explain`): the same check a pass makes.
+pub fn conflicts_among(
+    sorted: &[&Person],
+    settings: &VendorSettings,
+    vendor: &dyn Vendor,
+) -> Conflicts {
+    let target = Slot(settings, vendor);
+    let mut collisions = Collisions::new(vendor.unique_keys());
+    if collisions.is_empty() {
+        return Conflicts::new();
+    }
+    let wanted: Vec<(&PersonId, Desired)> = sorted
+        .iter()
+        .map(|p| (&p.id, plan::desire(&target, p)))
+        .collect();
+    for (id, d) in &wanted {
+        if let Desired::Active(f) = d {
+            collisions.observe(id, f);
+        }
+    }
+    collisions.finish(|id| mapped(sorted, &target, id))
+}
+
+/// The fields `id` should have at this vendor, when wanted active there.
+fn mapped(sorted: &[&Person], target: &Slot<'_>, id: &PersonId) -> Option<Fields> {
+    let at = sorted.binary_search_by(|p| p.id.cmp(id)).ok()?;
+    match plan::desire(target, sorted[at]) {
+        Desired::Active(f) => Some(f),
+        _ => None,
     }
 }
 

@@ -12,13 +12,14 @@ use chrono::Utc;
 use futures::StreamExt;
 use tracing::{Instrument, debug, debug_span, error, warn};
 
+use super::halt::Halt;
 use super::hooks::Hooks;
 use super::summary;
 use crate::budget::Budget;
 use crate::http::NotSent;
 use crate::model::{Fields, Op, Outcome, PersonId, RecordState, VendorRecord};
-use crate::plan::{Operation, Plan};
-use crate::report::{OpError, VendorReport};
+use crate::plan::{Claims, Operation, Plan};
+use crate::report::{Credentials, OpError, VendorReport};
 use crate::retry::Retry;
 use crate::store::{HistoryEntry, Store, StoreError};
 use crate::vendor::{Vendor, VendorError};
@@ -41,17 +42,32 @@ pub(super) enum Done {
 pub(super) enum Failure {
     /// The vendor's answer (or why roster did not ask): its class says which.
     Vendor(VendorError),
-    /// The vendor acknowledged, but recording it failed.
+    /// The store could not be read or written before anything was sent for this person
+    /// (the create intent, a lookup's link): nothing reached the vendor.
     Store(StoreError),
+    /// The vendor acknowledged a write, but recording it failed: done at the vendor, not
+    /// in the store.
+    Unrecorded(StoreError),
+    /// Not attempted: the pass stopped at its first failed store write.
+    Halted,
     /// Not attempted: the vendor refused roster's credentials earlier in this pass.
     CredentialsRefused,
     /// A create collided with an account no lookup finds.
     Unmatched(String),
+    /// The account found for this person is someone else's (linked to another person,
+    /// or holding another person's values): not linked, nothing sent.
+    Conflict(String),
 }
 
 impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Self {
-        Self::Store(e)
+        match e {
+            e @ StoreError::Linked { .. } => Self::Conflict(format!(
+                "{e}: one account is never linked to two people, so it is not linked to this \
+                 person"
+            )),
+            e => Self::Store(e),
+        }
     }
 }
 
@@ -62,12 +78,29 @@ impl From<VendorError> for Failure {
 }
 
 impl Failure {
+    /// A store failure after the vendor acknowledged a write (a `Linked` refusal stays a
+    /// conflict).
+    pub(super) fn unrecorded(e: StoreError) -> Self {
+        match Self::from(e) {
+            Self::Store(e) => Self::Unrecorded(e),
+            other => other,
+        }
+    }
+
     /// Skipped (cannot be done yet, e.g. a DriveKit driver who has not signed in) or
     /// failed (tried again next pass).
     fn outcome(&self) -> Outcome {
         match self {
-            Self::Vendor(VendorError::Waiting(_)) => Outcome::Skipped,
+            Self::Vendor(VendorError::Waiting(_)) | Self::Conflict(_) => Outcome::Skipped,
             _ => Outcome::Failed,
+        }
+    }
+
+    /// The vendor's HTTP status, when the failure is its answer.
+    fn status(&self) -> Option<u16> {
+        match self {
+            Self::Vendor(e) => e.status(),
+            _ => None,
         }
     }
 
@@ -75,22 +108,32 @@ impl Failure {
     fn kind(&self) -> &'static str {
         match self {
             Self::Vendor(e) => e.kind(),
-            Self::Store(_) => "store",
+            Self::Store(_) | Self::Unrecorded(_) => "store",
+            Self::Halted => "not_sent",
             Self::CredentialsRefused => "auth",
-            Self::Unmatched(_) => "conflict",
+            Self::Unmatched(_) | Self::Conflict(_) => "conflict",
         }
     }
 
     fn message(&self) -> String {
         match self {
             Self::Vendor(VendorError::NotSent(NotSent::Shutdown)) => {
-                "not attempted: roster is shutting down".into()
+                "not attempted: roster is shutting down or lost the HA lease".into()
             }
             Self::Vendor(e @ VendorError::Auth { .. }) => {
                 format!("{e}; no further calls to this vendor in this pass")
             }
             Self::Vendor(e) => e.to_string(),
-            Self::Store(e) => format!("the vendor acknowledged, but the store write failed: {e}"),
+            Self::Store(e) => {
+                format!("the store failed ({e}); nothing was done at the vendor for this person")
+            }
+            Self::Unrecorded(e) => format!(
+                "done at the vendor, not recorded: the next pass will look it up (the store \
+                 write failed: {e})"
+            ),
+            Self::Halted => {
+                "not attempted: the pass stopped at the first failed store write".into()
+            }
             Self::CredentialsRefused => {
                 "not attempted: the vendor rejected roster's credentials earlier in this pass"
                     .into()
@@ -99,6 +142,7 @@ impl Failure {
                 "the vendor says the account exists ({detail}) but no account matches this \
                  person's key"
             ),
+            Self::Conflict(why) => why.clone(),
         }
     }
 }
@@ -116,8 +160,12 @@ pub struct Pusher {
     hooks: Arc<dyn Hooks>,
     /// Set once the vendor rejects the credentials: no further calls this pass.
     auth_failed: AtomicBool,
+    /// Set once a call is answered past authentication (for the report's `credentials`).
+    auth_accepted: AtomicBool,
     /// Setup problems already explained in the log this pass (logged once each).
     advised: Mutex<BTreeSet<&'static str>>,
+    /// Stops the whole pass at the first failed store write (shared by every vendor).
+    halt: Option<Arc<Halt>>,
     done: AtomicUsize,
 }
 
@@ -138,9 +186,22 @@ impl Pusher {
             concurrency: concurrency.max(1),
             hooks,
             auth_failed: AtomicBool::new(false),
+            auth_accepted: AtomicBool::new(false),
             advised: Mutex::new(BTreeSet::new()),
+            halt: None,
             done: AtomicUsize::new(0),
         }
+    }
+
+    /// Stops the pass through `halt` at the first failed store write. Its shutdown must
+    /// be the one of this pusher's budget.
+    pub(super) fn with_halt(mut self, halt: Arc<Halt>) -> Self {
+        self.halt = Some(halt);
+        self
+    }
+
+    fn halted(&self) -> bool {
+        self.halt.as_ref().is_some_and(|h| h.why().is_some())
     }
 
     pub(super) fn name(&self) -> &str {
@@ -150,6 +211,7 @@ impl Pusher {
     /// Runs every operation of `plan` and reports what happened.
     pub async fn push(&self, plan: &Plan) -> VendorReport {
         let mut report = summary::base(plan);
+        let claims = &Claims::from_plan(self.vendor.unique_keys(), plan);
         // The futures are made up front rather than in a `map` closure on the stream:
         // rustc cannot prove a closure-made future `Send` for every lifetime
         // (rust-lang/rust#102211), and the daemon runs passes on spawned tasks.
@@ -159,7 +221,7 @@ impl Pusher {
             .map(|op| {
                 let span = debug_span!("person", user = %op.person, op = %op.kind.op());
                 async move {
-                    let result = self.run_op(op).await;
+                    let result = self.run_op(op, claims).await;
                     let done = self.done.fetch_add(1, Ordering::SeqCst) + 1;
                     self.hooks.progress(self.name(), done, plan.ops.len());
                     (op, result)
@@ -193,22 +255,45 @@ impl Pusher {
                         message: failure.message(),
                         outcome,
                         kind: Some(failure.kind().into()),
+                        status: failure.status(),
                     });
                 }
             }
         }
+        report.credentials = if self.auth_failed.load(Ordering::SeqCst) {
+            Some(Credentials::Rejected)
+        } else if self.auth_accepted.load(Ordering::SeqCst) {
+            Some(Credentials::Accepted)
+        } else {
+            None
+        };
         report
     }
 
-    async fn run_op(&self, op: &Operation) -> Result<Done, Failure> {
+    async fn run_op(&self, op: &Operation, claims: &Claims) -> Result<Done, Failure> {
         if self.auth_failed.load(Ordering::SeqCst) {
             return Err(Failure::CredentialsRefused);
+        }
+        if self.halted() {
+            return Err(Failure::Halted);
         }
         if self.budget.is_stopped() {
             return Err(Failure::Vendor(VendorError::NotSent(NotSent::Shutdown)));
         }
         debug!("Starting operation.");
-        let result = self.dispatch(&op.person, &op.kind).await;
+        let mut result = self.dispatch(&op.person, &op.kind, claims).await;
+        match &result {
+            Err(Failure::Store(e) | Failure::Unrecorded(e)) => {
+                if let Some(halt) = &self.halt {
+                    halt.stop(format!("{} at {}: {e}", op.person, self.name()));
+                }
+            }
+            // The pass's shutdown fired because the store failed, not roster stopping.
+            Err(Failure::Vendor(VendorError::NotSent(NotSent::Shutdown))) if self.halted() => {
+                result = Err(Failure::Halted);
+            }
+            _ => {}
+        }
         if let Err(failure) = &result {
             self.explain(failure);
             if failure.outcome() == Outcome::Failed {
@@ -246,8 +331,17 @@ impl Pusher {
                 self.hooks.retry(self.name(), error, wait);
             })
             .await;
-        if let Err(VendorError::Auth { .. }) = &result {
-            self.auth_failed.store(true, Ordering::SeqCst);
+        match &result {
+            Err(VendorError::Auth { .. }) => self.auth_failed.store(true, Ordering::SeqCst),
+            // Answers only an authenticated caller gets.
+            Ok(_)
+            | Err(
+                VendorError::Rejected { .. }
+                | VendorError::NotFound(_)
+                | VendorError::Exists(_)
+                | VendorError::Waiting(_),
+            ) => self.auth_accepted.store(true, Ordering::SeqCst),
+            Err(_) => {}
         }
         result
     }

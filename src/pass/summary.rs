@@ -5,7 +5,9 @@ use tracing::info;
 
 use crate::model::{Op, Outcome, Snapshot, Why};
 use crate::plan::{OpKind, Plan};
-use crate::report::{OpError, PlannedOp, Report, SourceCounts, SourceRecordError, VendorReport};
+use crate::report::{
+    OpError, PlannedOp, Report, SourceCounts, SourceRecordError, VendorReport, Would,
+};
 
 pub fn source_counts(snapshot: &Snapshot) -> SourceCounts {
     SourceCounts {
@@ -28,18 +30,22 @@ pub fn source_counts(snapshot: &Snapshot) -> SourceCounts {
 pub fn base(plan: &Plan) -> VendorReport {
     let mut v = VendorReport {
         unchanged: plan.unchanged,
-        skipped: plan.skipped.len(),
+        skipped: plan.skipped.len() + plan.conflicts.len(),
         ..VendorReport::default()
     };
-    for (person, op, message) in &plan.skipped {
+    let skipped = plan.skipped.iter().map(|s| (s, "unmappable"));
+    let aside = plan.conflicts.iter().map(|s| (s, "conflict"));
+    for ((person, op, message), kind) in skipped.chain(aside) {
         v.errors.push(OpError {
             person: person.to_string(),
             op: *op,
             message: message.clone(),
             outcome: Outcome::Skipped,
-            kind: Some("unmappable".into()),
+            kind: Some(kind.into()),
+            status: None,
         });
     }
+    v.errors.sort_by(|a, b| a.person.cmp(&b.person));
     v
 }
 
@@ -85,30 +91,70 @@ pub fn planned(plan: &Plan) -> VendorReport {
     v
 }
 
+/// A vendor's report of a refused pass: nothing done (the counts say so), and what would
+/// have been done under `would`.
+pub fn refused(plan: &Plan) -> VendorReport {
+    let p = planned(plan);
+    VendorReport {
+        would: Some(Would {
+            created: p.created,
+            updated: p.updated,
+            deactivated: p.deactivated,
+            reactivated: p.reactivated,
+            deleted: p.deleted,
+            operations: p.operations.unwrap_or_default(),
+        }),
+        ..base(plan)
+    }
+}
+
 /// One log line per vendor: what was done, or, in a dry run or refused pass, what would
-/// have been.
+/// have been — under `would_*` names, so a planned count never reads as a done one.
 pub fn log(report: &Report) {
-    let planned = report.dry_run || report.refused.is_some();
     for (name, v) in &report.vendors {
-        let message = if planned {
-            "Pass planned for vendor; nothing was pushed."
-        } else {
-            "Pass finished for vendor."
+        let would = match (&v.would, report.dry_run) {
+            (Some(w), _) => Some((
+                w.created,
+                w.updated,
+                w.deactivated,
+                w.reactivated,
+                w.deleted,
+            )),
+            (None, true) => Some((
+                v.created,
+                v.updated,
+                v.deactivated,
+                v.reactivated,
+                v.deleted,
+            )),
+            (None, false) => None,
         };
-        info!(
-            vendor = %name,
-            planned,
-            created = v.created,
-            updated = v.updated,
-            deactivated = v.deactivated,
-            reactivated = v.reactivated,
-            adopted = v.adopted,
-            deleted = v.deleted,
-            unchanged = v.unchanged,
-            failed = v.failed,
-            skipped = v.skipped,
-            "{message}"
-        );
+        match would {
+            Some((created, updated, deactivated, reactivated, deleted)) => info!(
+                vendor = %name,
+                would_create = created,
+                would_update = updated,
+                would_deactivate = deactivated,
+                would_reactivate = reactivated,
+                would_delete = deleted,
+                unchanged = v.unchanged,
+                skipped = v.skipped,
+                "Pass planned for vendor; nothing was pushed."
+            ),
+            None => info!(
+                vendor = %name,
+                created = v.created,
+                updated = v.updated,
+                deactivated = v.deactivated,
+                reactivated = v.reactivated,
+                adopted = v.adopted,
+                deleted = v.deleted,
+                unchanged = v.unchanged,
+                failed = v.failed,
+                skipped = v.skipped,
+                "Pass finished for vendor."
+            ),
+        }
     }
 }
 

@@ -14,6 +14,7 @@ use super::*;
 use crate::budget::Budget;
 use crate::http::Observer;
 use crate::model::{Fields, Person, RecordState, Snapshot};
+use crate::report::Credentials;
 use crate::source::{Source, SourceError};
 use crate::vendor::VendorError;
 
@@ -254,11 +255,17 @@ async fn rejected_credentials_stop_only_that_vendor() {
     assert!(
         b.errors[1..]
             .iter()
-            .all(|e| e.message.starts_with("not attempted")),
+            .all(|e| e.message.starts_with("not attempted") && e.status.is_none()),
         "{:?}",
         b.errors
     );
+    assert_eq!(b.errors[0].status, Some(401), "the refused call's status");
+    assert_eq!(b.credentials, Some(Credentials::Rejected));
+    assert_eq!(r.vendors["good"].credentials, Some(Credentials::Accepted));
     assert_eq!(r.exit_code(), 1);
+    // Nothing to do: no call answered, nothing learned about the credentials.
+    let r = env.pass().await;
+    assert_eq!(r.vendors["good"].credentials, None);
 }
 
 #[tokio::test(start_paused = true)]
@@ -387,4 +394,88 @@ async fn progress_and_report_counts_follow_the_operations() {
             .all(|(name, _, total)| name == "v" && *total == 3)
     );
     assert!(!fake.by_key("E02")[0].active);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_store_write_stops_the_pass_and_the_report_says_what_reached_the_vendor() {
+    let (one, two) = (FakeVendor::new("one"), FakeVendor::new("two"));
+    let env = env(&[("one", &one), ("two", &two)], FAST, 1);
+    env.set(people(6, "Lee"));
+    let r = env.pass().await;
+    assert_eq!((r.vendors["one"].created, r.vendors["two"].created), (6, 6));
+
+    // Everyone changes; the disk fills after three more record writes.
+    env.set(people(6, "Ray"));
+    env.store.fail_writes_after(3);
+    let r = env.pass().await;
+    assert!(r.stopped.is_some(), "{r:?}");
+    assert_eq!(r.exit_code(), 1);
+    let (updates, recorded): (usize, usize) = [&one, &two]
+        .iter()
+        .zip(["one", "two"])
+        .map(|(fake, name)| (fake.calls(Call::Update), r.vendors[name].updated))
+        .fold((0, 0), |(a, b), (c, d)| (a + c, b + d));
+    assert_eq!(recorded, 3, "three updates recorded: {r:?}");
+    let unrecorded: Vec<&crate::report::OpError> = r
+        .vendors
+        .values()
+        .flat_map(|v| &v.errors)
+        .filter(|e| e.message.starts_with("done at the vendor, not recorded"))
+        .collect();
+    // Exactly the calls the vendors acknowledged: recorded, or reported as not recorded.
+    assert_eq!(updates, recorded + unrecorded.len(), "{r:?}");
+    assert!(
+        (1..=2).contains(&unrecorded.len()),
+        "one in flight per vendor at most"
+    );
+    assert!(
+        unrecorded
+            .iter()
+            .all(|e| e.kind.as_deref() == Some("store"))
+    );
+    let rest: Vec<&crate::report::OpError> = r
+        .vendors
+        .values()
+        .flat_map(|v| &v.errors)
+        .filter(|e| !e.message.starts_with("done at the vendor"))
+        .collect();
+    assert_eq!(recorded + unrecorded.len() + rest.len(), 12);
+    assert!(
+        rest.iter()
+            .all(|e| e.message.contains("not attempted") && e.kind.as_deref() == Some("not_sent")),
+        "{rest:?}"
+    );
+
+    // The disk has room again: the next pass finishes the job, re-sending what was not
+    // recorded, and then there is nothing left to do.
+    env.store.fail_writes_after(u64::MAX);
+    let r = env.pass().await;
+    assert_eq!(r.exit_code(), 0, "{r:?}");
+    assert_eq!(r.vendors["one"].updated + r.vendors["two"].updated, 9);
+    let r = env.pass().await;
+    assert_eq!(r.vendors["one"].unchanged + r.vendors["two"].unchanged, 12);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_create_intent_that_cannot_be_written_sends_nothing() {
+    let fake = FakeVendor::new("v");
+    let env = env(&[("v", &fake)], FAST, 1);
+    env.set(people(3, "Lee"));
+    env.store.fail_writes_after(0);
+    let r = env.pass().await;
+    let v = &r.vendors["v"];
+    assert_eq!(fake.calls(Call::Create), 0, "{v:?}");
+    assert_eq!(v.failed, 3);
+    assert!(
+        v.errors[0]
+            .message
+            .contains("nothing was done at the vendor"),
+        "{v:?}"
+    );
+    assert!(
+        v.errors[1..]
+            .iter()
+            .all(|e| e.message.contains("not attempted"))
+    );
+    assert!(r.stopped.is_some());
 }

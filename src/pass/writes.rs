@@ -16,7 +16,7 @@ use tracing::{debug, warn};
 
 use super::push::{Done, Failure, Pusher};
 use crate::model::{Changes, Fields, Op, PersonId, RecordState, Remote, changes};
-use crate::plan::OpKind;
+use crate::plan::{Claims, OpKind, judge};
 use crate::vendor::VendorError;
 
 fn names(changes: &Changes) -> Vec<String> {
@@ -24,19 +24,30 @@ fn names(changes: &Changes) -> Vec<String> {
 }
 
 impl Pusher {
-    pub(super) async fn dispatch(&self, person: &PersonId, kind: &OpKind) -> Result<Done, Failure> {
+    pub(super) async fn dispatch(
+        &self,
+        person: &PersonId,
+        kind: &OpKind,
+        claims: &Claims,
+    ) -> Result<Done, Failure> {
         match kind {
-            OpKind::Create { fields, .. } => self.create(person, fields).await,
+            OpKind::Create { fields, .. } => {
+                let earlier = self.store.get(self.name(), person)?.map(|r| r.fields);
+                self.create(person, fields, earlier.as_ref(), claims).await
+            }
             OpKind::Update {
                 remote,
                 changes,
                 fields,
-            } => self.update(person, remote, changes, fields).await,
+            } => self.update(person, remote, changes, fields, claims).await,
             OpKind::Reactivate {
                 remote,
                 changes,
                 fields,
-            } => self.reactivate(person, remote, changes, fields).await,
+            } => {
+                self.reactivate(person, remote, changes, fields, claims)
+                    .await
+            }
             OpKind::Deactivate { remote, .. } => self.deactivate(person, remote.as_deref()).await,
             OpKind::Delete { remote } => self.delete(person, remote.as_deref()).await,
         }
@@ -48,6 +59,7 @@ impl Pusher {
         remote: &str,
         delta: &Changes,
         fields: &Fields,
+        claims: &Claims,
     ) -> Result<Done, Failure> {
         match self
             .write(person, Op::Update, names(delta), move || {
@@ -57,10 +69,11 @@ impl Pusher {
         {
             Ok(()) => {
                 self.record(person, Some(remote), RecordState::Active, fields)
-                    .await?;
+                    .await
+                    .map_err(Failure::unrecorded)?;
                 Ok(Done::Updated)
             }
-            Err(VendorError::NotFound(_)) => self.relink(person, fields).await,
+            Err(VendorError::NotFound(_)) => self.relink(person, fields, claims).await,
             Err(e) => Err(e.into()),
         }
     }
@@ -71,9 +84,18 @@ impl Pusher {
             .await?)
     }
 
-    async fn create(&self, person: &PersonId, fields: &Fields) -> Result<Done, Failure> {
+    /// `earlier`: the fields of this person's stored record before this create (an
+    /// interrupted create's intent, or what was pushed before a relink): an account found
+    /// with those values is theirs too.
+    async fn create(
+        &self,
+        person: &PersonId,
+        fields: &Fields,
+        earlier: Option<&Fields>,
+        claims: &Claims,
+    ) -> Result<Done, Failure> {
         if let Some(remote) = self.lookup(person, fields).await? {
-            return self.adopt(person, remote, fields).await;
+            return self.adopt(person, remote, fields, earlier, claims).await;
         }
         self.record(person, None, RecordState::Creating, fields)
             .await?;
@@ -97,13 +119,22 @@ impl Pusher {
         match made {
             Ok(Ok(id)) => {
                 self.record(person, Some(&id), RecordState::Active, fields)
-                    .await?;
+                    .await
+                    .map_err(Failure::unrecorded)?;
                 debug!("Created.");
                 Ok(Done::Created)
             }
-            Ok(Err(remote)) => self.adopt(person, remote, fields).await,
+            Ok(Err(remote)) => self.adopt(person, remote, fields, earlier, claims).await,
             Err(VendorError::Exists(detail)) => match self.lookup(person, fields).await? {
-                Some(remote) => self.adopt(person, remote, fields).await,
+                Some(remote) => {
+                    let adopted = self.adopt(person, remote, fields, earlier, claims).await;
+                    if let Err(Failure::Conflict(_)) = &adopted {
+                        // The vendor refused the create, so it made no account for this
+                        // person: the intent goes.
+                        self.store.remove(self.name(), person).await?;
+                    }
+                    adopted
+                }
                 None => Err(Failure::Unmatched(detail)),
             },
             Err(e) => {
@@ -123,13 +154,17 @@ impl Pusher {
         }
     }
 
-    /// Links an account found by matching key, then brings it in line with the source.
+    /// Links an account found by matching key, then brings it in line with the source;
+    /// an account that is someone else's is a conflict, and nothing is written.
     async fn adopt(
         &self,
         person: &PersonId,
         remote: Remote,
         fields: &Fields,
+        earlier: Option<&Fields>,
+        claims: &Claims,
     ) -> Result<Done, Failure> {
+        self.mine(person, &remote, fields, earlier, claims)?;
         let enable = remote.needs_enabling();
         let rid = remote.id.as_str();
         let state = if enable {
@@ -146,7 +181,8 @@ impl Pusher {
             })
             .await?;
             self.record(person, Some(rid), RecordState::Active, &remote.fields)
-                .await?;
+                .await
+                .map_err(Failure::unrecorded)?;
         }
         let delta = &changes(&remote.fields, fields);
         if !delta.is_empty() {
@@ -155,16 +191,55 @@ impl Pusher {
             })
             .await?;
             self.record(person, Some(rid), RecordState::Active, fields)
-                .await?;
+                .await
+                .map_err(Failure::unrecorded)?;
         }
         Ok(Done::Adopted)
     }
 
+    /// Whether `remote`, found for `person`, is theirs to link: not linked to anyone
+    /// else in the store, and holding no value that says it is someone else's
+    /// (`plan::judge`).
+    fn mine(
+        &self,
+        person: &PersonId,
+        remote: &Remote,
+        fields: &Fields,
+        earlier: Option<&Fields>,
+        claims: &Claims,
+    ) -> Result<(), Failure> {
+        if let Some(holder) = self.store.holder(self.name(), &remote.id)?
+            && holder != *person
+        {
+            return Err(Failure::Conflict(format!(
+                "the account found by lookup ({}) is linked to {holder}: one account is never \
+                 linked to two people, so it is not linked to {person}; give each their own \
+                 values in the source",
+                remote.id
+            )));
+        }
+        judge(
+            self.vendor.unique_keys(),
+            person,
+            fields,
+            earlier,
+            remote,
+            claims,
+        )
+        .map_err(Failure::Conflict)
+    }
+
     /// The stored account is gone at the vendor: forget it and create or adopt afresh.
-    async fn relink(&self, person: &PersonId, fields: &Fields) -> Result<Done, Failure> {
+    async fn relink(
+        &self,
+        person: &PersonId,
+        fields: &Fields,
+        claims: &Claims,
+    ) -> Result<Done, Failure> {
         warn!("Account no longer exists at the vendor; linking again.");
+        let earlier = self.store.get(self.name(), person)?.map(|r| r.fields);
         self.store.remove(self.name(), person).await?;
-        self.create(person, fields).await
+        self.create(person, fields, earlier.as_ref(), claims).await
     }
 
     async fn reactivate(
@@ -173,6 +248,7 @@ impl Pusher {
         remote: &str,
         delta: &Changes,
         fields: &Fields,
+        claims: &Claims,
     ) -> Result<Done, Failure> {
         let pushed = self
             .store
@@ -186,18 +262,20 @@ impl Pusher {
             .await
         {
             Ok(()) => {}
-            Err(VendorError::NotFound(_)) => return self.relink(person, fields).await,
+            Err(VendorError::NotFound(_)) => return self.relink(person, fields, claims).await,
             Err(e) => return Err(e.into()),
         }
         self.record(person, Some(remote), RecordState::Active, &pushed)
-            .await?;
+            .await
+            .map_err(Failure::unrecorded)?;
         if !delta.is_empty() {
             self.write(person, Op::Update, names(delta), move || {
                 self.vendor.update(&self.budget, remote, delta, fields)
             })
             .await?;
             self.record(person, Some(remote), RecordState::Active, fields)
-                .await?;
+                .await
+                .map_err(Failure::unrecorded)?;
         }
         Ok(Done::Reactivated)
     }
@@ -216,7 +294,16 @@ impl Pusher {
         match remote {
             Some(id) => Ok(Some((id.to_string(), fields))),
             None => match self.lookup(person, &fields).await? {
-                Some(r) => Ok(Some((r.id, fields))),
+                Some(r) => {
+                    if let Err(conflict) = self.mine(person, &r, &fields, None, &Claims::default())
+                    {
+                        // The account found is someone else's, so the create never made
+                        // one for this person: nothing of theirs to remove.
+                        self.store.remove(self.name(), person).await?;
+                        return Err(conflict);
+                    }
+                    Ok(Some((r.id, fields)))
+                }
                 None => {
                     // The create never reached the vendor: nothing to remove.
                     self.store.remove(self.name(), person).await?;
@@ -246,7 +333,8 @@ impl Pusher {
             Err(e) => return Err(e.into()),
         }
         self.record(person, Some(&id), RecordState::Deactivated, &fields)
-            .await?;
+            .await
+            .map_err(Failure::unrecorded)?;
         Ok(Done::Deactivated)
     }
 
@@ -264,7 +352,10 @@ impl Pusher {
             Ok(()) | Err(VendorError::NotFound(_)) => {}
             Err(e) => return Err(e.into()),
         }
-        self.store.remove(self.name(), person).await?;
+        self.store
+            .remove(self.name(), person)
+            .await
+            .map_err(Failure::unrecorded)?;
         Ok(Done::Deleted)
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::Desired;
-use crate::model::{Fields, Known, MapError, Person, PersonId, Snapshot, Why};
+use crate::model::{Fields, Known, MapError, Person, PersonId, Snapshot, UniqueKey, Why};
 
 /// What planning needs of one vendor.
 pub trait Target {
@@ -16,6 +16,10 @@ pub trait Target {
     /// # Errors
     /// Why the person cannot be sent as they are.
     fn map(&self, person: &Person) -> Result<Fields, MapError>;
+    /// The values the vendor keeps unique across accounts (see `identity`).
+    fn unique_keys(&self) -> &[UniqueKey] {
+        &[]
+    }
 }
 
 pub fn desire(target: &dyn Target, p: &Person) -> Desired {

@@ -102,11 +102,44 @@ pub struct Plan {
     pub skipped: Vec<(PersonId, Op, String)>,
     /// Stored records not deactivated (active or pending create): the safety gate's base.
     pub linked: usize,
+    /// People set aside because they would share an account with someone else
+    /// (`identity`): who, the operation they would have needed, and why.
+    pub conflicts: Vec<(PersonId, Op, String)>,
 }
 
 impl Plan {
     pub fn removals(&self) -> usize {
         self.ops.iter().filter(|o| o.kind.is_removal()).count()
+    }
+
+    /// Takes the people of `conflicts` out of the plan: no operation is made for them,
+    /// and each is reported with why. They are all wanted active (only they have values
+    /// to share), so one without an operation was linked and unchanged.
+    pub fn set_aside(&mut self, conflicts: &super::Conflicts) {
+        if conflicts.is_empty() {
+            return;
+        }
+        let mut with_op = std::collections::BTreeSet::new();
+        let mut kept = Vec::with_capacity(self.ops.len());
+        for op in self.ops.drain(..) {
+            match conflicts.get(&op.person) {
+                Some(why) => {
+                    self.conflicts
+                        .push((op.person.clone(), op.kind.op(), why.clone()));
+                    with_op.insert(op.person);
+                }
+                None => kept.push(op),
+            }
+        }
+        self.ops = kept;
+        for (person, why) in conflicts {
+            if !with_op.contains(person) {
+                self.unchanged = self.unchanged.saturating_sub(1);
+                self.conflicts
+                    .push((person.clone(), Op::Update, why.clone()));
+            }
+        }
+        self.conflicts.sort_by(|a, b| a.0.cmp(&b.0));
     }
 }
 

@@ -1,6 +1,7 @@
 //! What the remote sources (SCIM, HTTP) share: their page client on the shared HTTP
 //! layer (`crate::http`: paced, capped, retried under the retry policy), credentials
-//! sent as a header (re-read from their file for every request), URL checks and limits.
+//! sent as a header (re-read from their file for every request) or an OAuth2 client
+//! credentials token (`crate::http::oauth2`, held by a `Session`), URL checks and limits.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,7 +15,9 @@ use url::Url;
 use super::Build;
 use crate::budget::Budget;
 use crate::config::{ConfigError, RetrySettings, Secret};
-use crate::http::{self, BodyCap, Http, Observer};
+use crate::http::oauth2::{ClientCredentials, OAuthError, TokenEndpoint};
+use crate::http::session::Session;
+use crate::http::{self, BodyCap, Http, Observer, Reply};
 
 pub(super) use crate::http::shown;
 
@@ -28,6 +31,42 @@ impl From<String> for ReadError {
     fn from(s: String) -> Self {
         Self(s)
     }
+}
+
+/// A token could not be had: the read fails with the endpoint's words (no secret).
+impl From<OAuthError> for ReadError {
+    fn from(e: OAuthError) -> Self {
+        Self(e.to_string())
+    }
+}
+
+/// The token endpoint must be https (the client secret goes there), or http on a
+/// loopback address (a local proxy, the tests).
+///
+/// # Errors
+/// `key` named, when it is not.
+pub(super) fn check_token_url(key: &str, raw: &str) -> Result<Url, ConfigError> {
+    let url = check_http_url(key, raw)?;
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    if url.scheme() != "https" && !loopback {
+        return Err(ConfigError::invalid(
+            key,
+            format!(
+                "`{}` must be https:// (the client secret is sent there); http:// only on a \
+                 loopback address",
+                shown(&url)
+            ),
+        ));
+    }
+    if url.fragment().is_some() {
+        return Err(ConfigError::invalid(key, "must not have a #fragment"));
+    }
+    Ok(url)
 }
 
 pub(super) fn check_http_url(key: &str, raw: &str) -> Result<Url, ConfigError> {
@@ -115,11 +154,27 @@ pub(super) struct Remote {
     pub observer: Arc<dyn Observer>,
 }
 
-/// One JSON GET client with an optional credential header, on the shared layer
+/// How a remote source proves who it is.
+pub(super) enum Auth {
+    None,
+    /// A static credential in a header.
+    Header(Credential),
+    /// OAuth2 client credentials: a token from the endpoint, sent as a bearer.
+    OAuth2(ClientCredentials),
+}
+
+/// `Auth`, ready to sign requests.
+enum Signer {
+    None,
+    Header(Credential),
+    OAuth2(Box<Session<TokenEndpoint>>),
+}
+
+/// One JSON GET client with an optional credential, on the shared layer
 /// (`crate::http`): paced, capped, pages retried under the retry policy.
 pub(super) struct JsonGet {
-    http: Http,
-    auth: Option<Credential>,
+    http: Arc<Http>,
+    signer: Signer,
     retries: u32,
     cap: BodyCap,
     route: &'static str,
@@ -136,20 +191,29 @@ impl JsonGet {
     /// The HTTP client cannot be built.
     pub(super) fn new(
         remote: Remote,
-        auth: Option<Credential>,
+        auth: Auth,
         route: &'static str,
     ) -> Result<Self, ConfigError> {
-        let http = Http::new(http::Options {
-            name: "source",
-            timeout: Duration::from_secs(remote.timeout_secs),
-            flow: http::FlowSettings::default(),
-            retry: remote.retry,
-            observer: remote.observer,
-        })
-        .map_err(|e| ConfigError::invalid("source", e.to_string()))?;
+        let http = Arc::new(
+            Http::new(http::Options {
+                name: "source",
+                timeout: Duration::from_secs(remote.timeout_secs),
+                flow: http::FlowSettings::default(),
+                retry: remote.retry,
+                observer: remote.observer,
+            })
+            .map_err(|e| ConfigError::invalid("source", e.to_string()))?,
+        );
+        let signer = match auth {
+            Auth::None => Signer::None,
+            Auth::Header(c) => Signer::Header(c),
+            Auth::OAuth2(c) => Signer::OAuth2(Box::new(
+                TokenEndpoint::new(Arc::clone(&http), c, remote.retries).into_session(),
+            )),
+        };
         Ok(Self {
             http,
-            auth,
+            signer,
             retries: remote.retries,
             cap: BodyCap::page_mib(remote.max_page_mb),
             route,
@@ -158,6 +222,15 @@ impl JsonGet {
 
     pub(super) fn flow(&self) -> &Arc<http::Flow> {
         self.http.flow()
+    }
+
+    /// How requests are signed, for `describe` (no secret).
+    pub(super) fn describe_auth(&self) -> String {
+        match &self.signer {
+            Signer::None | Signer::Header(_) => String::new(),
+            // The endpoint is named by its own errors.
+            Signer::OAuth2(_) => ", OAuth2 client credentials".into(),
+        }
     }
 
     /// GETs `url` and parses the JSON body. Transport failures and 5xx are tried again up
@@ -170,28 +243,62 @@ impl JsonGet {
         url: &Url,
         accept: &str,
     ) -> Result<JsonPage, ReadError> {
-        let credential = match &self.auth {
-            Some(auth) => Some((auth.header.clone(), auth.value()?)),
-            None => None,
-        };
+        self.get_route(budget, self.route, url, accept).await
+    }
+
+    /// `get` on another route of the same remote (flow control keeps routes apart only
+    /// where the remote limits them apart).
+    pub(super) async fn get_route(
+        &self,
+        budget: &Budget,
+        route: &'static str,
+        url: &Url,
+        accept: &str,
+    ) -> Result<JsonPage, ReadError> {
         let at = shown(url);
-        let reply = self
-            .http
-            .fetch(budget, self.route, self.cap, Some(self.retries), || {
-                let mut request = self
-                    .http
-                    .request(Method::GET, url.clone())
-                    .header("Accept", accept);
-                if let Some((header, value)) = &credential {
-                    request = request.header(header.clone(), value.clone());
-                }
-                request
-            })
-            .await
-            .map_err(|e| ReadError(format!("GET {at}: {e}")))?;
+        let page = |header: Option<(HeaderName, HeaderValue)>| {
+            let at = &at;
+            async move {
+                self.http
+                    .fetch(budget, route, self.cap, Some(self.retries), || {
+                        let mut request = self
+                            .http
+                            .request(Method::GET, url.clone())
+                            .header("Accept", accept);
+                        if let Some((name, value)) = &header {
+                            request = request.header(name.clone(), value.clone());
+                        }
+                        request
+                    })
+                    .await
+                    .map_err(|e| ReadError(format!("GET {at}: {e}")))
+            }
+        };
+        let reply: Reply = match &self.signer {
+            Signer::None => page(None).await?,
+            Signer::Header(c) => page(Some((c.header.clone(), c.value()?))).await?,
+            // A 401 gets one new token and one more try (`Session::send_as`).
+            Signer::OAuth2(session) => {
+                let page = &page;
+                session
+                    .send_as(budget, |token| {
+                        let header = bearer(&token);
+                        async move { page(Some(header?)).await }
+                    })
+                    .await?
+            }
+        };
         if !reply.is_success() {
+            let again = if matches!(self.signer, Signer::OAuth2(_))
+                && reply.status == reqwest::StatusCode::UNAUTHORIZED
+            {
+                " (with a token fetched anew after a first 401: check the client's scope \
+                 and permissions)"
+            } else {
+                ""
+            };
             return Err(ReadError(format!(
-                "GET {at}: HTTP {}{}",
+                "GET {at}: HTTP {}{}{again}",
                 reply.status,
                 error_detail(&reply.body)
             )));
@@ -203,6 +310,14 @@ impl JsonGet {
             headers: reply.headers,
         })
     }
+}
+
+/// `Authorization: Bearer <token>`, marked sensitive (never shown by the HTTP stack).
+fn bearer(token: &Secret) -> Result<(HeaderName, HeaderValue), ReadError> {
+    let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
+        .map_err(|_| ReadError("OAuth2: the access token is not usable in a header".into()))?;
+    value.set_sensitive(true);
+    Ok((reqwest::header::AUTHORIZATION, value))
 }
 
 /// A short reason from an error body: RFC 7644's `detail`, or a common `message`/`error`,

@@ -46,6 +46,21 @@ pub fn encode(record: &VendorRecord) -> Result<Vec<u8>, postcard::Error> {
     postcard::to_extend(&record.fields, out)
 }
 
+/// The remote id of an encoded record (either layout), for the account index.
+///
+/// # Errors
+/// What is wrong with the bytes.
+pub fn remote_of(value: &[u8]) -> Result<Option<String>, String> {
+    match value.split_first() {
+        Some((&BINARY, rest)) => postcard::take_from_bytes::<Head<'_>>(rest)
+            .map(|(head, _)| head.remote_id.map(String::from))
+            .map_err(|e| e.to_string()),
+        _ => serde_json::from_slice::<VendorRecord>(value)
+            .map(|r| r.remote_id)
+            .map_err(|e| e.to_string()),
+    }
+}
+
 fn exact(t: DateTime<Utc>) -> (i64, u32) {
     (t.timestamp(), t.timestamp_subsec_nanos())
 }

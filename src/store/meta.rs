@@ -1,10 +1,13 @@
-//! The `meta` tree: the last report, the last source count, and what each vendor's flow
-//! control keeps between passes (`pace/NAME`).
+//! The `meta` tree: the last report, the last source count, what each vendor's flow
+//! control keeps between passes (`pace/NAME`), and what each notify target has been
+//! alerted of (`alerts/LABEL`).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{KEY_LAST_REPORT, KEY_SOURCE_COUNT, META, PACE_PREFIX, Store, StoreError, decode};
+use super::{
+    ALERTS_PREFIX, KEY_LAST_REPORT, KEY_SOURCE_COUNT, META, PACE_PREFIX, Store, StoreError, decode,
+};
 
 /// What a vendor's flow control keeps between passes (`http::Flow`): the rate a pass
 /// ended with, when it was below normal (a hint that expires, see `http::congestion`),
@@ -111,6 +114,43 @@ impl Store {
                 meta.remove(key.as_bytes())?;
             }
         }
+        self.durable().await?;
+        Ok(())
+    }
+
+    /// What the notify target `label` has been alerted of, if anything (the caller's
+    /// shape: condition names, vendor names and times — never a URL or person data).
+    ///
+    /// # Errors
+    /// sled or decoding errors.
+    pub fn alert_state<T: for<'de> Deserialize<'de>>(
+        &self,
+        label: &str,
+    ) -> Result<Option<T>, StoreError> {
+        let key = format!("{ALERTS_PREFIX}{label}");
+        let meta = self.db.open_tree(META)?;
+        meta.get(key.as_bytes())?
+            .map(|v| decode(&v, || format!("meta/{key}")))
+            .transpose()
+    }
+
+    /// Keeps what the notify target `label` has been alerted of, durably: a one-shot
+    /// run that exits right after must not alert the same condition again next time.
+    ///
+    /// # Errors
+    /// sled or encoding errors.
+    pub async fn set_alert_state<T: Serialize>(
+        &self,
+        label: &str,
+        state: &T,
+    ) -> Result<(), StoreError> {
+        let key = format!("{ALERTS_PREFIX}{label}");
+        let bytes = serde_json::to_vec(state).map_err(|e| StoreError::Corrupt {
+            key: format!("meta/{key}"),
+            message: e.to_string(),
+        })?;
+        let meta = self.db.open_tree(META)?;
+        meta.insert(key.as_bytes(), bytes)?;
         self.durable().await?;
         Ok(())
     }

@@ -2,7 +2,8 @@
 //!
 //! Owns: every use of sled. One tree per vendor (`vendor/NAME`, key = person id, value =
 //! a `VendorRecord` in the binary layout of `codec`), a `meta` tree (schema version, last
-//! report, each vendor's flow state under `pace/NAME`: `meta.rs`) and the audit
+//! report, each vendor's flow state under `pace/NAME`, each notify target's alert state
+//! under `alerts/LABEL`: `meta.rs`) and the audit
 //! `history` with its kept size (`history.rs`). Must not: know how records are computed. Every write is flushed before it returns, because the
 //! record is what stops a second account from being created after a crash.
 //!
@@ -19,16 +20,18 @@ use crate::model::{PersonId, VendorRecord};
 
 mod codec;
 mod history;
+mod links;
 mod meta;
 
 pub use codec::StoredRecord;
 pub use history::{HistoryEntry, HistoryFilter};
+pub use links::Unlinked;
 pub use meta::PaceRecord;
 
 /// Bumped when the stored shapes change incompatibly. 2: vendor records in the binary
 /// layout of `codec` (schema 1's JSON records are still read, and rewritten as they
-/// change).
-pub const SCHEMA_VERSION: u32 = 2;
+/// change). 3: the account index `link/NAME` (`links`), built on open from older stores.
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// sled's page cache in MiB unless `state_cache_mb` says otherwise (sled's own default
 /// is 1 GiB). 128 MiB holds 100k people × 4 vendors, so a no-op pass reads no page from
@@ -39,9 +42,13 @@ const META: &str = "meta";
 const KEY_SCHEMA: &[u8] = b"schema_version";
 const KEY_LAST_REPORT: &[u8] = b"last_report";
 const KEY_SOURCE_COUNT: &[u8] = b"last_source_count";
+/// `meta/unlinked`: the accounts indexing an older store unlinked (`links::Unlinked`).
+const KEY_UNLINKED: &[u8] = b"unlinked";
 const HISTORY: &str = "history";
 /// `meta/pace/NAME`: a vendor's learned rate (`PaceRecord`).
 const PACE_PREFIX: &str = "pace/";
+/// `meta/alerts/LABEL`: what a notify target has been alerted of (`notify::state`).
+const ALERTS_PREFIX: &str = "alerts/";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -62,6 +69,13 @@ pub enum StoreError {
     Flush(String),
     #[error("state store record {key} is unreadable: {message}")]
     Corrupt { key: String, message: String },
+    /// A record would link an account that another person holds at this vendor.
+    #[error("{vendor} account {remote} is already linked to {holder}")]
+    Linked {
+        vendor: String,
+        remote: String,
+        holder: PersonId,
+    },
     #[error(
         "the state directory was written by a newer roster (schema {found}, this one knows \
          {supported}); refusing to touch it"
@@ -74,6 +88,9 @@ pub enum StoreError {
 pub struct Store {
     db: Arc<Db>,
     commits: Arc<GroupCommit>,
+    /// Record writes left before they fail as on a full disk (`fail_writes_after`);
+    /// `u64::MAX`: never.
+    writes_left: Arc<AtomicU64>,
 }
 
 /// Set by [`leave_to_exit`].
@@ -172,7 +189,12 @@ impl Store {
     }
 
     fn init(db: sled::Db, temporary: bool) -> Result<Self, StoreError> {
-        let meta = db.open_tree(META)?;
+        let store = Self {
+            db: Arc::new(Db { db, temporary }),
+            commits: Arc::default(),
+            writes_left: Arc::new(AtomicU64::new(u64::MAX)),
+        };
+        let meta = store.db.open_tree(META)?;
         match meta.get(KEY_SCHEMA)? {
             None => {
                 meta.insert(KEY_SCHEMA, SCHEMA_VERSION.to_string().as_bytes())?;
@@ -192,18 +214,51 @@ impl Store {
                         supported: SCHEMA_VERSION,
                     });
                 }
+                if found < 3 {
+                    let unlinked = links::index_all(&store)?;
+                    if !unlinked.is_empty() {
+                        store.add_unlinked(&meta, unlinked)?;
+                    }
+                }
                 if found < SCHEMA_VERSION {
                     // Older records stay readable; the marker keeps an older roster,
-                    // which could not read the new ones, from opening this store.
+                    // which could not read the new ones, from opening this store. It is
+                    // written last, so an interrupted upgrade is done again.
                     meta.insert(KEY_SCHEMA, SCHEMA_VERSION.to_string().as_bytes())?;
-                    meta.flush()?;
+                    store.db.flush()?;
                 }
             }
         }
-        Ok(Self {
-            db: Arc::new(Db { db, temporary }),
-            commits: Arc::default(),
-        })
+        Ok(store)
+    }
+
+    fn add_unlinked(
+        &self,
+        meta: &sled::Tree,
+        mut unlinked: Vec<Unlinked>,
+    ) -> Result<(), StoreError> {
+        let mut all = self.unlinked()?;
+        all.append(&mut unlinked);
+        let bytes = serde_json::to_vec(&all).map_err(|e| StoreError::Corrupt {
+            key: "meta/unlinked".into(),
+            message: e.to_string(),
+        })?;
+        meta.insert(KEY_UNLINKED, bytes)?;
+        Ok(())
+    }
+
+    /// The accounts unlinked when this store was indexed, because an earlier roster had
+    /// linked each to several people (`roster status` shows them).
+    ///
+    /// # Errors
+    /// sled or decoding errors.
+    pub fn unlinked(&self) -> Result<Vec<Unlinked>, StoreError> {
+        let meta = self.db.open_tree(META)?;
+        Ok(meta
+            .get(KEY_UNLINKED)?
+            .map(|v| decode(&v, || "meta/unlinked".into()))
+            .transpose()?
+            .unwrap_or_default())
     }
 
     pub fn schema_version(&self) -> Result<u32, StoreError> {
@@ -216,6 +271,44 @@ impl Store {
 
     fn tree(&self, vendor: &str) -> Result<sled::Tree, StoreError> {
         Ok(self.db.open_tree(format!("vendor/{vendor}"))?)
+    }
+
+    fn links(&self, vendor: &str) -> Result<sled::Tree, StoreError> {
+        Ok(self.db.open_tree(format!("{}{vendor}", links::PREFIX))?)
+    }
+
+    /// A test hook: after `n` more record writes (`put`, `put_many`, `remove`), every one
+    /// fails as on a full disk, so tests can stop a pass at a store write of their
+    /// choosing (the integration tests also fill a real file-size limit).
+    #[doc(hidden)]
+    pub fn fail_writes_after(&self, n: u64) {
+        self.writes_left.store(n, Ordering::SeqCst);
+    }
+
+    fn writable(&self) -> Result<(), StoreError> {
+        let left = self
+            .writes_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n != u64::MAX).then(|| n.saturating_sub(1))
+            });
+        match left {
+            Ok(0) => Err(StoreError::Sled(sled::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                "no space left on device (injected)",
+            )))),
+            _ => Ok(()),
+        }
+    }
+
+    /// The person linked to account `remote` at `vendor`, if any.
+    ///
+    /// # Errors
+    /// sled errors.
+    pub fn holder(&self, vendor: &str, remote: &str) -> Result<Option<PersonId>, StoreError> {
+        Ok(self
+            .links(vendor)?
+            .get(remote.as_bytes())?
+            .map(|p| PersonId(String::from_utf8_lossy(&p).into_owned())))
     }
 
     /// Every record of one vendor, ordered by person id.
@@ -264,57 +357,77 @@ impl Store {
         }
     }
 
-    /// Writes one record and waits until it is on disk.
+    /// Writes one record and waits until it is on disk. The account index is updated in
+    /// the same transaction (`links`).
     ///
     /// # Errors
-    /// sled errors.
+    /// `Linked` when the record's account is linked to another person at this vendor
+    /// (nothing is written); sled errors.
     pub async fn put(
         &self,
         vendor: &str,
         id: &PersonId,
         record: &VendorRecord,
     ) -> Result<(), StoreError> {
-        let bytes = codec::encode(record).map_err(|e| StoreError::Corrupt {
-            key: format!("vendor/{vendor}/{id}"),
-            message: e.to_string(),
-        })?;
-        let tree = self.tree(vendor)?;
-        tree.insert(id.as_str(), bytes)?;
+        self.writable()?;
+        let bytes = encode(vendor, id, record)?;
+        let change = links::Change {
+            person: id,
+            value: Some(&bytes),
+            remote: record.remote_id.as_deref(),
+        };
+        links::write(vendor, &self.tree(vendor)?, &self.links(vendor)?, &[change])?;
         self.durable().await?;
         Ok(())
     }
 
-    /// Writes many records of one vendor in one batch and waits until they are on disk
-    /// (bulk seeding: benchmarks, imports); per-ack writes use `put`.
+    /// Writes many records of one vendor, a few thousand per transaction, and waits until
+    /// they are on disk (bulk seeding: benchmarks, imports); per-ack writes use `put`.
     ///
     /// # Errors
-    /// sled or encoding errors.
+    /// As `put`, for the first chunk that fails (earlier chunks stay written).
     pub async fn put_many<'a>(
         &self,
         vendor: &str,
         records: impl IntoIterator<Item = (&'a PersonId, &'a VendorRecord)>,
     ) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        for (id, record) in records {
-            let bytes = codec::encode(record).map_err(|e| StoreError::Corrupt {
-                key: format!("vendor/{vendor}/{id}"),
-                message: e.to_string(),
-            })?;
-            batch.insert(id.as_str(), bytes);
+        const CHUNK: usize = 4096;
+        let (tree, index) = (self.tree(vendor)?, self.links(vendor)?);
+        let mut records = records.into_iter().peekable();
+        while records.peek().is_some() {
+            self.writable()?;
+            let chunk: Vec<(&PersonId, Option<&str>, Vec<u8>)> = records
+                .by_ref()
+                .take(CHUNK)
+                .map(|(id, r)| Ok((id, r.remote_id.as_deref(), encode(vendor, id, r)?)))
+                .collect::<Result<_, StoreError>>()?;
+            let changes: Vec<links::Change<'_>> = chunk
+                .iter()
+                .map(|(person, remote, bytes)| links::Change {
+                    person,
+                    value: Some(bytes),
+                    remote: *remote,
+                })
+                .collect();
+            links::write(vendor, &tree, &index, &changes)?;
         }
-        let tree = self.tree(vendor)?;
-        tree.apply_batch(batch)?;
         self.durable().await?;
         Ok(())
     }
 
-    /// Forgets one person at one vendor and waits until that is on disk.
+    /// Forgets one person at one vendor (and releases their account) and waits until that
+    /// is on disk.
     ///
     /// # Errors
     /// sled errors.
     pub async fn remove(&self, vendor: &str, id: &PersonId) -> Result<(), StoreError> {
-        let tree = self.tree(vendor)?;
-        tree.remove(id.as_str())?;
+        self.writable()?;
+        let change = links::Change {
+            person: id,
+            value: None,
+            remote: None,
+        };
+        links::write(vendor, &self.tree(vendor)?, &self.links(vendor)?, &[change])?;
         self.durable().await?;
         Ok(())
     }
@@ -363,6 +476,13 @@ impl Store {
         c.durable.fetch_max(covered, Ordering::SeqCst);
         Ok(())
     }
+}
+
+fn encode(vendor: &str, id: &PersonId, record: &VendorRecord) -> Result<Vec<u8>, StoreError> {
+    codec::encode(record).map_err(|e| StoreError::Corrupt {
+        key: format!("vendor/{vendor}/{id}"),
+        message: e.to_string(),
+    })
 }
 
 fn decode<T: for<'de> Deserialize<'de>>(

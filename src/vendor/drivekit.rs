@@ -38,7 +38,7 @@ use super::{Allowed, Remote, Vendor, VendorError, VendorSettings};
 use crate::budget::Budget;
 use crate::config::{ConfigError, Secret};
 use crate::http::{self, BodyCap, Http, Reply};
-use crate::model::{Changes, Fields, MapError, Person, PersonId};
+use crate::model::{Case, Changes, Fields, KeyOf, MapError, Person, PersonId, UniqueKey};
 
 pub const DEFAULT_BASE_URL: &str = "https://service.drivequant.com";
 
@@ -49,6 +49,16 @@ const IDENTITY: &[&str] = &["firstname", "lastname", "pseudo"];
 
 /// The mapped field carrying the driver's user id.
 const USER_ID: &str = "user_id";
+
+/// The driver's user id is unique per company (the SDK's `alreadyUsed`,
+/// `shared/vendors/drivekit.md`); whether DriveKit ignores its case is not documented,
+/// so roster assumes it does. It is the lookup key and says whose driver it is.
+const UNIQUE: &[UniqueKey] = &[UniqueKey {
+    name: "DriveKit user id",
+    of: KeyOf::Field(USER_ID),
+    case: Case::Insensitive,
+    identifies: true,
+}];
 
 /// DriveKit's smallest page, and its default.
 const PAGE_SIZE: u32 = 1000;
@@ -298,6 +308,10 @@ impl Vendor for DriveKit {
         }
         fields.insert(USER_ID.into(), id);
         Ok(fields)
+    }
+
+    fn unique_keys(&self) -> &'static [UniqueKey] {
+        UNIQUE
     }
 
     fn flow(&self) -> &std::sync::Arc<http::Flow> {

@@ -65,6 +65,16 @@ impl VendorError {
         self.verdict() != Verdict::Never
     }
 
+    /// The HTTP status of the vendor's answer, for the failures that are one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Server { status, .. }
+            | Self::Rejected { status, .. }
+            | Self::Auth { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
     /// The class, as reports and metrics name it.
     pub fn kind(&self) -> &'static str {
         match self {

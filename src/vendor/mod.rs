@@ -30,7 +30,7 @@ use crate::budget::Budget;
 use crate::config::{ConfigError, RetrySettings};
 use crate::http::{self, FlowSettings, Http, Observer};
 pub use crate::model::Remote;
-use crate::model::{Changes, Fields, MapError, Person, PersonId};
+use crate::model::{Changes, Fields, MapError, Person, PersonId, UniqueKey};
 
 #[async_trait]
 pub trait Vendor: Send + Sync {
@@ -43,6 +43,14 @@ pub trait Vendor: Send + Sync {
     /// # Errors
     /// Why, naming the field at fault (reported as skipped).
     fn map(&self, person: &Person) -> Result<Fields, MapError>;
+
+    /// The values this vendor keeps unique across its accounts and how it compares them
+    /// (from its API notes, `shared/vendors/NAME.md`), in one place per connector. Two
+    /// people with the same value are set aside at this vendor; an account found by
+    /// lookup is linked only when its values are this person's (`plan::identity`).
+    fn unique_keys(&self) -> &'static [UniqueKey] {
+        &[]
+    }
 
     /// The vendor's flow control (pacing, holds, what a pass learned).
     fn flow(&self) -> &Arc<http::Flow>;

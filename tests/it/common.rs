@@ -387,6 +387,7 @@ pub fn assert_no_secrets(text: &str) {
         c.telematics_password,
         c.telematics_instance_key,
         c.rocketchat_auth_token,
+        c.hr_client_secret,
     ] {
         assert!(!text.contains(&s), "a secret leaked into output:\n{text}");
     }

@@ -247,9 +247,10 @@ async fn on_demand_passes_by_signal_and_authenticated_http() {
         1,
         "an unauthenticated trigger starts nothing"
     );
+    // Auth schemes are case-insensitive (RFC 9110): a client saying `bearer` is heard.
     let r = client
         .post(d.url("/trigger"))
-        .bearer_auth(TOKEN)
+        .header("authorization", format!("bearer {TOKEN}"))
         .send()
         .await
         .expect("post");
@@ -475,4 +476,59 @@ async fn sigterm_during_a_rate_limit_wait_exits_at_once() {
         sent.elapsed()
     );
     assert_eq!(rc.control.count_status(429), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_alerts_once_recovers_once_and_exports_condition_gauges() {
+    // Daily: no scheduled pass during the test, passes on SIGUSR1 only.
+    let env = env_with("0 0 0 * * *", "").await;
+    crate::notify::notify_both(&env);
+    let hooks = &env.sandbox.hooks;
+    env.write_people(&json!([]));
+    let mut d = Daemon::start(&env).await;
+    let text = wait_metric(&d, "roster_schedule_interval_seconds", 86_400.0).await;
+    assert_eq!(
+        metric(&text, "roster_rate_limited_total{vendor=\"motive\"}"),
+        Some(0.0),
+        "{text}"
+    );
+    for n in 1..=2 {
+        d.signal("USR1");
+        wait_metric(&d, "roster_passes_total{outcome=\"refused\"}", f64::from(n)).await;
+    }
+    assert!(
+        metric(&d.get("/metrics").await.1, "roster_pass_refused") == Some(1.0),
+        "the refusal gauge is up"
+    );
+    wait_for(Duration::from_secs(10), || {
+        (hooks.messages_of("webhook").len() == 1).then_some(())
+    })
+    .await
+    .expect("the refusal is alerted");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(hooks.messages_of("webhook").len(), 1, "and only once");
+    assert_eq!(hooks.messages_of("slack").len(), 1);
+
+    env.write_people(&crate::notify::people());
+    d.signal("USR1");
+    wait_metric(&d, "roster_pass_refused", 0.0).await;
+    let recovered = wait_for(Duration::from_secs(10), || {
+        let w = hooks.messages_of("webhook");
+        (w.len() == 2).then(|| w[1].json.clone())
+    })
+    .await
+    .expect("the recovery is alerted");
+    assert_eq!(recovered["event"], "recovered");
+    let text = wait_metric(&d, "roster_failed_operations{vendor=\"motive\"}", 0.0).await;
+    assert_eq!(
+        metric(&text, "roster_credentials_rejected{vendor=\"motive\"}"),
+        Some(0.0),
+        "{text}"
+    );
+    d.signal("TERM");
+    let status = tokio::time::timeout(Duration::from_secs(20), d.child.wait())
+        .await
+        .expect("exits")
+        .expect("wait");
+    assert_eq!(status.code(), Some(0));
 }

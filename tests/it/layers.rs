@@ -96,10 +96,13 @@ fn the_pure_core_and_the_leaves_stay_small() {
         ("plan", &["model"]),
         ("config", &[]),
         ("shutdown", &[]),
+        ("out", &[]),
         ("budget", &["shutdown"]),
         ("retry", &["budget", "config", "shutdown"]),
         ("http", &["budget", "config", "retry"]),
         ("store", &["model"]),
+        ("ha", &["config", "shutdown"]),
+        ("notify", &["config", "http", "model", "report", "store"]),
     ];
     for (module, may) in allowed {
         let used = deps.get(*module).cloned().unwrap_or_default();

@@ -31,6 +31,8 @@ async fn bad_credentials_stop_that_vendor_only() {
     assert_eq!(code, 1, "{r}");
     assert_eq!(counts(&r, "motive"), [3, 0, 0, 0, 0, 0, 0]);
     assert_eq!(counts(&r, "motive_old")[5], 3);
+    assert_eq!(r["vendors"]["motive_old"]["credentials"], "rejected", "{r}");
+    assert_eq!(r["vendors"]["motive"]["credentials"], "accepted", "{r}");
     let errors = r["vendors"]["motive_old"]["errors"]
         .as_array()
         .expect("errors");

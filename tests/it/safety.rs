@@ -42,6 +42,60 @@ async fn too_many_deactivations_are_refused_unless_forced() {
     );
     assert_eq!(motive.control.writes(), 0, "nothing is pushed when refused");
     assert!(motive.users().iter().all(|u| u["status"] == "active"));
+    // Planned and done never look alike: nothing was deactivated, five would have been.
+    let m = &r["vendors"]["motive"];
+    assert_eq!(r["dry_run"], false);
+    assert_eq!(counts(&r, "motive"), [0, 0, 0, 0, 5, 0, 0], "{r}");
+    assert_eq!(m["would"]["deactivated"], 5, "{r}");
+    let would = m["would"]["operations"].as_array().expect("would-be ops");
+    assert_eq!(would.len(), 5);
+    assert!(
+        would
+            .iter()
+            .all(|o| o["op"] == "deactivate" && o["reason"] == "removed")
+    );
+    assert!(m.get("operations").is_none(), "{r}");
+    let out = env.run(&["reconcile"]).await;
+    let (table, logs) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert!(table.contains("motive (would)"), "{table}");
+    assert!(
+        table.contains("motive: would deactivate E5 (removed)"),
+        "{table}"
+    );
+    assert!(logs.contains("would_deactivate=5"), "{logs}");
+    assert!(
+        !logs.contains("Pass finished") && !logs.contains(" deactivated=5"),
+        "{logs}"
+    );
+    // A dry run's counts are what would happen, as the interface has it, and say so.
+    let (code, d) = env.json(&["reconcile", "--dry-run", "--force"]).await;
+    assert_eq!(code, 0, "{d}");
+    assert_eq!(d["dry_run"], true);
+    assert_eq!(counts(&d, "motive")[2], 5, "{d}");
+    assert_eq!(
+        d["vendors"]["motive"]["operations"]
+            .as_array()
+            .map(Vec::len),
+        Some(5)
+    );
+    assert!(d["vendors"]["motive"].get("would").is_none());
+    let out = env.run(&["plan"]).await;
+    let (table, logs) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        table.contains("motive (would)") && table.contains("would deactivate"),
+        "{table}"
+    );
+    assert!(
+        logs.contains("would_deactivate=5") && !logs.contains("Pass finished"),
+        "{logs}"
+    );
 
     // Two vanish (20%, not more): allowed.
     env.write_people(&json!(people[..8]));

@@ -9,6 +9,11 @@
 //! `memberOf`, and `eldMode`). Two service accounts: `READER_DN` may read only 100
 //! entries in one unpaged search but any number with paged results; `CAPPED_DN` may read
 //! 100 entries in total even when paging (so a paged read fails part-way).
+//!
+//! TLS: `Slapd::start_tls` also serves `ldaps://` on a second port and StartTLS on the
+//! `ldap://` one, with a server certificate that a `TestCa` (a private CA made in process
+//! with rcgen) signed. slapd runs as the test's own user, which owns the key file (mode
+//! 0600), so no `slapd` system user needs to read it.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -59,15 +64,81 @@ pub fn program(name: &str) -> PathBuf {
         })
 }
 
+/// A private certificate authority made for one test.
+pub struct TestCa {
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    /// Its certificate, what a client is given as `tls_ca_file`.
+    pub cert_pem: String,
+}
+
+/// A server certificate and its private key, both PEM.
+pub struct ServerCert {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl TestCa {
+    pub fn new(name: &str) -> Self {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+            rcgen::KeyUsagePurpose::DigitalSignature,
+        ];
+        let key = rcgen::KeyPair::generate().expect("CA key");
+        let cert = params.self_signed(&key).expect("CA certificate");
+        Self {
+            issuer: rcgen::Issuer::new(params, key),
+            cert_pem: cert.pem(),
+        }
+    }
+
+    /// A server certificate for `names` (DNS names or IP addresses, as subject
+    /// alternative names), signed by this CA.
+    pub fn server_cert(&self, names: &[&str]) -> ServerCert {
+        let names: Vec<String> = names.iter().map(|n| (*n).to_string()).collect();
+        let mut params = rcgen::CertificateParams::new(names.clone()).expect("server params");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, names[0].as_str());
+        params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        let key = rcgen::KeyPair::generate().expect("server key");
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .expect("server certificate");
+        ServerCert {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
+    }
+}
+
 pub struct Slapd {
     pub dir: TempDir,
     pub port: u16,
+    /// The `ldaps://` port, when started with `start_tls`.
+    pub tls_port: Option<u16>,
     child: Child,
 }
 
 impl Slapd {
     /// Starts a server whose database holds the base entries plus `seed` (LDIF).
     pub fn start(seed: &str) -> Self {
+        Self::launch(seed, None)
+    }
+
+    /// `start`, serving TLS with `cert` (issued by the CA whose certificate is `ca_pem`):
+    /// `ldaps://` on `tls_port`, and StartTLS on `port`.
+    pub fn start_tls(seed: &str, cert: &ServerCert, ca_pem: &str) -> Self {
+        Self::launch(seed, Some((cert, ca_pem)))
+    }
+
+    fn launch(seed: &str, tls: Option<(&ServerCert, &str)>) -> Self {
         for schema in ["core", "cosine", "inetorgperson", "nis"] {
             let p = format!("/etc/ldap/schema/{schema}.schema");
             assert!(Path::new(&p).is_file(), "{p} is missing; {INSTALL}");
@@ -78,6 +149,26 @@ impl Slapd {
         let d = dir.path();
         std::fs::create_dir(d.join("db")).expect("db dir");
         std::fs::write(d.join("ad.schema"), AD_SCHEMA).expect("schema");
+        // Global directives, before the database section.
+        let tls_conf = match tls {
+            None => String::new(),
+            Some((cert, ca_pem)) => {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::write(d.join("ca.pem"), ca_pem).expect("ca");
+                std::fs::write(d.join("server.pem"), &cert.cert_pem).expect("cert");
+                let key = d.join("server.key");
+                std::fs::write(&key, &cert.key_pem).expect("key");
+                std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
+                    .expect("key mode");
+                format!(
+                    "TLSCACertificateFile {dir}/ca.pem\n\
+                     TLSCertificateFile {dir}/server.pem\n\
+                     TLSCertificateKeyFile {dir}/server.key\n\
+                     TLSVerifyClient never\n",
+                    dir = d.display()
+                )
+            }
+        };
         let conf = format!(
             "include /etc/ldap/schema/core.schema\n\
              include /etc/ldap/schema/cosine.schema\n\
@@ -88,6 +179,7 @@ impl Slapd {
              moduleload back_mdb\n\
              pidfile {dir}/slapd.pid\n\
              argsfile {dir}/slapd.args\n\
+             {tls_conf}\
              database mdb\n\
              maxsize 67108864\n\
              suffix \"{SUFFIX}\"\n\
@@ -121,16 +213,21 @@ impl Slapd {
         );
         // A free port can be taken between probing and binding: try a few.
         for _ in 0..5 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("free port")
-                .port();
+            let port = free_port();
+            let tls_port = tls.is_some().then(free_port).filter(|p| *p != port);
+            if tls.is_some() && tls_port.is_none() {
+                continue;
+            }
+            let mut listen = format!("ldap://127.0.0.1:{port}/");
+            if let Some(p) = tls_port {
+                listen.push_str(&format!(" ldaps://127.0.0.1:{p}/"));
+            }
             let log = std::fs::File::create(d.join("slapd.log")).expect("log");
             let mut child = Command::new(&slapd)
                 .arg("-d")
                 .arg("0")
                 .arg("-h")
-                .arg(format!("ldap://127.0.0.1:{port}/"))
+                .arg(listen)
                 .arg("-f")
                 .arg(d.join("slapd.conf"))
                 .stdin(Stdio::null())
@@ -143,8 +240,14 @@ impl Slapd {
                 if let Ok(Some(_)) = child.try_wait() {
                     break;
                 }
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Self { dir, port, child };
+                let up = |p: u16| TcpStream::connect(("127.0.0.1", p)).is_ok();
+                if up(port) && tls_port.is_none_or(up) {
+                    return Self {
+                        dir,
+                        port,
+                        tls_port,
+                        child,
+                    };
                 }
                 if Instant::now() > deadline {
                     let _ = child.kill();
@@ -162,6 +265,12 @@ impl Slapd {
 
     pub fn url(&self) -> String {
         format!("ldap://127.0.0.1:{}", self.port)
+    }
+
+    /// The `ldaps://` URL (servers started with `start_tls` only).
+    pub fn ldaps_url(&self) -> String {
+        let port = self.tls_port.expect("started with start_tls");
+        format!("ldaps://127.0.0.1:{port}")
     }
 
     /// Applies an LDIF change set as the root DN (`changetype:` records).
@@ -189,6 +298,13 @@ impl Slapd {
     pub fn resume(&self) {
         signal(self.child.id(), "CONT");
     }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
 }
 
 /// Through the shell's own `kill`, which every system has.

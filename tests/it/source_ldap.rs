@@ -2,7 +2,7 @@
 //! through the real binary to the Motive fake.
 
 use crate::common::{Env, MOTIVE_KEY, counts};
-use crate::slapd::{AdPerson, CAPPED_DN, READER_DN, SERVICE_PW, SUFFIX, Slapd, guid_text};
+use crate::slapd::{AdPerson, CAPPED_DN, READER_DN, SERVICE_PW, SUFFIX, Slapd, TestCa, guid_text};
 
 const SAFETY: &str =
     "max_deactivations = 50\nmax_deactivation_ratio = 1.0\nmax_source_drop_ratio = 1.0";
@@ -369,6 +369,22 @@ async fn wrong_password_and_bad_config_are_reported() {
     );
 
     let good = std::fs::read_to_string(&env.config).expect("config");
+    // StartTLS asked of a server that has no TLS set up: refused, and said so.
+    std::fs::write(
+        &env.config,
+        good.replace("wrong-password", SERVICE_PW)
+            .replace("page_size = 40", "page_size = 40\nstarttls = true"),
+    )
+    .expect("config");
+    let (code, r) = env.json_without(&["reconcile"], &secrets()).await;
+    assert_eq!(code, 3, "{r}");
+    assert!(
+        r["refused"]
+            .as_str()
+            .is_some_and(|m| m.contains("the server refused StartTLS")),
+        "{r}"
+    );
+
     for (bad, key) in [
         (good.replace("base_dn = ", "based_n = "), "source.base_dn"),
         (
@@ -383,4 +399,147 @@ async fn wrong_password_and_bad_config_are_reported() {
         assert_eq!(out.status.code(), Some(2), "{err}");
         assert!(err.contains(key), "error should name `{key}`: {err}");
     }
+}
+
+/// Files the TLS tests hand to roster: `ca.pem` (the CA that issued the server's
+/// certificate) and `other-ca.pem` (a CA that did not).
+fn tls_source(url: &str, extra: &str) -> String {
+    format!(
+        "type = \"ldap\"\nurl = \"{url}\"\nbind_dn = \"{READER_DN}\"\n\
+         bind_password_file = \"{{dir}}/ldap.pw\"\nbase_dn = \"ou=people,{SUFFIX}\"\n\
+         filter = \"(objectClass=inetOrgPerson)\"\npage_size = 40\ntimeout_secs = 5\n{extra}"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ldaps_and_starttls_with_a_private_ca() {
+    let ca = TestCa::new("roster test CA");
+    let cert = ca.server_cert(&["localhost", "127.0.0.1"]);
+    let slapd = Slapd::start_tls(&many(60, 1), &cert, &ca.cert_pem);
+    let env = Env::with_source(
+        &tls_source(&slapd.ldaps_url(), "tls_ca_file = \"ca.pem\"\n"),
+        SAFETY,
+        &format!("{}{}", motive_head(), motive_defaults()),
+    )
+    .await;
+    std::fs::write(env.path("ldap.pw"), SERVICE_PW).expect("password file");
+    std::fs::write(env.path("ca.pem"), &ca.cert_pem).expect("ca file");
+    let motive = &env.sandbox.motive;
+
+    let out = env.run(&["check"]).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("source: ok"), "{text}");
+    // More entries match than the probe asks for: the server's sizeLimitExceeded answer
+    // still carries the entries it sent.
+    assert!(text.contains("at least 5 entries match"), "{text}");
+
+    // ldaps://: everyone read over TLS, all created.
+    let (code, r) = env.json_without(&["reconcile"], &secrets()).await;
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["source"]["records"], 60, "{r}");
+    assert_eq!(counts(&r, "motive")[0], 60, "{r}");
+
+    // ldap:// + StartTLS on the plain port: the same people, nothing to do.
+    let good = std::fs::read_to_string(&env.config).expect("config");
+    std::fs::write(
+        &env.config,
+        good.replace(&slapd.ldaps_url(), &slapd.url())
+            .replace("tls_ca_file", "starttls = true\ntls_ca_file"),
+    )
+    .expect("config");
+    motive.control.clear_calls();
+    let (code, r) = env.json_without(&["reconcile"], &secrets()).await;
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(counts(&r, "motive"), [0, 0, 0, 0, 60, 0, 0], "{r}");
+    assert_eq!(motive.control.writes(), 0);
+}
+
+/// The refused pass's message, with exit 3 and not one write at the vendor.
+async fn refused(env: &Env) -> String {
+    let motive = &env.sandbox.motive;
+    motive.control.clear_calls();
+    let (code, r) = env.json_without(&["reconcile"], &secrets()).await;
+    assert_eq!(code, 3, "{r}");
+    assert_eq!(motive.control.writes(), 0, "{:?}", motive.control.calls());
+    assert!(motive.users().iter().all(|u| u["status"] == "active"));
+    r["refused"].as_str().unwrap_or_default().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrusted_ca_or_another_hosts_certificate_refuses_the_pass() {
+    let ca = TestCa::new("roster test CA");
+    let other_ca = TestCa::new("some other CA");
+    let slapd = Slapd::start_tls(
+        &many(20, 1),
+        &ca.server_cert(&["localhost", "127.0.0.1"]),
+        &ca.cert_pem,
+    );
+    let env = Env::with_source(
+        &tls_source(&slapd.ldaps_url(), "tls_ca_file = \"ca.pem\"\n"),
+        SAFETY,
+        &format!("{}{}", motive_head(), motive_defaults()),
+    )
+    .await;
+    std::fs::write(env.path("ldap.pw"), SERVICE_PW).expect("password file");
+    std::fs::write(env.path("ca.pem"), &ca.cert_pem).expect("ca file");
+    std::fs::write(env.path("other-ca.pem"), &other_ca.cert_pem).expect("ca file");
+    let (code, r) = env.json_without(&["reconcile"], &secrets()).await;
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(counts(&r, "motive")[0], 20, "{r}");
+    let good = std::fs::read_to_string(&env.config).expect("config");
+
+    // Another CA: ldaps:// and StartTLS both refuse, saying so and naming the host.
+    let other = good.replace("\"ca.pem\"", "\"other-ca.pem\"");
+    let starttls = |config: &str| {
+        config
+            .replace(&slapd.ldaps_url(), &slapd.url())
+            .replace("tls_ca_file", "starttls = true\ntls_ca_file")
+    };
+    for config in [other.clone(), starttls(&other)] {
+        std::fs::write(&env.config, &config).expect("config");
+        let message = refused(&env).await;
+        assert!(message.contains("not trusted"), "{message}");
+        assert!(message.contains("127.0.0.1"), "{message}");
+        assert!(message.contains("other-ca.pem"), "{message}");
+    }
+
+    // No tls_ca_file: the system's trust store does not know the private CA either.
+    std::fs::write(&env.config, good.replace("tls_ca_file = \"ca.pem\"\n", "")).expect("config");
+    let message = refused(&env).await;
+    assert!(message.contains("not trusted"), "{message}");
+    assert!(message.contains("system trust store"), "{message}");
+
+    // The right CA, but a certificate issued for another host name.
+    let elsewhere = Slapd::start_tls(
+        &many(20, 1),
+        &ca.server_cert(&["ldap.elsewhere.test"]),
+        &ca.cert_pem,
+    );
+    for config in [
+        good.replace(&slapd.ldaps_url(), &elsewhere.ldaps_url()),
+        starttls(&good).replace(&slapd.url(), &elsewhere.url()),
+    ] {
+        std::fs::write(&env.config, &config).expect("config");
+        let message = refused(&env).await;
+        assert!(
+            message.contains("not valid for host 127.0.0.1"),
+            "{message}"
+        );
+        assert!(
+            message.contains("issued for ldap.elsewhere.test"),
+            "{message}"
+        );
+    }
+
+    // Back to the right CA: nothing to do, nobody was harmed.
+    std::fs::write(&env.config, &good).expect("config");
+    let (code, r) = env.json_without(&["reconcile"], &secrets()).await;
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(counts(&r, "motive"), [0, 0, 0, 0, 20, 0, 0], "{r}");
 }

@@ -188,11 +188,13 @@ async fn lifecycle_create_noop_update_deactivate_reactivate() {
 }
 
 #[tokio::test]
-async fn an_existing_account_with_the_same_username_is_adopted() {
+async fn an_existing_account_with_the_same_username_and_email_is_adopted() {
     let h = Harness::new().await;
+    // Rocket.Chat compares emails without regard to case; an account whose email is
+    // another one entirely is not hers (`identity::an_account_found_by_username_…`).
     let existing = h
         .rc()
-        .insert_user("Old Name", "ann.lee", "old@example.com", false);
+        .insert_user("Old Name", "ann.lee", "Ann.Lee@Example.com", false);
     h.people(&[person("E1", "Ann", "Lee", "ann.lee")]);
     let r = h.pass().await;
     let c = chat(&r);

@@ -25,6 +25,10 @@ pub struct Call {
     pub path: String,
     pub query: String,
     pub status: u16,
+    /// The request's `User-Agent` (roster's names its HA identity: `roster/0.1.0 (roster-0)`).
+    pub user_agent: String,
+    /// When the request arrived (the wall of `std`, not tokio's paused clock).
+    pub at: std::time::Instant,
 }
 
 impl Call {
@@ -43,6 +47,9 @@ pub struct Fault {
     pub method: Option<Method>,
     /// Matches when the request path contains this text.
     pub path_contains: String,
+    /// And, when set, when the query contains this text (one page of a paged list:
+    /// `startIndex=51`).
+    pub query_contains: Option<String>,
     pub status: u16,
     pub body: String,
     pub headers: Vec<(String, String)>,
@@ -54,6 +61,7 @@ impl Fault {
         Self {
             method,
             path_contains: path_contains.to_string(),
+            query_contains: None,
             status,
             body: body.to_string(),
             headers: Vec::new(),
@@ -71,10 +79,20 @@ impl Fault {
         self
     }
 
-    fn matches(&self, method: &Method, path: &str) -> bool {
+    /// Only requests whose query contains `text` (e.g. one page: `startIndex=51&`).
+    pub fn query_contains(mut self, text: &str) -> Self {
+        self.query_contains = Some(text.to_string());
+        self
+    }
+
+    fn matches(&self, method: &Method, path: &str, query: &str) -> bool {
         self.times > 0
             && self.method.as_ref().is_none_or(|m| m == method)
             && path.contains(&self.path_contains)
+            && self
+                .query_contains
+                .as_ref()
+                .is_none_or(|q| query.contains(q.as_str()))
     }
 }
 
@@ -234,8 +252,15 @@ pub fn has_bearer(headers: &axum::http::HeaderMap, token: &str) -> bool {
 
 /// axum middleware: log, inject faults, delay.
 pub async fn layer(State(control): State<Control>, req: Request, next: Next) -> Response {
+    let at = std::time::Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    let user_agent = req
+        .headers()
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
     let query = req.uri().query().unwrap_or_default().to_string();
     let (storm, fault, latency) = {
         let mut g = control.lock();
@@ -262,7 +287,7 @@ pub async fn layer(State(control): State<Control>, req: Request, next: Next) -> 
         let fault = g
             .faults
             .iter_mut()
-            .find(|f| f.matches(&method, &path))
+            .find(|f| f.matches(&method, &path, &query))
             .map(|f| {
                 f.times -= 1;
                 f.clone()
@@ -288,6 +313,8 @@ pub async fn layer(State(control): State<Control>, req: Request, next: Next) -> 
         path,
         query,
         status: response.status().as_u16(),
+        user_agent,
+        at,
     });
     if let Some(wait) = delay {
         tokio::time::sleep(wait).await;

@@ -14,7 +14,11 @@
 //!   `Link: <…>; rel="next"` header (an absolute URL) while more remain.
 //!
 //! Every page size is capped at `max_page_size` (default 25) whatever is asked. Auth:
-//! `Authorization: Bearer <token>`, else 401 `{"error":"unauthorized","message":…}`.
+//! `Authorization: Bearer <token>`, with the fake's static token or one issued by its
+//! OAuth2 token endpoint (`POST /hr/oauth/token`, client credentials, see `oauth.rs`;
+//! scopes `employees:read`, `employees:write`), else 401
+//! `{"error":"unauthorized"|"invalid_token","message":…}`; an expired token also gets
+//! `WWW-Authenticate: Bearer error="invalid_token"` (RFC 6750 §3.1).
 //! Test hooks as in the SCIM fake: `after_list_requests`, `set_total_skew`, and
 //! `set_next_loop` (a broken server whose next link points back at the same page).
 
@@ -29,6 +33,10 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use crate::control::{self, Control};
+use crate::oauth::{TokenProblem, TokenServer};
+
+/// The scopes the token endpoint grants.
+pub const SCOPES: &[&str] = &["employees:read", "employees:write"];
 
 type Hook = Box<dyn FnOnce(&Hr) + Send>;
 
@@ -46,19 +54,22 @@ struct Staff {
 pub struct Hr {
     state: Arc<Mutex<Staff>>,
     pub control: Control,
+    /// The token endpoint, for test setup and counts.
+    pub oauth: TokenServer,
     token: String,
 }
 
 type Reply = Result<Response, Response>;
 
 impl Hr {
-    pub fn new(token: &str) -> Self {
+    pub fn new(token: &str, oauth: TokenServer) -> Self {
         Self {
             state: Arc::new(Mutex::new(Staff {
                 max_page: 25,
                 ..Staff::default()
             })),
             control: Control::default(),
+            oauth,
             token: token.to_string(),
         }
     }
@@ -72,6 +83,7 @@ impl Hr {
             .route("/v1/employees", get(by_cursor))
             .route("/v2/employees", get(by_page))
             .route("/v3/employees", get(by_link_header))
+            .route("/oauth/token", axum::routing::post(token))
             .with_state(self.clone())
             .layer(axum::middleware::from_fn_with_state(
                 self.control.clone(),
@@ -111,14 +123,36 @@ impl Hr {
 
     fn authorize(&self, headers: &HeaderMap) -> Result<(), Response> {
         if crate::control::has_bearer(headers, &self.token) {
-            Ok(())
-        } else {
-            Err((
+            return Ok(());
+        }
+        let problem = match crate::control::bearer(headers) {
+            Some(t) => match self.oauth.check(t) {
+                Ok(()) => return Ok(()),
+                Err(p) => p,
+            },
+            None => TokenProblem::Unknown,
+        };
+        let mut r = match problem {
+            TokenProblem::Unknown => (
                 StatusCode::UNAUTHORIZED,
                 Json(json!({"error": "unauthorized", "message": "missing or invalid token"})),
             )
-                .into_response())
-        }
+                .into_response(),
+            TokenProblem::Expired => (
+                StatusCode::UNAUTHORIZED,
+                Json(json!({"error": "invalid_token", "message": "the access token expired"})),
+            )
+                .into_response(),
+        };
+        let challenge = match problem {
+            TokenProblem::Unknown => "Bearer realm=\"hr\"",
+            TokenProblem::Expired => {
+                "Bearer realm=\"hr\", error=\"invalid_token\", error_description=\"The access token expired\""
+            }
+        };
+        r.headers_mut()
+            .insert("www-authenticate", HeaderValue::from_static(challenge));
+        Err(r)
     }
 
     /// Takes a slice of the staff list and runs any hooks that are due.
@@ -158,6 +192,10 @@ struct Staffing {
     limit: usize,
     skewed_total: i64,
     next_loop: bool,
+}
+
+async fn token(State(hr): State<Hr>, headers: HeaderMap, body: String) -> Response {
+    hr.oauth.token_endpoint(&headers, &body)
 }
 
 fn bad_request(message: &str) -> Response {

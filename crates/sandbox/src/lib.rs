@@ -15,10 +15,13 @@ mod clock;
 pub mod control;
 pub mod drivekit;
 pub mod hr;
+pub mod kube;
 pub mod motive;
+pub mod oauth;
 pub mod rocketchat;
 pub mod scim;
 pub mod telematics;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 
@@ -44,6 +47,14 @@ pub struct Credentials {
     pub scim_token: String,
     /// Bearer token of the HR API fake (`/hr`).
     pub hr_token: String,
+    /// The OAuth2 client of the HR fake's token endpoint (`/hr/oauth/token`), whose
+    /// tokens the HR API accepts too.
+    pub hr_client_id: String,
+    pub hr_client_secret: String,
+    /// `TEAM/BOT/SECRET` of the Slack incoming-webhook fake (`/hooks/slack/services/…`).
+    pub slack_webhook_path: String,
+    /// The path token of the generic webhook receiver (`/hooks/webhook/TOKEN`).
+    pub webhook_token: String,
 }
 
 impl Default for Credentials {
@@ -61,6 +72,10 @@ impl Default for Credentials {
             rocketchat_auth_token: "sandbox-rocketchat-pat".into(),
             scim_token: "sandbox-scim-bearer-token".into(),
             hr_token: "sandbox-hr-bearer-token".into(),
+            hr_client_id: "roster-sandbox-client".into(),
+            hr_client_secret: "sandbox-hr-client-secret".into(),
+            slack_webhook_path: "T0SANDBOX/B0SANDBOX/sandbox-slack-webhook-secret".into(),
+            webhook_token: "sandbox-webhook-token".into(),
         }
     }
 }
@@ -76,6 +91,8 @@ pub struct Sandbox {
     pub scim: scim::Scim,
     /// An HR system's JSON API, a source (`/hr`).
     pub hr: hr::Hr,
+    /// Alert receivers: Slack's incoming webhook and a generic JSON webhook (`/hooks`).
+    pub hooks: webhooks::Webhooks,
     task: JoinHandle<()>,
 }
 
@@ -98,14 +115,19 @@ impl Sandbox {
         let telematics = telematics::Telematics::new(&creds);
         let rocketchat = rocketchat::RocketChat::new(&creds);
         let scim = scim::Scim::new(&creds.scim_token);
-        let hr = hr::Hr::new(&creds.hr_token);
+        let hr = hr::Hr::new(
+            &creds.hr_token,
+            oauth::TokenServer::new(&creds.hr_client_id, &creds.hr_client_secret, hr::SCOPES),
+        );
+        let hooks = webhooks::Webhooks::new(&creds.slack_webhook_path, &creds.webhook_token);
         let app = Router::new()
             .nest("/motive", motive.router())
             .nest("/drivekit", drivekit.router())
             .nest("/telematics", telematics.router())
             .nest("/rocketchat", rocketchat.router())
             .nest("/scim", scim.router())
-            .nest("/hr", hr.router());
+            .nest("/hr", hr.router())
+            .nest("/hooks", hooks.router());
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         // As vendors' front ends do: without it, a reply written in two parts can wait for
@@ -124,8 +146,22 @@ impl Sandbox {
             rocketchat,
             scim,
             hr,
+            hooks,
             task,
         })
+    }
+
+    /// The `url` of a `[[notify]]` target of type `slack` (its secret included).
+    pub fn slack_webhook_url(&self, creds: &Credentials) -> String {
+        format!(
+            "http://{}/hooks/slack/services/{}",
+            self.addr, creds.slack_webhook_path
+        )
+    }
+
+    /// The `url` of a `[[notify]]` target of type `webhook` (its token included).
+    pub fn webhook_url(&self, creds: &Credentials) -> String {
+        format!("http://{}/hooks/webhook/{}", self.addr, creds.webhook_token)
     }
 
     /// The `base_url` to give roster for a vendor (`motive`, …).

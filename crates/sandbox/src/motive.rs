@@ -93,12 +93,17 @@ pub struct Users {
     index: HashMap<String, BTreeSet<i64>>,
     next_id: i64,
     next_ext_id: i64,
+    /// Whether external ids are compared without regard to case (`E1001` = `e1001`), as
+    /// a database with a case-insensitive collation would. Motive does not document how
+    /// it compares them; roster must be safe either way (see
+    /// `Motive::ignore_case_in_external_ids`).
+    ext_ignore_case: bool,
 }
 
 impl Users {
     fn put(&mut self, id: i64, user: Map<String, Value>) {
         self.take(id);
-        for k in unique_keys(&user) {
+        for k in unique_keys(&user, self.ext_ignore_case) {
             self.index.entry(k).or_default().insert(id);
         }
         self.users.insert(id, user);
@@ -106,7 +111,7 @@ impl Users {
 
     fn take(&mut self, id: i64) -> Option<Map<String, Value>> {
         let old = self.users.remove(&id)?;
-        for k in unique_keys(&old) {
+        for k in unique_keys(&old, self.ext_ignore_case) {
             if let Some(ids) = self.index.get_mut(&k) {
                 ids.remove(&id);
                 if ids.is_empty() {
@@ -130,12 +135,16 @@ impl Users {
 
 /// The keys Motive keeps unique: email and username (case-insensitively) and each
 /// (integration, external id) pair.
-fn unique_keys(u: &Map<String, Value>) -> Vec<String> {
+fn unique_keys(u: &Map<String, Value>, ext_ignore_case: bool) -> Vec<String> {
     let mut keys: Vec<String> = ["email", "username"]
         .into_iter()
         .filter_map(|k| str_field(u, k).map(|v| field_key(k, v)))
         .collect();
-    keys.extend(ext_ids(u).iter().map(|(e, i)| ext_key(e, i)));
+    keys.extend(
+        ext_ids(u)
+            .iter()
+            .map(|(e, i)| ext_key(e, i, ext_ignore_case)),
+    );
     keys
 }
 
@@ -143,8 +152,12 @@ fn field_key(field: &str, value: &str) -> String {
     format!("{field}\0{}", value.to_ascii_lowercase())
 }
 
-fn ext_key(external_id: &str, integration: &str) -> String {
-    format!("ext\0{integration}\0{external_id}")
+fn ext_key(external_id: &str, integration: &str, ignore_case: bool) -> String {
+    if ignore_case {
+        format!("ext\0{integration}\0{}", external_id.to_lowercase())
+    } else {
+        format!("ext\0{integration}\0{external_id}")
+    }
 }
 
 /// The fake's handle: its state for assertions and its control for faults.
@@ -174,6 +187,16 @@ impl Motive {
             api_key: api_key.to_string(),
             token: token.to_string(),
         }
+    }
+
+    /// From now on, external ids compare without regard to case, for lookups and
+    /// uniqueness alike (`E1001` finds `e1001`'s user). Motive does not say how it
+    /// compares them; this is the behaviour roster must survive. Call it before the first
+    /// user is created.
+    pub fn ignore_case_in_external_ids(&self) {
+        let mut st = self.lock();
+        assert!(st.users.is_empty(), "set before the first user");
+        st.ext_ignore_case = true;
     }
 
     fn lock(&self) -> MutexGuard<'_, Users> {
@@ -340,7 +363,11 @@ fn apply_external_ids(
                 "external_id and integration_name are required",
             ));
         };
-        if st.holders(&ext_key(ext, integ), self_id).next().is_some() {
+        if st
+            .holders(&ext_key(ext, integ, st.ext_ignore_case), self_id)
+            .next()
+            .is_some()
+        {
             return Err(error(
                 StatusCode::BAD_REQUEST,
                 "External id has already been taken",
@@ -486,7 +513,7 @@ async fn lookup(
         ));
     };
     let st = m.lock();
-    st.holders(&ext_key(ext, integ), None)
+    st.holders(&ext_key(ext, integ, st.ext_ignore_case), None)
         .next()
         .and_then(|id| st.users.get(&id))
         .map(|u| Json(json!({ "user": public(u) })).into_response())

@@ -7,7 +7,7 @@ use crate::budget::Stop;
 /// What kept a call from being sent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NotSent {
-    #[error("not sent: roster is shutting down")]
+    #[error("not sent: roster is shutting down or lost the HA lease")]
     Shutdown,
     /// The wait for `waiting` would outlast the pass budget.
     #[error("not sent: waiting for {waiting} would outlast the pass budget (retry.pass_budget_secs = {})", .budget.as_secs())]

@@ -73,6 +73,10 @@ impl Source for HttpSource {
                 by_offset: true, ..
             } => ", offsets",
         };
-        format!("http {}{paging}", shown(&self.url))
+        format!(
+            "http {}{paging}{}",
+            shown(&self.url),
+            self.get.describe_auth()
+        )
     }
 }

@@ -8,20 +8,34 @@ use serde::Deserialize;
 
 use super::super::Build;
 use super::super::remote::{
-    Credential, JsonGet, Remote, check_http_url, check_page_limits, default_max_page_mb,
+    Auth, Credential, JsonGet, Remote, check_http_url, check_page_limits, check_token_url,
+    default_max_page_mb,
 };
 use super::{HttpSource, Mapping};
 use crate::config::{ConfigError, Secret};
+use crate::http::oauth2::{ClientAuth, ClientCredentials, ClientSecret};
 
 /// The `[source]` keys of `type = "http"`.
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Options {
     url: String,
-    #[serde(default = "default_auth_header")]
-    auth_header: String,
+    /// `header` (`auth_header` and `auth_value`, or no credential) or `oauth2`.
+    #[serde(default)]
+    auth: AuthMode,
+    /// Default `Authorization`.
+    auth_header: Option<String>,
     auth_value: Option<Secret>,
     auth_value_file: Option<PathBuf>,
+    /// OAuth2 client credentials (`auth = "oauth2"`): the token endpoint.
+    token_url: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<Secret>,
+    client_secret_file: Option<PathBuf>,
+    /// Space-separated scopes; none: the server's default.
+    scope: Option<String>,
+    /// How the client authenticates to the token endpoint (default `basic`).
+    client_auth: Option<ClientAuth>,
     #[serde(default = "default_timeout")]
     timeout_secs: u64,
     #[serde(default = "default_retries")]
@@ -53,9 +67,6 @@ pub struct Options {
     max_page_mb: u64,
 }
 
-fn default_auth_header() -> String {
-    "Authorization".into()
-}
 fn default_timeout() -> u64 {
     30
 }
@@ -78,6 +89,17 @@ pub(super) struct Fields {
     pub(super) phone: Option<String>,
     pub(super) active: Option<String>,
     pub(super) groups: Option<String>,
+}
+
+/// How the HTTP source's requests are authorized.
+#[derive(Deserialize, Default, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum AuthMode {
+    /// A static credential in `auth_header` (or none).
+    #[default]
+    Header,
+    /// OAuth2 client credentials (RFC 6749 §4.4).
+    Oauth2,
 }
 
 #[derive(Deserialize, Default, Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +127,109 @@ pub(super) enum Paging {
     },
 }
 
+/// `auth = "header"`: `auth_header` and `auth_value` (or none), no OAuth2 key.
+fn header_auth(o: &Options, b: &Build) -> Result<Auth, ConfigError> {
+    for (key, given) in [
+        ("token_url", o.token_url.is_some()),
+        ("client_id", o.client_id.is_some()),
+        ("client_secret", o.client_secret.is_some()),
+        ("client_secret_file", o.client_secret_file.is_some()),
+        ("scope", o.scope.is_some()),
+        ("client_auth", o.client_auth.is_some()),
+    ] {
+        if given {
+            return Err(ConfigError::invalid(
+                format!("source.{key}"),
+                "is only used with auth = \"oauth2\"",
+            ));
+        }
+    }
+    let name = o.auth_header.as_deref().unwrap_or("Authorization");
+    let header = HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| {
+        ConfigError::invalid(
+            "source.auth_header",
+            format!("`{name}` is not a header name"),
+        )
+    })?;
+    let credential = Credential::from_build(
+        b,
+        "auth_value",
+        o.auth_value.clone(),
+        o.auth_value_file.clone(),
+        false,
+        header,
+        "",
+    )?;
+    Ok(credential.map_or(Auth::None, Auth::Header))
+}
+
+/// `auth = "oauth2"`: the token endpoint and the client, no static credential.
+fn oauth2_auth(o: &Options, b: &Build) -> Result<Auth, ConfigError> {
+    for (key, given) in [
+        ("auth_header", o.auth_header.is_some()),
+        ("auth_value", o.auth_value.is_some()),
+        ("auth_value_file", o.auth_value_file.is_some()),
+    ] {
+        if given {
+            return Err(ConfigError::invalid(
+                format!("source.{key}"),
+                "is not used with auth = \"oauth2\" (the token is sent as \
+                 `Authorization: Bearer`)",
+            ));
+        }
+    }
+    let required = |key: &str| {
+        ConfigError::invalid(
+            format!("source.{key}"),
+            "is required with auth = \"oauth2\"",
+        )
+    };
+    let token_url = check_token_url(
+        "source.token_url",
+        o.token_url
+            .as_deref()
+            .ok_or_else(|| required("token_url"))?,
+    )?;
+    let client_id = o
+        .client_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| required("client_id"))?
+        .to_string();
+    // Read once now to report a mistake at load; a file is read again for every token
+    // request, so a rotated secret is picked up without a restart.
+    let secret = b
+        .secret(
+            "client_secret",
+            o.client_secret.clone(),
+            o.client_secret_file.clone(),
+            true,
+        )?
+        .ok_or_else(|| required("client_secret"))?;
+    let client_secret = match &o.client_secret_file {
+        Some(path) => ClientSecret::File(b.path(path)),
+        None => ClientSecret::Inline(secret),
+    };
+    let scopes: Vec<String> = match &o.scope {
+        Some(s) if s.trim().is_empty() => {
+            return Err(ConfigError::invalid(
+                "source.scope",
+                "is empty (leave it out for the server's default)",
+            ));
+        }
+        Some(s) => s.split_whitespace().map(String::from).collect(),
+        None => Vec::new(),
+    };
+    Ok(Auth::OAuth2(ClientCredentials {
+        token_url,
+        client_id,
+        client_secret,
+        scopes,
+        client_auth: o.client_auth.unwrap_or_default(),
+    }))
+}
+
 fn check_pointer(key: &str, p: &str, allow_empty: bool) -> Result<(), ConfigError> {
     if (p.is_empty() && allow_empty) || p.starts_with('/') {
         Ok(())
@@ -121,21 +246,10 @@ impl HttpSource {
     /// A missing or invalid key, named as `source.KEY`.
     pub fn from_options(o: Options, b: &Build) -> Result<Self, ConfigError> {
         let url = check_http_url("source.url", &o.url)?;
-        let header = HeaderName::from_bytes(o.auth_header.trim().as_bytes()).map_err(|_| {
-            ConfigError::invalid(
-                "source.auth_header",
-                format!("`{}` is not a header name", o.auth_header),
-            )
-        })?;
-        let auth = Credential::from_build(
-            b,
-            "auth_value",
-            o.auth_value,
-            o.auth_value_file,
-            false,
-            header,
-            "",
-        )?;
+        let auth = match o.auth {
+            AuthMode::Header => header_auth(&o, b)?,
+            AuthMode::Oauth2 => oauth2_auth(&o, b)?,
+        };
         if o.timeout_secs == 0 {
             return Err(ConfigError::invalid(
                 "source.timeout_secs",

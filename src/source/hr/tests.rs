@@ -169,3 +169,65 @@ fn secrets_and_queries_are_not_shown() {
         "https://h/x"
     );
 }
+
+fn oauth2(extra: Value) -> Value {
+    let mut v = with(json!({
+        "auth": "oauth2", "token_url": "https://login.example/oauth2/token",
+        "client_id": "roster", "client_secret": "CLIENT-SECRET-1", "scope": "employees:read  org:read"
+    }));
+    for (k, x) in extra.as_object().expect("object") {
+        if x.is_null() {
+            v.as_object_mut().expect("object").remove(k);
+        } else {
+            v[k] = x.clone();
+        }
+    }
+    v
+}
+
+#[test]
+fn oauth2_keys_are_checked_together() {
+    let s = source(oauth2(json!({"client_auth": "post"})));
+    let d = s.describe();
+    assert!(d.ends_with(", OAuth2 client credentials"), "{d}");
+    assert!(
+        !d.contains("CLIENT-SECRET-1") && !d.contains("roster"),
+        "{d}"
+    );
+    // A loopback token endpoint may be plain http (a local proxy, the tests).
+    source(oauth2(json!({"token_url": "http://127.0.0.1:8080/token"})));
+    source(oauth2(json!({"token_url": "http://localhost/token"})));
+    source(oauth2(json!({"token_url": "http://[::1]:9/token"})));
+
+    // The secret goes to the token endpoint: never over plain http to another host.
+    let e = err(oauth2(json!({"token_url": "http://login.example/token"})));
+    assert!(
+        e.contains("source.token_url") && e.contains("https://"),
+        "{e}"
+    );
+    for key in ["token_url", "client_id", "client_secret"] {
+        let e = err(oauth2(json!({ key: null })));
+        assert!(e.contains(&format!("source.{key}")), "{key}: {e}");
+    }
+    assert!(err(oauth2(json!({"client_id": " "}))).contains("source.client_id"));
+    assert!(err(oauth2(json!({"scope": " "}))).contains("source.scope"));
+    let e = err(oauth2(json!({"client_auth": "jwt"})));
+    assert!(e.contains("source.client_auth"), "{e}");
+    let e = err(oauth2(json!({"client_secret_file": "secret.txt"})));
+    assert!(e.contains("source.client_secret"), "{e}");
+    assert!(!e.contains("CLIENT-SECRET-1"), "{e}");
+    // A static credential and OAuth2 do not mix, either way round.
+    let e = err(oauth2(json!({"auth_value": "Bearer x"})));
+    assert!(
+        e.contains("source.auth_value") && e.contains("oauth2"),
+        "{e}"
+    );
+    assert!(err(oauth2(json!({"auth_header": "X-Key"}))).contains("source.auth_header"));
+    let e = err(with(json!({"token_url": "https://login.example/token"})));
+    assert!(
+        e.contains("source.token_url") && e.contains("only used with"),
+        "{e}"
+    );
+    assert!(err(with(json!({"client_secret": "s"}))).contains("source.client_secret"));
+    assert!(err(with(json!({"auth": "kerberos"}))).contains("source.auth"));
+}

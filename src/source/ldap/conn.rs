@@ -60,7 +60,13 @@ pub(super) async fn connect(config: &Config) -> Result<ldap3::Ldap, LdapError> {
     }
     let (conn, mut ldap) = LdapConnAsync::from_url_with_settings(settings, &config.url)
         .await
-        .map_err(|e| format!("cannot connect to {}: {e}", config.url))?;
+        .map_err(|e| {
+            format!(
+                "cannot connect to {}: {}",
+                config.url,
+                connect_error(config, &e)
+            )
+        })?;
     ldap3::drive!(conn);
     if let Some(bind) = &config.bind {
         let dn = &bind.dn;
@@ -72,6 +78,80 @@ pub(super) async fn connect(config: &Config) -> Result<ldap3::Ldap, LdapError> {
             .map_err(|e| format!("bind as {dn} failed: {e}"))?;
     }
     Ok(ldap)
+}
+
+/// Why a connection failed, in words an operator can act on: a refused certificate says
+/// which host it was refused for and what it was checked against.
+pub(super) fn connect_error(config: &Config, e: &ldap3::LdapError) -> String {
+    use rustls::CertificateError as C;
+    let host = config.url.host_str().unwrap_or_default();
+    let trust = match &config.tls_ca_file {
+        Some(path) => format!("tls_ca_file {}", path.display()),
+        None => "the system trust store (set tls_ca_file for a private CA)".into(),
+    };
+    if let ldap3::LdapError::LdapResult { result } = e
+        && config.starttls
+    {
+        return format!("the server refused StartTLS: {result}");
+    }
+    let Some(tls) = rustls_error(e) else {
+        return e.to_string();
+    };
+    let rustls::Error::InvalidCertificate(cert) = tls else {
+        return format!("TLS handshake with {host} failed: {tls}");
+    };
+    match cert {
+        C::UnknownIssuer => format!(
+            "the server's TLS certificate is not trusted for host {host}: it was not issued \
+             by a CA in {trust}"
+        ),
+        C::NotValidForName => {
+            format!("the server's TLS certificate is not valid for host {host}")
+        }
+        C::NotValidForNameContext { presented, .. } => format!(
+            "the server's TLS certificate is not valid for host {host}: it was issued for {}",
+            presented
+                .iter()
+                .map(|n| san_text(n))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        C::Expired | C::ExpiredContext { .. } => {
+            format!("the server's TLS certificate for host {host} has expired ({cert:?})")
+        }
+        other => format!(
+            "the server's TLS certificate for host {host} was refused ({other:?}); checked \
+             against {trust}"
+        ),
+    }
+}
+
+/// A certificate name as rustls reports it (`DnsName("ldap.example.com")`), as plain text.
+fn san_text(presented: &str) -> &str {
+    presented
+        .split_once('(')
+        .and_then(|(_, rest)| rest.strip_suffix(')'))
+        .map_or(presented, |inner| inner.trim_matches('"'))
+}
+
+/// The rustls error behind a failed TLS handshake (tokio-rustls wraps it in an I/O error).
+fn rustls_error(e: &ldap3::LdapError) -> Option<&rustls::Error> {
+    let mut at: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = at {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        // An I/O error's `source()` skips the error it wraps; look inside it.
+        if let Some(inner) = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+            .and_then(|i| i.downcast_ref::<rustls::Error>())
+        {
+            return Some(inner);
+        }
+        at = err.source();
+    }
+    None
 }
 
 #[derive(Clone, Copy)]

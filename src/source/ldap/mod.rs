@@ -67,6 +67,8 @@ struct Config {
     url: Url,
     starttls: bool,
     tls: Option<Arc<rustls::ClientConfig>>,
+    /// Where `tls` came from, for messages; `None`: the system's trust store.
+    tls_ca_file: Option<PathBuf>,
     bind: Option<Bind>,
     base_dn: String,
     filter: String,
@@ -149,32 +151,31 @@ impl Source for LdapSource {
                 )
                 .await
                 .map_err(|e| format!("probe search under {} failed: {e}", config.base_dn))?;
-            // sizeLimitExceeded is the expected answer when more entries match.
-            let (entries, _) = result
-                .non_error()
-                .or_else(|e| match e {
-                    ldap3::LdapError::LdapResult { result } if result.rc == 4 => {
-                        Ok((vec![], result))
-                    }
-                    e => Err(e),
-                })
-                .map_err(|e| format!("probe search under {} failed: {e}", config.base_dn))?;
+            // sizeLimitExceeded (rc 4) is the expected answer when more entries match; the
+            // entries that came before it are still there.
+            let ldap3::SearchResult(entries, outcome) = result;
+            if outcome.rc != 0 && outcome.rc != 4 {
+                return Err(LdapError(format!(
+                    "probe search under {} failed: {outcome}",
+                    config.base_dn
+                )));
+            }
             let _ = ldap.unbind().await;
             // AD adds referrals (search result references) to other partitions.
             let entries: Vec<_> = entries.into_iter().filter(is_entry).collect();
             let n = entries.len();
-            let count = if n == 0 {
-                // Either nothing matched or the limit cut in before any entry came.
+            let Some(first) = entries.into_iter().next() else {
                 return Err(LdapError(format!(
                     "bind ok, but no entry under {} matches {}",
                     config.base_dn, config.filter
                 )));
-            } else if n as i32 >= PROBE {
+            };
+            let count = if n as i32 >= PROBE {
                 format!("at least {n} entries match")
             } else {
                 format!("{n} entries match")
             };
-            let first = SearchEntry::construct(entries.into_iter().next().expect("n > 0")).dn;
+            let first = SearchEntry::construct(first).dn;
             Ok(format!(
                 "bound as {}; {count} (first: {first}); paged results {}",
                 config.bind.as_ref().map_or("anonymous", |b| b.dn.as_str()),

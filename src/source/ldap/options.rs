@@ -196,7 +196,8 @@ impl LdapSource {
                 "cannot be combined with an ldaps:// url (that is TLS already)",
             ));
         }
-        let tls = match &o.tls_ca_file {
+        let tls_ca_file = o.tls_ca_file.as_ref().map(|p| settings.path(p));
+        let tls = match &tls_ca_file {
             None => None,
             Some(_) if url.scheme() == "ldap" && !o.starttls => {
                 return Err(ConfigError::invalid(
@@ -204,7 +205,7 @@ impl LdapSource {
                     "is only used with ldaps:// or starttls = true",
                 ));
             }
-            Some(path) => Some(tls_config(&settings.path(path))?),
+            Some(path) => Some(tls_config(path)?),
         };
         let password_file = o.bind_password_file.as_ref().map(|p| settings.path(p));
         let password = settings.secret(
@@ -362,6 +363,7 @@ impl LdapSource {
                 url,
                 starttls: o.starttls,
                 tls,
+                tls_ca_file,
                 bind,
                 base_dn: o.base_dn,
                 filter: o.filter,

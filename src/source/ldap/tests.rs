@@ -352,3 +352,49 @@ fn the_password_never_shows() {
     assert!(!format!("{:?}", s.config).contains("hunter2"));
     assert!(!s.describe().contains("hunter2"));
 }
+
+#[test]
+fn refused_certificates_are_explained_with_the_host() {
+    use rustls::CertificateError as C;
+    let s = build(with(&[("url", Value::from("ldaps://dc1.corp.test"))])).expect("valid");
+    let tls = |cert: C| ldap3::LdapError::Io {
+        source: std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(cert),
+        ),
+    };
+    let unknown = connect_error(&s.config, &tls(C::UnknownIssuer));
+    assert!(
+        unknown.contains("not trusted for host dc1.corp.test")
+            && unknown.contains("system trust store"),
+        "{unknown}"
+    );
+    let name = connect_error(
+        &s.config,
+        &tls(C::NotValidForNameContext {
+            expected: rustls::pki_types::ServerName::try_from("dc1.corp.test")
+                .expect("name")
+                .to_owned(),
+            presented: vec![
+                "DnsName(\"dc2.corp.test\")".into(),
+                "IpAddress(10.0.0.2)".into(),
+            ],
+        }),
+    );
+    assert!(
+        name.contains(
+            "not valid for host dc1.corp.test: it was issued for dc2.corp.test, 10.0.0.2"
+        ),
+        "{name}"
+    );
+    let expired = connect_error(&s.config, &tls(C::Expired));
+    assert!(expired.contains("has expired"), "{expired}");
+    // Anything that is not TLS keeps the client's own words.
+    let plain = connect_error(
+        &s.config,
+        &ldap3::LdapError::Io {
+            source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+        },
+    );
+    assert!(plain.contains("refused"), "{plain}");
+}

@@ -122,7 +122,13 @@ pub(super) fn pick<'a>(items: Option<&'a Value>, prefer_types: &[&str]) -> Optio
 }
 
 impl Mapping {
-    pub(super) fn to_record(&self, r: &Value) -> Result<crate::model::Person, RecordError> {
+    /// A User resource as a person; its groups from `membership` when membership was
+    /// read from `/Groups`, else from its own `groups`.
+    pub(super) fn to_record(
+        &self,
+        r: &Value,
+        membership: Option<&Membership>,
+    ) -> Result<crate::model::Person, RecordError> {
         let mut obj = Map::new();
         let id_key = match self.id_field {
             IdField::Id => "id",
@@ -152,14 +158,24 @@ impl Mapping {
                 obj.insert("active".into(), v.clone());
             }
         }
-        if let Some(Value::Array(groups)) = r.get("groups") {
-            let names: Vec<Value> = groups
+        let names: Vec<Value> = match membership {
+            // Members name the user by its SCIM `id`, whatever `id_field` says.
+            Some(m) => text(r.get("id"))
+                .and_then(|id| id.as_str().map(|id| m.groups_of(id.trim())))
+                .unwrap_or_default()
                 .iter()
-                .filter_map(|g| text(g.get("display")).or_else(|| text(g.get("value"))))
-                .collect();
-            if !names.is_empty() {
-                obj.insert("groups".into(), Value::Array(names));
-            }
+                .map(|name| Value::String(name.to_string()))
+                .collect(),
+            None => match r.get("groups") {
+                Some(Value::Array(groups)) => groups
+                    .iter()
+                    .filter_map(|g| text(g.get("display")).or_else(|| text(g.get("value"))))
+                    .collect(),
+                _ => Vec::new(),
+            },
+        };
+        if !names.is_empty() {
+            obj.insert("groups".into(), Value::Array(names));
         }
         let mut attributes = Map::new();
         if self.enterprise
@@ -192,11 +208,15 @@ impl Mapping {
         parse_record(&Value::Object(obj))
     }
 
-    pub(super) fn snapshot(&self, resources: Vec<(String, Value)>) -> Snapshot {
+    pub(super) fn snapshot(
+        &self,
+        resources: Vec<(String, Value)>,
+        membership: Option<&Membership>,
+    ) -> Snapshot {
         snapshot_from(
             resources
                 .into_iter()
-                .map(|(location, r)| (location, self.to_record(&r))),
+                .map(|(location, r)| (location, self.to_record(&r, membership))),
         )
     }
 }

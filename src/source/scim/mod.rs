@@ -1,4 +1,5 @@
-//! The SCIM 2.0 source (RFC 7643 / 7644): `GET {base_url}/Users` page by page.
+//! The SCIM 2.0 source (RFC 7643 / 7644): `GET {base_url}/Users` page by page, and
+//! `GET {base_url}/Groups` when membership comes from there (`groups_from`).
 //!
 //! Paging follows RFC 7644 §3.4.2.4: `startIndex` is 1-based, and the next page starts
 //! after the resources actually received — servers may return fewer than `count` (most
@@ -7,18 +8,29 @@
 //! Completeness: any failed request (after `retries`), timeout, non-2xx answer (an
 //! RFC 7644 error's `detail` is quoted), a body that is not a ListResponse, an empty page
 //! before `totalResults` is reached, or a `totalResults` that changes during the read,
-//! fails the whole read.
+//! fails the whole read — of `/Users` and of `/Groups` alike, because a membership missed
+//! takes a person out of a group-scoped vendor. A `/Groups` listing that does not add up
+//! (see `groups.rs`) fails it too.
+//!
+//! Groups (`groups_from`): `users` takes `User.groups[].display`; `groups` reads
+//! `/Groups` (asking `/Users` to leave `groups` out) and gives each user the
+//! `displayName` of every group whose `members` hold its SCIM `id` — also with
+//! `id_field = "externalId"`, since members always name the `id` — nested groups
+//! included; `auto` (the default) is `users` when any user came with `groups`, else
+//! `groups`.
 //!
 //! Mapping (core User schema): `id` (or `externalId`, see `id_field`) → id, `userName` →
 //! username, `name.givenName`/`name.familyName`, the primary email (else the first),
-//! a phone (primary, else `work`, else the first), `active`, `groups[].display`. The
+//! a phone (primary, else `work`, else the first), `active`, the groups above. The
 //! enterprise extension fills attributes `scim.employee_number`, `scim.department`,
 //! `scim.cost_center`, `scim.organization`, `scim.division`, `scim.manager` (its
 //! `value`); `attributes` maps more (any attribute path, e.g. `title` or
 //! `urn:…:User:costCenter`).
 //!
-//! Files: `mapping.rs` (a ListResponse, and a User resource into a person).
+//! Files: `mapping.rs` (a ListResponse, and a User resource into a person),
+//! `groups.rs` (Group resources into each user's group names; pure).
 
+mod groups;
 mod mapping;
 #[cfg(test)]
 mod tests;
@@ -31,6 +43,7 @@ use async_trait::async_trait;
 use reqwest::header::HeaderName;
 use serde::Deserialize;
 use serde_json::Value;
+use tracing::debug;
 use url::Url;
 
 use crate::budget::Budget;
@@ -39,10 +52,13 @@ use crate::http;
 
 use crate::source::Build;
 use crate::source::remote::{
-    Credential, JsonGet, Remote, check_http_url, check_page_limits, default_max_page_mb, shown,
+    Auth, Credential, JsonGet, Remote, check_http_url, check_page_limits, default_max_page_mb,
+    shown,
 };
 use crate::source::{Snapshot, Source, SourceError};
 
+pub use groups::GroupsFrom;
+use groups::{GROUPS_QUERY, Membership};
 use mapping::*;
 
 pub const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
@@ -69,10 +85,13 @@ pub struct Options {
     token_file: Option<PathBuf>,
     #[serde(default = "default_count")]
     count: u32,
-    /// A SCIM filter, sent as `filter=`.
+    /// A SCIM filter, sent as `filter=` (to `/Users` only).
     filter: Option<String>,
     #[serde(default)]
     id_field: IdField,
+    /// Where each user's groups come from.
+    #[serde(default)]
+    groups_from: GroupsFrom,
     #[serde(default = "default_timeout")]
     timeout_secs: u64,
     #[serde(default = "default_retries")]
@@ -120,11 +139,29 @@ pub(super) enum IdField {
 
 pub struct ScimSource {
     users_url: Url,
+    groups_url: Url,
     count: u32,
     filter: Option<String>,
+    groups_from: GroupsFrom,
     get: JsonGet,
     max_pages: u64,
     map: Mapping,
+}
+
+/// The two resource lists a read may page through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum List {
+    Users,
+    Groups,
+}
+
+impl List {
+    fn route(self) -> &'static str {
+        match self {
+            Self::Users => "GET /Users",
+            Self::Groups => "GET /Groups",
+        }
+    }
 }
 
 impl ScimSource {
@@ -171,12 +208,17 @@ impl ScimSource {
                 ));
             }
         }
-        let mut users_url = base.clone();
-        users_url.set_path(&format!("{}/Users", base.path().trim_end_matches('/')));
+        let endpoint = |name: &str| {
+            let mut url = base.clone();
+            url.set_path(&format!("{}/{name}", base.path().trim_end_matches('/')));
+            url
+        };
         Ok(Self {
-            users_url,
+            users_url: endpoint("Users"),
+            groups_url: endpoint("Groups"),
             count: o.count,
             filter: o.filter,
+            groups_from: o.groups_from,
             get: JsonGet::new(
                 Remote {
                     timeout_secs: o.timeout_secs,
@@ -185,7 +227,7 @@ impl ScimSource {
                     retry: b.retry,
                     observer: b.observer.clone(),
                 },
-                Some(bearer),
+                Auth::Header(bearer),
                 "GET /Users",
             )?,
             max_pages: o.max_pages,
@@ -197,12 +239,25 @@ impl ScimSource {
         })
     }
 
-    fn page_url(&self, start_index: u64, count: u32) -> Url {
-        let mut url = self.users_url.clone();
+    fn page_url(&self, list: List, start_index: u64, count: u32) -> Url {
+        let mut url = match list {
+            List::Users => self.users_url.clone(),
+            List::Groups => self.groups_url.clone(),
+        };
         {
             let mut q = url.query_pairs_mut();
-            if let Some(f) = &self.filter {
-                q.append_pair("filter", f);
+            match list {
+                List::Users => {
+                    if let Some(f) = &self.filter {
+                        q.append_pair("filter", f);
+                    }
+                    if let Some((k, v)) = self.groups_from.users_query() {
+                        q.append_pair(k, v);
+                    }
+                }
+                List::Groups => {
+                    q.append_pair(GROUPS_QUERY.0, GROUPS_QUERY.1);
+                }
             }
             q.append_pair("startIndex", &start_index.to_string())
                 .append_pair("count", &count.to_string());
@@ -210,11 +265,18 @@ impl ScimSource {
         url
     }
 
+    /// Reads a whole list (or, with `limit`, its first page): each resource with its
+    /// place, and `totalResults`.
     async fn read_all(
         &self,
         budget: &Budget,
+        list: List,
         limit: Option<u32>,
     ) -> Result<(Vec<(String, Value)>, u64), String> {
+        let place = match list {
+            List::Users => "",
+            List::Groups => "/Groups ",
+        };
         let mut out: Vec<(String, Value)> = Vec::new();
         let mut total: Option<u64> = None;
         let mut page_no: u64 = 0;
@@ -226,71 +288,112 @@ impl ScimSource {
             let start_index = out.len() as u64 + 1;
             let page = self
                 .get
-                .get(
+                .get_route(
                     budget,
-                    &self.page_url(start_index, limit.unwrap_or(self.count)),
+                    list.route(),
+                    &self.page_url(list, start_index, limit.unwrap_or(self.count)),
                     ACCEPT,
                 )
                 .await
                 .map_err(|e| e.0)?;
-            let list = ListPage::parse(&page.body).map_err(|e| format!("page {page_no}: {e}"))?;
-            if let Some(s) = list.start_index
+            let listed =
+                ListPage::parse(&page.body).map_err(|e| format!("{place}page {page_no}: {e}"))?;
+            if let Some(s) = listed.start_index
                 && s != start_index
             {
                 return Err(format!(
-                    "page {page_no}: asked for startIndex {start_index}, the server answered {s}"
+                    "{place}page {page_no}: asked for startIndex {start_index}, the server \
+                     answered {s}"
                 ));
             }
             if let Some(before) = total
-                && before != list.total
+                && before != listed.total
             {
                 return Err(format!(
-                    "page {page_no}: totalResults changed from {before} to {} during the read; \
-                     the list moved under the pages, so people may have been missed",
-                    list.total
+                    "{place}page {page_no}: totalResults changed from {before} to {} during \
+                     the read; the list moved under the pages, so {} may have been missed",
+                    listed.total,
+                    match list {
+                        List::Users => "people",
+                        List::Groups => "memberships",
+                    }
                 ));
             }
-            total = Some(list.total);
-            let n = list.resources.len();
-            out.extend(list.resources.into_iter().enumerate().map(|(i, v)| {
+            total = Some(listed.total);
+            let n = listed.resources.len();
+            out.extend(listed.resources.into_iter().enumerate().map(|(i, v)| {
                 let at = start_index + i as u64;
-                (format!("resource {at} (page {page_no})"), v)
+                (format!("{place}resource {at} (page {page_no})"), v)
             }));
             let got = out.len() as u64;
             if limit.is_some() {
-                return Ok((out, list.total));
+                return Ok((out, listed.total));
             }
-            if got > list.total {
+            if got > listed.total {
                 return Err(format!(
-                    "received {got} resources, more than totalResults {}",
-                    list.total
+                    "{place}received {got} resources, more than totalResults {}",
+                    listed.total
                 ));
             }
-            if got == list.total {
-                return Ok((out, list.total));
+            if got == listed.total {
+                return Ok((out, listed.total));
             }
             if n == 0 {
                 return Err(format!(
-                    "page {page_no} (startIndex {start_index}) is empty after {got} of \
+                    "{place}page {page_no} (startIndex {start_index}) is empty after {got} of \
                      totalResults {}; the read is incomplete",
-                    list.total
+                    listed.total
                 ));
             }
         }
     }
 }
 
+impl ScimSource {
+    /// Every user's groups from a whole `/Groups` read.
+    ///
+    /// # Errors
+    /// A failed or inconsistent read, saying why `/Groups` was read.
+    async fn membership(&self, budget: &Budget) -> Result<Membership, String> {
+        let why = match self.groups_from {
+            GroupsFrom::Auto => {
+                "groups_from = \"auto\" and no user in /Users came with `groups`; set \
+                 groups_from = \"users\" if this provider's groups are not wanted"
+            }
+            _ => "groups_from = \"groups\"",
+        };
+        let fail = |e: &dyn std::fmt::Display| format!("reading /Groups ({why}): {e}");
+        let (groups, _) = self
+            .read_all(budget, List::Groups, None)
+            .await
+            .map_err(|e| fail(&e))?;
+        let membership = Membership::from_groups(&groups).map_err(|e| fail(&e))?;
+        debug!(
+            groups = groups.len(),
+            members = membership.users(),
+            "Read group membership from /Groups."
+        );
+        Ok(membership)
+    }
+}
+
 #[async_trait]
 impl Source for ScimSource {
     async fn fetch(&self, budget: &Budget) -> Result<Snapshot, SourceError> {
-        let (resources, _) =
-            self.read_all(budget, None)
-                .await
-                .map_err(|message| SourceError::Unreadable {
-                    path: self.describe(),
-                    message,
-                })?;
-        Ok(self.map.snapshot(resources))
+        let unreadable = |message| SourceError::Unreadable {
+            path: self.describe(),
+            message,
+        };
+        let (resources, _) = self
+            .read_all(budget, List::Users, None)
+            .await
+            .map_err(unreadable)?;
+        let membership = if self.groups_from.needs_groups_endpoint(&resources) {
+            Some(self.membership(budget).await.map_err(unreadable)?)
+        } else {
+            None
+        };
+        Ok(self.map.snapshot(resources, membership.as_ref()))
     }
 
     fn flow(&self) -> Option<&Arc<http::Flow>> {
@@ -298,27 +401,49 @@ impl Source for ScimSource {
     }
 
     fn describe(&self) -> String {
-        match &self.filter {
-            Some(f) => format!("scim {} filter {f}", shown(&self.users_url)),
-            None => format!("scim {}", shown(&self.users_url)),
+        let mut out = format!("scim {}", shown(&self.users_url));
+        if let Some(f) = &self.filter {
+            out.push_str(&format!(" filter {f}"));
         }
+        if self.groups_from != GroupsFrom::Users {
+            out.push_str(&format!(" groups_from {}", self.groups_from.name()));
+        }
+        out
     }
 
-    /// One small page: proves the token works and says how many users there are.
+    /// One small page of users (and of groups when a pass would read them): proves the
+    /// token works and says how many there are.
     async fn check(&self, budget: &Budget) -> Result<String, SourceError> {
         let unreadable = |message| SourceError::Unreadable {
             path: self.describe(),
             message,
         };
-        let (resources, total) = self.read_all(budget, Some(5)).await.map_err(unreadable)?;
+        let (resources, total) = self
+            .read_all(budget, List::Users, Some(5))
+            .await
+            .map_err(unreadable)?;
         if total == 0 {
             return Err(unreadable(
                 "the server lists no users; a pass would be refused".into(),
             ));
         }
-        let sample = self.map.snapshot(resources);
+        let groups = if self.groups_from.needs_groups_endpoint(&resources) {
+            let (_, groups) = self
+                .read_all(budget, List::Groups, Some(5))
+                .await
+                .map_err(|e| {
+                    unreadable(format!(
+                        "reading /Groups (groups_from = \"{}\"): {e}",
+                        self.groups_from.name()
+                    ))
+                })?;
+            format!("; {groups} groups in /Groups (membership read from there)")
+        } else {
+            String::new()
+        };
+        let sample = self.map.snapshot(resources, None);
         Ok(format!(
-            "{total} users (totalResults); of the first {}, {} valid, {} invalid",
+            "{total} users (totalResults); of the first {}, {} valid, {} invalid{groups}",
             sample.people.len() + sample.invalid.len(),
             sample.people.len(),
             sample.invalid.len()

@@ -62,7 +62,9 @@ fn user() -> Value {
 
 #[test]
 fn rfc7643_user_maps_to_a_person() {
-    let p = mapping(IdField::Id).to_record(&user()).expect("valid");
+    let p = mapping(IdField::Id)
+        .to_record(&user(), None)
+        .expect("valid");
     assert_eq!(p.id.as_str(), "2819c223-7f76-453a-919d-413861904646");
     assert_eq!(p.username.as_deref(), Some("bjensen"));
     assert_eq!(p.first_name.as_deref(), Some("Barbara"));
@@ -94,12 +96,14 @@ fn rfc7643_user_maps_to_a_person() {
 fn external_id_and_inactive() {
     let mut u = user();
     u["active"] = json!(false);
-    let p = mapping(IdField::ExternalId).to_record(&u).expect("valid");
+    let p = mapping(IdField::ExternalId)
+        .to_record(&u, None)
+        .expect("valid");
     assert_eq!(p.id.as_str(), "E1001");
     assert!(!p.active);
     u.as_object_mut().expect("object").remove("externalId");
     let e = mapping(IdField::ExternalId)
-        .to_record(&u)
+        .to_record(&u, None)
         .expect_err("no externalId");
     assert!(e.message.contains("externalId"));
     assert_eq!(e.email.as_deref(), Some("bjensen@example.com"));
@@ -108,7 +112,7 @@ fn external_id_and_inactive() {
 #[test]
 fn first_email_when_none_is_primary() {
     let u = json!({"id": "1", "emails": [{"value": ""}, {"value": "a@b.io"}, {"value": "c@d.io"}]});
-    let p = mapping(IdField::Id).to_record(&u).expect("valid");
+    let p = mapping(IdField::Id).to_record(&u, None).expect("valid");
     assert_eq!(p.email.as_deref(), Some("a@b.io"));
 }
 
@@ -145,7 +149,7 @@ fn page_urls_carry_filter_and_paging() {
         "filter": "active eq true", "count": 50
     }))
     .expect("valid");
-    let u = s.page_url(51, 50);
+    let u = s.page_url(List::Users, 51, 50);
     assert_eq!(u.path(), "/scim/v2/Users");
     assert_eq!(
         u.query(),
@@ -170,4 +174,74 @@ fn config_errors_name_the_key() {
             .contains("source.id_field")
     );
     assert!(err(json!({"base_url": "https://h", "token": "x", "filtr": "a"})).contains("filtr"));
+}
+
+#[test]
+fn groups_from_shapes_the_page_urls() {
+    let s = build(json!({
+        "base_url": "https://idp.example/scim/v2", "token": "t0ken",
+        "filter": "active eq true", "groups_from": "groups"
+    }))
+    .expect("valid");
+    // /Users is spared computing `groups`; /Groups is asked for what membership needs,
+    // and the users' filter is not sent there.
+    assert_eq!(
+        s.page_url(List::Users, 1, 100).query(),
+        Some("filter=active+eq+true&excludedAttributes=groups&startIndex=1&count=100")
+    );
+    let g = s.page_url(List::Groups, 3, 100);
+    assert_eq!(g.path(), "/scim/v2/Groups");
+    assert_eq!(
+        g.query(),
+        Some("attributes=displayName%2Cmembers&startIndex=3&count=100")
+    );
+    assert!(s.describe().contains("groups_from groups"));
+
+    // `auto` (the default) must see `User.groups` to decide, so it asks for it.
+    let s = build(json!({"base_url": "https://idp.example/scim/v2", "token": "t"})).expect("valid");
+    assert_eq!(s.groups_from, GroupsFrom::Auto);
+    assert_eq!(
+        s.page_url(List::Users, 1, 10).query(),
+        Some("startIndex=1&count=10")
+    );
+    let e = err(json!({"base_url": "https://h", "token": "x", "groups_from": "both"}));
+    assert!(e.contains("source.groups_from"), "{e}");
+}
+
+#[test]
+fn groups_from_the_groups_endpoint_replace_user_groups_by_scim_id() {
+    let membership = Membership::from_groups(&[
+        (
+            "g1".into(),
+            json!({"id": "g-drv", "displayName": "drivers", "members": [
+                {"value": "2819c223-7f76-453a-919d-413861904646", "type": "User"},
+                {"value": "g-night", "type": "Group"}]}),
+        ),
+        (
+            "g2".into(),
+            json!({"id": "g-night", "displayName": "night", "members": [{"value": "other"}]}),
+        ),
+    ])
+    .expect("consistent");
+    // The person's id is its externalId; the members name its SCIM id. The stale
+    // `User.groups` the resource carries is not used.
+    let p = mapping(IdField::ExternalId)
+        .to_record(&user(), Some(&membership))
+        .expect("valid");
+    assert_eq!(p.id.as_str(), "E1001");
+    let groups: Vec<&str> = p.groups.iter().map(String::as_str).collect();
+    assert_eq!(groups, ["drivers"]);
+    let mut u = user();
+    u["id"] = json!("other");
+    let p = mapping(IdField::Id)
+        .to_record(&u, Some(&membership))
+        .expect("valid");
+    let groups: Vec<&str> = p.groups.iter().map(String::as_str).collect();
+    assert_eq!(groups, ["drivers", "night"]);
+    // In no group: no groups, whatever `User.groups` said.
+    u["id"] = json!("nobody");
+    let p = mapping(IdField::Id)
+        .to_record(&u, Some(&membership))
+        .expect("valid");
+    assert!(p.groups.is_empty());
 }

@@ -21,7 +21,7 @@ use super::{Allowed, PersonField, Remote, Vendor, VendorError, VendorSettings};
 use crate::budget::Budget;
 use crate::config::{ConfigError, Secret};
 use crate::http::{self, BodyCap, Http, Reply};
-use crate::model::{Changes, Fields, MapError, Person, PersonId};
+use crate::model::{Case, Changes, Fields, KeyOf, MapError, Person, PersonId, UniqueKey};
 
 mod wire;
 
@@ -78,6 +78,33 @@ const VENDOR_FIELDS: &[&str] = &[
 ];
 
 const ROLES: &[&str] = &["driver", "fleet_user", "admin"];
+
+/// Motive keeps the (`external_id`, `integration_name`) pair unique (seed 002), and —
+/// as far as its answers to a taken value show — emails and usernames. How it compares
+/// them is not documented, so roster assumes it ignores case: two people whose values
+/// differ only in case are reported rather than risk one account for both. The
+/// external id is roster's own mark and the lookup key; emails and usernames are not
+/// looked up, so they are handles here.
+const UNIQUE: &[UniqueKey] = &[
+    UniqueKey {
+        name: "person id (Motive external id)",
+        of: KeyOf::PersonId,
+        case: Case::Insensitive,
+        identifies: true,
+    },
+    UniqueKey {
+        name: "email",
+        of: KeyOf::Field("email"),
+        case: Case::Insensitive,
+        identifies: false,
+    },
+    UniqueKey {
+        name: "username",
+        of: KeyOf::Field("username"),
+        case: Case::Insensitive,
+        identifies: false,
+    },
+];
 
 /// The valid (time_tracking_mode, eld_mode) pairs, from Motive's create/update pages.
 const MODE_PAIRS: &[(&str, &str)] = &[
@@ -226,6 +253,10 @@ impl Vendor for Motive {
             )));
         }
         Ok(fields)
+    }
+
+    fn unique_keys(&self) -> &'static [UniqueKey] {
+        UNIQUE
     }
 
     fn flow(&self) -> &std::sync::Arc<http::Flow> {

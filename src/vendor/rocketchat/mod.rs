@@ -56,7 +56,7 @@ use super::{Allowed, PersonField, Remote, Vendor, VendorError, VendorSettings};
 use crate::budget::Budget;
 use crate::config::{ConfigError, Secret};
 use crate::http::{self, BodyCap, Http, Reply};
-use crate::model::Fields;
+use crate::model::{Case, Fields, KeyOf, UniqueKey};
 
 pub use errors::TWO_FACTOR_FIX;
 use errors::*;
@@ -66,6 +66,25 @@ const PERSON_FIELDS: &[(&str, PersonField)] = &[
     ("name", PersonField::DisplayName),
     ("username", PersonField::Username),
     ("email", PersonField::Email),
+];
+
+/// Username and email must be unused (users.create and users.update answer
+/// `error-field-unavailable`), and Rocket.Chat finds users by either without regard to
+/// case (`shared/vendors/rocketchat.md`, "Matching key"). The email says who an account
+/// belongs to; a username is a handle roster may change.
+const UNIQUE: &[UniqueKey] = &[
+    UniqueKey {
+        name: "username",
+        of: KeyOf::Field("username"),
+        case: Case::Insensitive,
+        identifies: false,
+    },
+    UniqueKey {
+        name: "email",
+        of: KeyOf::Field("email"),
+        case: Case::Insensitive,
+        identifies: true,
+    },
 ];
 
 /// The vendor field holding role ids.

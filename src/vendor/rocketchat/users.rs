@@ -61,6 +61,10 @@ impl Vendor for RocketChat {
         Ok(fields)
     }
 
+    fn unique_keys(&self) -> &'static [crate::model::UniqueKey] {
+        UNIQUE
+    }
+
     fn flow(&self) -> &Arc<http::Flow> {
         self.http.flow()
     }

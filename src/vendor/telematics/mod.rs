@@ -50,6 +50,17 @@ use wire::*;
 
 pub const DEFAULT_BASE_URL: &str = "https://user.telematicssdk.com";
 
+/// The person's id as `ClientId` is roster's matching key. Damoov does not keep it
+/// unique (`shared/vendors/telematics.md`), but roster keeps only the account whose
+/// ClientId equals the id exactly, with case, so it is unique to roster; nothing else
+/// (not the email) is unique at Damoov.
+const UNIQUE: &[crate::model::UniqueKey] = &[crate::model::UniqueKey {
+    name: "person id (Damoov ClientId)",
+    of: crate::model::KeyOf::PersonId,
+    case: crate::model::Case::Sensitive,
+    identifies: true,
+}];
+
 /// roster's field name, the person's field, and Damoov's PascalCase name.
 const PERSON_FIELDS: &[(&str, PersonField, &str)] = &[
     ("first_name", PersonField::FirstName, "FirstName"),

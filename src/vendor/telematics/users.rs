@@ -30,6 +30,10 @@ impl Vendor for Telematics {
         Ok(fields)
     }
 
+    fn unique_keys(&self) -> &'static [crate::model::UniqueKey] {
+        UNIQUE
+    }
+
     fn flow(&self) -> &Arc<http::Flow> {
         self.http.flow()
     }

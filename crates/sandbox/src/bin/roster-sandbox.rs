@@ -78,6 +78,15 @@ async fn main() {
         "  http source  url = http://{}/hr/v2/employees  auth_value = Bearer {}",
         sandbox.addr, creds.hr_token
     );
+    eprintln!(
+        "  http source, OAuth2  token_url = http://{}/hr/oauth/token  client_id = {}  client_secret = {}",
+        sandbox.addr, creds.hr_client_id, creds.hr_client_secret
+    );
+    eprintln!(
+        "  notify      slack url = {}  webhook url = {}",
+        sandbox.slack_webhook_url(&creds),
+        sandbox.webhook_url(&creds)
+    );
     let _ = tokio::signal::ctrl_c().await;
 }
 
