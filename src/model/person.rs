@@ -31,8 +31,9 @@ impl From<&str> for PersonId {
     }
 }
 
-/// One person as the source of truth describes them, already validated.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// One person as the source of truth describes them, already validated. `Hash` covers
+/// every field: a pass's plan memo (`pass::memo`) digests people through it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub struct Person {
     pub id: PersonId,
     // `Box<str>` rather than `String`: no spare capacity, 8 bytes less each, and a pass
@@ -76,7 +77,7 @@ impl Person {
 ///
 /// A boxed slice rather than a `BTreeSet`: the set's smallest node is about 300 bytes, and
 /// a pass holds a million people at once.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(from = "Vec<String>", into = "Vec<String>")]
 pub struct Groups(Box<[String]>);
 

@@ -12,7 +12,7 @@ pub struct Snapshot {
 }
 
 /// A record that was left out of the pass, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct InvalidRecord {
     /// Where it is, e.g. `line 7` or `record 3`.
     pub location: String,

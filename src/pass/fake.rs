@@ -47,6 +47,8 @@ pub struct FakeVendor {
     name: String,
     flow: Arc<Flow>,
     state: Mutex<State>,
+    /// How many people were mapped: planning this vendor maps every person in scope.
+    maps: std::sync::atomic::AtomicUsize,
 }
 
 impl FakeVendor {
@@ -55,7 +57,13 @@ impl FakeVendor {
             name: name.to_string(),
             flow: Arc::new(Flow::new(name, FlowSettings::default(), Arc::new(Quiet))),
             state: Mutex::new(State::default()),
+            maps: std::sync::atomic::AtomicUsize::new(0),
         })
+    }
+
+    /// How many times `map` was called.
+    pub fn maps(&self) -> usize {
+        self.maps.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -165,6 +173,7 @@ impl Vendor for FakeVendor {
     }
 
     fn map(&self, person: &Person) -> Result<Fields, MapError> {
+        self.maps.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let mut f = Fields::new();
         match (&person.first_name, &person.last_name) {
             (Some(first), Some(last)) => {

@@ -8,6 +8,7 @@
 mod context;
 mod halt;
 pub mod hooks;
+mod memo;
 mod memory;
 mod planning;
 mod push;
@@ -199,25 +200,45 @@ impl<'a> Pass<'a> {
         // Sorted once for every vendor's merge-join against the store.
         let mut sorted: Vec<&Person> = snapshot.people.iter().collect();
         sorted.sort_by(|a, b| a.id.cmp(&b.id));
+        // The no-op fast path (`memo`): a vendor whose last plan had nothing to do is not
+        // planned again while nothing that plan depended on has changed.
+        let now = Utc::now();
+        let people = (!self.opts.full).then(|| memo::people(&sorted, &snapshot.invalid));
+        let mut recalled: Vec<Option<Plan>> = Vec::new();
+        let mut memos: Vec<(Option<String>, u64)> = Vec::new();
+        for (settings, _) in &self.vendors {
+            let inputs = people.and_then(|p| memo::inputs(p, &self.ctx.settings, settings));
+            recalled.push(match &inputs {
+                Some(inputs) => memo::recall(self.store, &settings.name, inputs, now)?,
+                None => None,
+            });
+            // Read before planning: a write meanwhile makes the memo stale, never wrong.
+            memos.push((inputs, self.store.generation(&settings.name)?));
+        }
+        let reused: Vec<bool> = recalled.iter().map(Option::is_some).collect();
         // CPU and store reads only, each vendor's independent: one thread per vendor.
         let planned: Vec<Result<Plan, StoreError>> = std::thread::scope(|scope| {
             let (sorted, store) = (&sorted, self.store);
             let handles: Vec<_> = self
                 .vendors
                 .iter()
-                .map(|(settings, vendor)| {
+                .zip(recalled)
+                .map(|((settings, vendor), recalled)| {
                     let known = corrected.remove(&settings.name);
                     let span = info_span!("vendor", vendor = %settings.name);
-                    scope.spawn(move || {
-                        let _in_vendor = span.entered();
-                        planning::plan_vendor(
-                            store,
-                            snapshot,
-                            sorted,
-                            settings,
-                            vendor.as_ref(),
-                            known,
-                        )
+                    scope.spawn(move || match recalled {
+                        Some(plan) => Ok(plan),
+                        None => {
+                            let _in_vendor = span.entered();
+                            planning::plan_vendor(
+                                store,
+                                snapshot,
+                                sorted,
+                                settings,
+                                vendor.as_ref(),
+                                known,
+                            )
+                        }
                     })
                 })
                 .collect();
@@ -227,9 +248,22 @@ impl<'a> Pass<'a> {
                 .collect()
         });
         let mut plans = Vec::new();
-        for (member, plan) in self.vendors.iter().zip(planned) {
+        for (((member, plan), (inputs, generation)), reused) in
+            self.vendors.iter().zip(planned).zip(memos).zip(reused)
+        {
             let plan = plan?;
-            info!(vendor = %member.0.name, ops = plan.ops.len(), removals = plan.removals(), unchanged = plan.unchanged, skipped = plan.skipped.len(), "Planned.");
+            if !reused && !self.opts.dry_run && !self.opts.full {
+                // Start and end dates (issue 16): pass the plan's earliest due moment
+                // (`Plan::next_due`) here, so that the memo lapses when it comes.
+                memo::keep(self.store, &member.0.name, inputs, generation, &plan, None)?;
+            }
+            if reused {
+                // Planning would have said these again.
+                for (person, _, why) in &plan.conflicts {
+                    warn!(vendor = %member.0.name, user = %person, error = %why, "Two people would share one account; both set aside at this vendor.");
+                }
+            }
+            info!(vendor = %member.0.name, ops = plan.ops.len(), removals = plan.removals(), unchanged = plan.unchanged, skipped = plan.skipped.len(), reused, "Planned.");
             plans.push((*member, plan));
         }
         Ok((plans, drifts))

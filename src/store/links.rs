@@ -3,7 +3,7 @@
 //! per vendor" a property of the store rather than of the code that writes it.
 //!
 //! Every write of a record goes through [`write`], a sled transaction over the vendor's
-//! record tree and its index: the record's old account is released, the new one taken,
+//! record tree, its index and its generation (`memo`): the record's old account is released, the new one taken,
 //! and a record that would link an account another person holds is refused
 //! (`StoreError::Linked`) with nothing written. Records without an account (`Creating`)
 //! are not indexed.
@@ -48,13 +48,16 @@ pub(super) fn write(
     vendor: &str,
     records: &sled::Tree,
     links: &sled::Tree,
+    meta: &sled::Tree,
     changes: &[Change<'_>],
 ) -> Result<(), StoreError> {
-    (records, links)
-        .transaction(|(r, l)| {
+    (records, links, meta)
+        .transaction(|(r, l, m)| {
             for c in changes {
                 apply(vendor, r, l, c)?;
             }
+            // In the same transaction: no write to the records without a new generation.
+            super::memo::bump(m, vendor)?;
             Ok(())
         })
         .map_err(|e| match e {

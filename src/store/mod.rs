@@ -3,7 +3,8 @@
 //! Owns: every use of sled. One tree per vendor (`vendor/NAME`, key = person id, value =
 //! a `VendorRecord` in the binary layout of `codec`), a `meta` tree (schema version, last
 //! report, each vendor's flow state under `pace/NAME`, each notify target's alert state
-//! under `alerts/LABEL`: `meta.rs`) and the audit
+//! under `alerts/LABEL`: `meta.rs`; each vendor's generation and plan memo: `memo.rs`)
+//! and the audit
 //! `history` with its kept size (`history.rs`). Must not: know how records are computed. Every write is flushed before it returns, because the
 //! record is what stops a second account from being created after a crash.
 //!
@@ -21,17 +22,22 @@ use crate::model::{PersonId, VendorRecord};
 mod codec;
 mod history;
 mod links;
+mod memo;
 mod meta;
 
 pub use codec::StoredRecord;
 pub use history::{HistoryEntry, HistoryFilter};
 pub use links::Unlinked;
+pub use memo::PlanMemo;
 pub use meta::PaceRecord;
 
 /// Bumped when the stored shapes change incompatibly. 2: vendor records in the binary
 /// layout of `codec` (schema 1's JSON records are still read, and rewritten as they
 /// change). 3: the account index `link/NAME` (`links`), built on open from older stores.
-pub const SCHEMA_VERSION: u32 = 3;
+/// 4: every write to a vendor's records bumps its generation (`memo`), which a pass
+/// trusts to skip planning (`pass::memo`); an older roster writing records without it
+/// would make a newer one skip work, so it must not open this store.
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// sled's page cache in MiB unless `state_cache_mb` says otherwise (sled's own default
 /// is 1 GiB). 128 MiB holds 100k people × 4 vendors, so a no-op pass reads no page from
@@ -221,6 +227,9 @@ impl Store {
                     }
                 }
                 if found < SCHEMA_VERSION {
+                    // An older roster wrote here without keeping generations (and the
+                    // indexing above may have removed records): no memo survives.
+                    store.forget_plan_memos()?;
                     // Older records stay readable; the marker keeps an older roster,
                     // which could not read the new ones, from opening this store. It is
                     // written last, so an interrupted upgrade is done again.
@@ -376,7 +385,13 @@ impl Store {
             value: Some(&bytes),
             remote: record.remote_id.as_deref(),
         };
-        links::write(vendor, &self.tree(vendor)?, &self.links(vendor)?, &[change])?;
+        links::write(
+            vendor,
+            &self.tree(vendor)?,
+            &self.links(vendor)?,
+            &self.db.open_tree(META)?,
+            &[change],
+        )?;
         self.durable().await?;
         Ok(())
     }
@@ -392,7 +407,11 @@ impl Store {
         records: impl IntoIterator<Item = (&'a PersonId, &'a VendorRecord)>,
     ) -> Result<(), StoreError> {
         const CHUNK: usize = 4096;
-        let (tree, index) = (self.tree(vendor)?, self.links(vendor)?);
+        let (tree, index, meta) = (
+            self.tree(vendor)?,
+            self.links(vendor)?,
+            self.db.open_tree(META)?,
+        );
         let mut records = records.into_iter().peekable();
         while records.peek().is_some() {
             self.writable()?;
@@ -409,7 +428,7 @@ impl Store {
                     remote: *remote,
                 })
                 .collect();
-            links::write(vendor, &tree, &index, &changes)?;
+            links::write(vendor, &tree, &index, &meta, &changes)?;
         }
         self.durable().await?;
         Ok(())
@@ -427,7 +446,13 @@ impl Store {
             value: None,
             remote: None,
         };
-        links::write(vendor, &self.tree(vendor)?, &self.links(vendor)?, &[change])?;
+        links::write(
+            vendor,
+            &self.tree(vendor)?,
+            &self.links(vendor)?,
+            &self.db.open_tree(META)?,
+            &[change],
+        )?;
         self.durable().await?;
         Ok(())
     }

@@ -457,3 +457,79 @@ async fn an_older_store_is_indexed_and_shared_accounts_are_unlinked_from_everyon
     assert_eq!(store.unlinked().expect("unlinked").len(), 1);
     assert_eq!(store.load("chat").expect("load").len(), 1);
 }
+
+#[tokio::test]
+async fn every_record_write_moves_its_vendors_generation_and_a_refused_one_does_not() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (PersonId::from("A"), PersonId::from("B"));
+    {
+        let store = Store::open(dir.path()).expect("open");
+        assert_eq!(store.generation("motive").expect("gen"), 0);
+        let mut seen = vec![0];
+        let mut step = |store: &Store| {
+            let g = store.generation("motive").expect("gen");
+            assert!(!seen.contains(&g), "a write left generation {g} as it was");
+            seen.push(g);
+        };
+        store
+            .put("motive", &a, &record("1", RecordState::Active))
+            .await
+            .expect("put");
+        step(&store);
+        let r = record("2", RecordState::Active);
+        store
+            .put_many("motive", [(&b, &r)])
+            .await
+            .expect("put_many");
+        step(&store);
+        store.remove("motive", &b).await.expect("remove");
+        step(&store);
+        // Another vendor's writes leave this one's generation alone.
+        let before = store.generation("motive").expect("gen");
+        store
+            .put("rc", &a, &record("x", RecordState::Active))
+            .await
+            .expect("put");
+        assert_eq!(store.generation("motive").expect("gen"), before);
+        // A write refused (the account is A's) changes nothing, generation included.
+        let err = store
+            .put("motive", &b, &record("1", RecordState::Active))
+            .await
+            .expect_err("linked to A");
+        assert!(matches!(err, StoreError::Linked { .. }), "{err}");
+        assert_eq!(store.generation("motive").expect("gen"), before);
+    }
+    // Kept across processes (and by `rebuild-state`, which writes through `put`).
+    let store = Store::open(dir.path()).expect("reopen");
+    assert_eq!(store.generation("motive").expect("gen"), 3);
+}
+
+#[tokio::test]
+async fn an_upgraded_store_keeps_no_plan_memo() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let memo = PlanMemo {
+        inputs: "abc".into(),
+        generation: 0,
+        due: None,
+        unchanged: 1,
+        linked: 1,
+        skipped: Vec::new(),
+        conflicts: Vec::new(),
+    };
+    {
+        let store = Store::open(dir.path()).expect("open");
+        store.set_plan_memo("motive", Some(&memo)).expect("memo");
+        store.flush().await.expect("flush");
+    }
+    {
+        let store = Store::open(dir.path()).expect("reopen");
+        assert_eq!(store.plan_memo("motive").expect("read"), Some(memo));
+        // As if an older roster had written here since.
+        let meta = store.db.open_tree(META).expect("meta");
+        meta.insert(KEY_SCHEMA, b"3").expect("schema");
+        store.flush().await.expect("flush");
+    }
+    let store = Store::open(dir.path()).expect("upgrade");
+    assert_eq!(store.schema_version().expect("v"), SCHEMA_VERSION);
+    assert_eq!(store.plan_memo("motive").expect("read"), None);
+}
