@@ -35,18 +35,23 @@ pub(super) fn command(settings: &Settings, json_out: bool) -> i32 {
     }
     let mut vendors = serde_json::Map::new();
     for name in names {
-        let records = match store.load(&name) {
-            Ok(r) => r,
+        // Counted from each record's header (`StoredRecord`): no record's fields are
+        // decoded (a header that does not decode is still an error).
+        let states: Result<Vec<RecordState>, _> = store
+            .stored(&name)
+            .and_then(|records| records.map(|r| r.map(|r| r.state())).collect());
+        let states = match states {
+            Ok(s) => s,
             Err(e) => {
                 errln!("roster: {e}");
                 return exit::FAILED_OPS;
             }
         };
-        let count = |s: RecordState| records.values().filter(|r| r.state == s).count();
+        let count = |s: RecordState| states.iter().filter(|&&r| r == s).count();
         vendors.insert(
             name.clone(),
             json!({
-                "linked": records.len(),
+                "linked": states.len(),
                 "active": count(RecordState::Active),
                 "deactivated": count(RecordState::Deactivated),
                 "pending_create": count(RecordState::Creating),
