@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::model::{
@@ -15,8 +16,9 @@ use crate::model::{
 use std::sync::Arc;
 
 use super::{ExplainArgs, prepare};
+use crate::pass::Slot;
 use crate::pass::{Context, NoHooks};
-use crate::plan::{self, Desired, OpKind};
+use crate::plan::{self, DateRules, Desired, OpKind, Stage, Target};
 use crate::report::exit;
 use crate::settings::Settings;
 use crate::shutdown::Shutdown;
@@ -40,7 +42,8 @@ pub struct SourcePart {
 
 #[derive(Debug, Serialize)]
 pub struct VendorPart {
-    /// `active`, `inactive`, `out_of_scope`, `removed`, `skipped` or `held`.
+    /// `active`, `inactive`, `out_of_scope`, `removed`, `ended`, `not_yet` (before the
+    /// start date), `skipped` or `held`.
     pub wanted: &'static str,
     /// The fields this vendor should hold (when wanted active).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -51,6 +54,24 @@ pub struct VendorPart {
     pub operation: Option<ExplainedOp>,
     /// Why, in words.
     pub why: String,
+    /// The start and end date rule that applies, when the person has dates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dates: Option<DatesPart>,
+}
+
+/// Which date rule applies to the person at this vendor, and what it brings next.
+#[derive(Debug, Serialize)]
+pub struct DatesPart {
+    /// `not_yet`, `joined`, `ended` or `conflict`.
+    pub rule: &'static str,
+    /// The rule in words, with the moments it uses.
+    pub detail: String,
+    /// When the next change for this person is due here (none: no date rule pending).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_due: Option<DateTime<Utc>>,
+    /// The operation a pass makes then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<ExplainedOp>,
 }
 
 #[derive(Debug, Serialize)]
@@ -59,12 +80,14 @@ pub struct ExplainedOp {
     pub fields: Vec<String>,
 }
 
-/// Builds the explanation from a source snapshot and each vendor's stored record.
+/// Builds the explanation at the moment `now` from a source snapshot and each vendor's
+/// stored record.
 pub fn explain(
     ctx: &Context,
     id: &PersonId,
     snapshot: &Snapshot,
     stored: &BTreeMap<String, Option<VendorRecord>>,
+    now: DateTime<Utc>,
 ) -> Explanation {
     let person = snapshot.people.iter().find(|p| &p.id == id);
     let invalid: Vec<&InvalidRecord> = snapshot
@@ -86,16 +109,21 @@ pub fn explain(
         let record = stored.get(&settings.name).cloned().flatten();
         let wanted = match (person, invalid.is_empty()) {
             (_, false) => Some(Desired::Hold),
-            (Some(p), true) => Some(crate::pass::desire(settings, vendor.as_ref(), p)),
+            (Some(p), true) => Some(crate::pass::desire_at(settings, vendor.as_ref(), p, now)),
             (None, true) => None,
         };
         let desired: BTreeMap<PersonId, Desired> =
             wanted.iter().map(|d| (id.clone(), d.clone())).collect();
         let known: BTreeMap<PersonId, VendorRecord> =
             record.iter().map(|r| (id.clone(), r.clone())).collect();
-        let plan = plan::plan(&desired, &known, settings.on_remove);
+        let slot = Slot(settings, vendor.as_ref());
+        let plan = plan::plan_with(&desired, &known, slot.policy());
         let op = plan.ops.first().map(|o| &o.kind);
         let why = reason(wanted.as_ref(), record.as_ref(), op, &invalid);
+        let dates = match (person, invalid.is_empty()) {
+            (Some(p), true) => dates(&slot, p, record.as_ref(), now),
+            _ => None,
+        };
         vendors.insert(
             settings.name.clone(),
             VendorPart {
@@ -104,6 +132,8 @@ pub fn explain(
                     Some(Desired::Inactive(Why::Inactive)) => "inactive",
                     Some(Desired::Inactive(Why::OutOfScope)) => "out_of_scope",
                     Some(Desired::Inactive(Why::Removed)) | None => "removed",
+                    Some(Desired::Inactive(Why::Ended)) => "ended",
+                    Some(Desired::NotYet { .. }) => "not_yet",
                     Some(Desired::Skip(_)) => "skipped",
                     Some(Desired::Hold) => "held",
                 },
@@ -117,6 +147,7 @@ pub fn explain(
                     fields: k.field_names(),
                 }),
                 why,
+                dates,
             },
         );
     }
@@ -124,6 +155,106 @@ pub fn explain(
         person: id.to_string(),
         source,
         vendors,
+    }
+}
+
+/// The date rule that applies to `p` at this vendor, and the next change it brings.
+fn dates(
+    slot: &Slot<'_>,
+    p: &Person,
+    record: Option<&VendorRecord>,
+    now: DateTime<Utc>,
+) -> Option<DatesPart> {
+    let rules = slot.dates();
+    let (rule, detail) = match rules.stage(p, now) {
+        Stage::Undated => return None,
+        Stage::NotYet { from } => (
+            "not_yet",
+            format!(
+                "not yet joined: start_date {}{}; no account is created and an existing one                  is left as it is until {}",
+                show_when(p.start_date),
+                lead(&rules),
+                show(from)
+            ),
+        ),
+        Stage::Joined { until } => (
+            "joined",
+            match until {
+                Some(until) => format!(
+                    "joined{}; end_date {}{}: deactivated from {}",
+                    started(p, &rules),
+                    show_when(p.end_date),
+                    grace(&rules),
+                    show(until)
+                ),
+                None => format!("joined{}; no end date", started(p, &rules)),
+            },
+        ),
+        Stage::Ended { since } => (
+            "ended",
+            format!(
+                "ended: end_date {}{}; deactivated as if inactive since {}",
+                show_when(p.end_date),
+                grace(&rules),
+                show(since)
+            ),
+        ),
+        Stage::Conflict(message) => ("conflict", message),
+    };
+    let next = plan::upcoming::upcoming(
+        slot,
+        p,
+        record,
+        slot.policy(),
+        now,
+        DateTime::<Utc>::MAX_UTC,
+    )
+    .into_iter()
+    .next();
+    Some(DatesPart {
+        rule,
+        detail,
+        next_due: next
+            .as_ref()
+            .map(|d| d.at)
+            .or_else(|| rules.next_due(p, now)),
+        next: next.map(|d| ExplainedOp {
+            op: d.kind.op(),
+            fields: d.kind.field_names(),
+        }),
+    })
+}
+
+fn show(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn show_when(w: Option<crate::model::When>) -> String {
+    w.map_or_else(|| "-".into(), |w| w.to_string())
+}
+
+fn started(p: &Person, rules: &DateRules) -> String {
+    match p.start_date {
+        Some(s) => format!(
+            " (start_date {s}{}, provisioned from {})",
+            lead(rules),
+            show(rules.provision_from(s))
+        ),
+        None => String::new(),
+    }
+}
+
+fn lead(rules: &DateRules) -> String {
+    match rules.provision_days_before_start {
+        0 => String::new(),
+        n => format!(" less {n} provisioning day(s)"),
+    }
+}
+
+fn grace(rules: &DateRules) -> String {
+    match rules.end_grace_days {
+        0 => String::new(),
+        n => format!(" plus {n} grace day(s)"),
     }
 }
 
@@ -169,6 +300,11 @@ fn reason(
                 .join("; ")
         ),
         (None, Some(Desired::Skip(msg))) => format!("cannot be sent as the source has it: {msg}"),
+        (None, Some(Desired::NotYet { from })) => format!(
+            "not yet joined (before the start date): nothing is done for this person here \
+             until {}",
+            show(*from)
+        ),
         (None, Some(Desired::Active(_))) => "unchanged: the account matches the source".into(),
         (None, Some(Desired::Inactive(why))) => match record.map(|r| r.state) {
             Some(RecordState::Deactivated) => format!("{}: already deactivated", why.as_str()),
@@ -207,7 +343,7 @@ pub(super) async fn command(settings: Settings, args: &ExplainArgs) -> i32 {
             }
         }
     }
-    let e = explain(&ctx, &id, &snapshot, &stored);
+    let e = explain(&ctx, &id, &snapshot, &stored, chrono::Utc::now());
     if args.json {
         println!("{}", serde_json::to_string_pretty(&e).unwrap_or_default());
         return exit::OK;
@@ -225,6 +361,13 @@ pub(super) async fn command(settings: Settings, args: &ExplainArgs) -> i32 {
             p.active,
             p.groups.iter().cloned().collect::<Vec<_>>().join(", ")
         );
+        if p.start_date.is_some() || p.end_date.is_some() {
+            println!(
+                "  start_date {}, end_date {}",
+                show_when(p.start_date),
+                show_when(p.end_date)
+            );
+        }
         for (k, v) in &p.attributes {
             println!("  attribute {k} = {v}");
         }
@@ -255,6 +398,14 @@ pub(super) async fn command(settings: Settings, args: &ExplainArgs) -> i32 {
             None => println!("  next pass: nothing"),
         }
         println!("  why: {}", v.why);
+        if let Some(d) = &v.dates {
+            println!("  dates: {}", d.detail);
+            match (&d.next_due, &d.next) {
+                (Some(at), Some(op)) => println!("  next change due: {} ({})", show(*at), op.op),
+                (Some(at), None) => println!("  next change due: {} (no call)", show(*at)),
+                _ => println!("  next change due: none"),
+            }
+        }
     }
     exit::OK
 }

@@ -9,9 +9,11 @@ mod op;
 mod person;
 mod record;
 mod snapshot;
+mod when;
 
 pub use fields::{Changes, Fields, MapError, changes};
 pub use op::{OnRemove, Op, Outcome, PassOutcome, Why};
 pub use person::{Groups, Person, PersonId};
 pub use record::{Known, RecordState, Remote, VendorRecord};
 pub use snapshot::{InvalidRecord, Snapshot};
+pub use when::When;

@@ -114,6 +114,8 @@ pub enum Why {
     OutOfScope,
     /// No longer in the source at all.
     Removed,
+    /// Past the person's `end_date` (plus any grace days).
+    Ended,
 }
 
 impl Why {
@@ -123,6 +125,7 @@ impl Why {
             Self::Inactive => "inactive",
             Self::OutOfScope => "out_of_scope",
             Self::Removed => "removed",
+            Self::Ended => "ended",
         }
     }
 
@@ -131,6 +134,7 @@ impl Why {
             Self::Inactive => "inactive in the source",
             Self::OutOfScope => "out of the vendor's scope",
             Self::Removed => "removed from the source",
+            Self::Ended => "past the end date",
         }
     }
 }

@@ -9,7 +9,7 @@ use super::hooks::Hooks;
 use crate::budget::Budget;
 use crate::config::ConfigError;
 use crate::model::{Fields, MapError, Person};
-use crate::plan::Target;
+use crate::plan::{DateRules, Policy, Target};
 use crate::settings::Settings;
 use crate::shutdown::Shutdown;
 use crate::source::Source;
@@ -83,5 +83,23 @@ impl Target for Slot<'_> {
 
     fn map(&self, person: &Person) -> Result<Fields, MapError> {
         self.1.map(person)
+    }
+
+    fn dates(&self) -> DateRules {
+        self.0.dates
+    }
+
+    fn create_only(&self) -> &BTreeSet<String> {
+        &self.0.create_only
+    }
+}
+
+impl Slot<'_> {
+    /// This vendor's [`Policy`] for the plan.
+    pub fn policy(&self) -> Policy<'_> {
+        Policy {
+            on_remove: self.0.on_remove,
+            create_only: &self.0.create_only,
+        }
     }
 }

@@ -1,21 +1,32 @@
 //! Each vendor's plan: the source merge-joined with the store's records (or, in a full
 //! pass, with the records corrected to the vendor's listing first).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
+use chrono::{DateTime, Utc};
 use tracing::warn;
 
 use super::context::Slot;
 use crate::budget::Budget;
 use crate::model::{Person, PersonId, Snapshot, VendorRecord};
-use crate::plan::{self, Plan, desired_sorted, held_ids};
+use crate::plan::{self, Plan, Target, desired_sorted, held_ids};
 use crate::report::DriftReport;
 use crate::store::{Store, StoreError, StoredRecord};
 use crate::vendor::Vendor;
 use crate::vendor::VendorSettings;
 
-/// One vendor's plan: the source (sorted by id) merge-joined with the store's records, or
-/// with `known` when `--full` has already read and corrected them.
+/// The moment a pass plans for, and how far ahead it looks for changes the clock alone
+/// will bring (`plan --upcoming`).
+#[derive(Debug, Clone, Copy)]
+pub struct When {
+    pub now: DateTime<Utc>,
+    pub upcoming_until: Option<DateTime<Utc>>,
+}
+
+/// One vendor's plan at `when.now`: the source (sorted by id) merge-joined with the
+/// store's records, or with `known` when `--full` has already read and corrected them;
+/// with the earliest moment a date rule changes it (`Plan::next_due`) and, when asked,
+/// the changes due until then (`Plan::upcoming`).
 ///
 /// # Errors
 /// Store failures.
@@ -26,25 +37,60 @@ pub fn plan_vendor(
     settings: &VendorSettings,
     vendor: &dyn Vendor,
     known: Option<BTreeMap<PersonId, VendorRecord>>,
+    when: When,
 ) -> Result<Plan, StoreError> {
     let target = Slot(settings, vendor);
-    if let Some(known) = known {
-        let held = held_ids(snapshot, known.iter().map(|(k, v)| (k.clone(), v.clone())));
-        let desired = desired_sorted(&target, sorted, &held);
-        return Ok(plan::plan_sorted(desired, known, settings.on_remove));
+    let mut plan = match known {
+        Some(known) => {
+            let held = held_ids(snapshot, known.iter().map(|(k, v)| (k.clone(), v.clone())));
+            let desired = desired_sorted(&target, sorted, &held, when.now);
+            plan::plan_sorted_with(desired, known, target.policy())
+        }
+        None => {
+            let mut failed = None;
+            let held = held_ids(
+                snapshot,
+                stored_records(store, &settings.name, &mut failed)?,
+            );
+            let desired = desired_sorted(&target, sorted, &held, when.now);
+            let known = stored_records(store, &settings.name, &mut failed)?;
+            let plan = plan::plan_sorted_with(desired, known, target.policy());
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            plan
+        }
+    };
+    // The earliest moment a date rule changes what this vendor should hold for someone.
+    plan.next_due = target.dates().next_due_of(sorted.iter().copied(), when.now);
+    if let Some(until) = when.upcoming_until {
+        plan.upcoming = upcoming(store, &target, sorted, when.now, until)?;
     }
-    let mut failed = None;
-    let held = held_ids(
-        snapshot,
-        stored_records(store, &settings.name, &mut failed)?,
-    );
-    let desired = desired_sorted(&target, sorted, &held);
-    let known = stored_records(store, &settings.name, &mut failed)?;
-    let plan = plan::plan_sorted(desired, known, settings.on_remove);
-    match failed {
-        Some(e) => Err(e),
-        None => Ok(plan),
+    Ok(plan)
+}
+
+/// The changes due between `now` and `until`, in due order (then by person).
+fn upcoming(
+    store: &Store,
+    target: &Slot<'_>,
+    sorted: &[&Person],
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<Vec<(PersonId, plan::upcoming::Due)>, StoreError> {
+    let rules = target.dates();
+    let mut out = Vec::new();
+    for p in sorted {
+        if rules.next_due(p, now).is_none_or(|d| d > until) {
+            continue;
+        }
+        let record = store.get(&target.0.name, &p.id)?;
+        for due in plan::upcoming::upcoming(target, p, record.as_ref(), target.policy(), now, until)
+        {
+            out.push((p.id.clone(), due));
+        }
     }
+    out.sort_by(|a, b| (a.1.at, &a.0).cmp(&(b.1.at, &b.0)));
+    Ok(out)
 }
 
 /// A vendor's stored records as a stream; the first store error ends it and is left in
@@ -64,11 +110,12 @@ fn stored_records<'a>(
 pub async fn check_drift(
     vendor: &dyn Vendor,
     known: &mut BTreeMap<PersonId, VendorRecord>,
+    create_only: &BTreeSet<String>,
     budget: &Budget,
 ) -> DriftReport {
     match vendor.list(budget).await {
         Ok(accounts) => {
-            let details = plan::drift::reconcile_records(known, &accounts);
+            let details = plan::drift::reconcile_records(known, &accounts, create_only);
             for d in &details {
                 warn!(user = %d.person, drift = ?d.kind, "Drift: changed at the vendor behind roster's back; repairing.");
             }

@@ -119,6 +119,8 @@ pub struct Pusher {
     /// Setup problems already explained in the log this pass (logged once each).
     advised: Mutex<BTreeSet<&'static str>>,
     done: AtomicUsize,
+    /// The vendor's `create_only` fields: an adopted account keeps its own values.
+    pub(super) create_only: BTreeSet<String>,
 }
 
 impl Pusher {
@@ -140,7 +142,15 @@ impl Pusher {
             auth_failed: AtomicBool::new(false),
             advised: Mutex::new(BTreeSet::new()),
             done: AtomicUsize::new(0),
+            create_only: BTreeSet::new(),
         }
+    }
+
+    /// Fields an adopted account keeps where it has a value (`create_only`).
+    #[must_use]
+    pub fn with_create_only(mut self, fields: BTreeSet<String>) -> Self {
+        self.create_only = fields;
+        self
     }
 
     pub(super) fn name(&self) -> &str {

@@ -16,7 +16,7 @@ use tracing::{debug, warn};
 
 use super::push::{Done, Failure, Pusher};
 use crate::model::{Changes, Fields, Op, PersonId, RecordState, Remote, changes};
-use crate::plan::OpKind;
+use crate::plan::{OpKind, keep_create_only};
 use crate::vendor::VendorError;
 
 fn names(changes: &Changes) -> Vec<String> {
@@ -123,13 +123,15 @@ impl Pusher {
         }
     }
 
-    /// Links an account found by matching key, then brings it in line with the source.
+    /// Links an account found by matching key, then brings it in line with the source;
+    /// a create-only field is sent only where the account has no value for it.
     async fn adopt(
         &self,
         person: &PersonId,
         remote: Remote,
         fields: &Fields,
     ) -> Result<Done, Failure> {
+        let fields = &keep_create_only(fields, &remote.fields, &self.create_only, true);
         let enable = remote.needs_enabling();
         let rid = remote.id.as_str();
         let state = if enable {

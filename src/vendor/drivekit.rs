@@ -300,6 +300,13 @@ impl Vendor for DriveKit {
         Ok(fields)
     }
 
+    fn field_names(&self) -> super::FieldNames {
+        super::FieldNames {
+            listed: vec!["firstname", "lastname", "pseudo", USER_ID],
+            more: None,
+        }
+    }
+
     fn flow(&self) -> &std::sync::Arc<http::Flow> {
         self.http.flow()
     }
