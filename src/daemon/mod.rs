@@ -17,6 +17,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
+
 use tokio::sync::Notify;
 use tracing::{error, info, warn};
 
@@ -28,7 +30,7 @@ use crate::settings::Settings;
 use crate::shutdown::{self, Shutdown};
 use crate::store::Store;
 use metrics::Metrics;
-use schedule::next_after;
+use schedule::{next_after, next_wake};
 use server::{ServerState, router};
 
 /// Runs the daemon until SIGTERM/SIGINT; returns the exit code.
@@ -203,14 +205,23 @@ async fn scheduler_loop(
     metrics: Arc<Metrics>,
 ) {
     let mut stop = shutdown.clone();
+    // A start or end date the last pass (of this daemon, or before it started) saw
+    // coming: the daemon runs a pass then, even between ticks.
+    let mut due: Option<DateTime<Utc>> = store
+        .last_report::<crate::report::Report>()
+        .ok()
+        .flatten()
+        .and_then(|r| r.next_due);
     loop {
-        let Some((at, wait, full)) = schedules.next(chrono::Utc::now()) else {
+        let now = Utc::now();
+        let tick = schedules.next(now).map(|(at, _, full)| (at, full));
+        let Some(next) = next_wake(tick, due, now) else {
             warn!("The schedule has no future run; waiting for on-demand passes only.");
             tokio::select! {
                 _ = stop.wait() => return,
                 _ = wake.notified() => {}
             }
-            run_pass(&ctx, &store, &shutdown, &metrics, "on demand", false).await;
+            due = run_pass(&ctx, &store, &shutdown, &metrics, "on demand", false).await;
             continue;
         };
         let jitter = if jitter_secs > 0 {
@@ -218,19 +229,22 @@ async fn scheduler_loop(
         } else {
             Duration::ZERO
         };
-        info!(next_run = %at, full, jitter_ms = jitter.as_millis() as u64, "Next pass scheduled.");
+        let timer = if next.due { "date due" } else { "scheduled" };
+        info!(next_run = %next.at, full = next.full, reason = timer, jitter_ms = jitter.as_millis() as u64, "Next pass scheduled.");
         let (reason, full) = tokio::select! {
             _ = stop.wait() => return,
-            _ = tokio::time::sleep(wait + jitter) => ("scheduled", full),
+            _ = tokio::time::sleep(next.wait + jitter) => (timer, next.full),
             _ = wake.notified() => ("on demand", false),
         };
         if shutdown.is_triggered() {
             return;
         }
-        run_pass(&ctx, &store, &shutdown, &metrics, reason, full).await;
+        due = run_pass(&ctx, &store, &shutdown, &metrics, reason, full).await;
     }
 }
 
+/// Runs one pass; returns when a start or end date next changes the plan, if ever
+/// (a pass that failed outright knows of none: the schedule goes on).
 async fn run_pass(
     ctx: &Context,
     store: &Store,
@@ -238,7 +252,7 @@ async fn run_pass(
     metrics: &Metrics,
     reason: &str,
     full: bool,
-) {
+) -> Option<DateTime<Utc>> {
     info!(reason, full, "Pass starting.");
     let started = Instant::now();
     let opts = PassOptions {
@@ -273,8 +287,12 @@ async fn run_pass(
                     "Pass complete."
                 ),
             }
+            report.next_due
         }
-        Err(e) => error!(error = %e, "Pass failed."),
+        Err(e) => {
+            error!(error = %e, "Pass failed.");
+            None
+        }
     }
 }
 
