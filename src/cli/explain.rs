@@ -171,21 +171,22 @@ fn dates(
         Stage::NotYet { from } => (
             "not_yet",
             format!(
-                "not yet joined: start_date {}{}; no account is created and an existing one                  is left as it is until {}",
+                "not yet joined: start_date {}{}, so from {}; until then no account is \
+                 created and an existing one is left as it is",
                 show_when(p.start_date),
                 lead(&rules),
-                show(from)
+                show_in(from, &rules)
             ),
         ),
         Stage::Joined { until } => (
             "joined",
             match until {
                 Some(until) => format!(
-                    "joined{}; end_date {}{}: deactivated from {}",
+                    "joined{}; end_date {}{}, so deactivated from {}",
                     started(p, &rules),
                     show_when(p.end_date),
                     grace(&rules),
-                    show(until)
+                    show_in(until, &rules)
                 ),
                 None => format!("joined{}; no end date", started(p, &rules)),
             },
@@ -193,10 +194,10 @@ fn dates(
         Stage::Ended { since } => (
             "ended",
             format!(
-                "ended: end_date {}{}; deactivated as if inactive since {}",
+                "ended: end_date {}{}, so deactivated as if inactive since {}",
                 show_when(p.end_date),
                 grace(&rules),
-                show(since)
+                show_in(since, &rules)
             ),
         ),
         Stage::Conflict(message) => ("conflict", message),
@@ -233,12 +234,26 @@ fn show_when(w: Option<crate::model::When>) -> String {
     w.map_or_else(|| "-".into(), |w| w.to_string())
 }
 
+/// A moment in UTC, and in the configured zone when that is another.
+fn show_in(t: DateTime<Utc>, rules: &DateRules) -> String {
+    if rules.time_zone == chrono_tz::Tz::UTC {
+        return show(t);
+    }
+    let local = t.with_timezone(&rules.time_zone);
+    format!(
+        "{} ({} {})",
+        show(t),
+        local.format("%Y-%m-%d %H:%M"),
+        rules.time_zone.name()
+    )
+}
+
 fn started(p: &Person, rules: &DateRules) -> String {
     match p.start_date {
         Some(s) => format!(
-            " (start_date {s}{}, provisioned from {})",
+            " (start_date {s}{}, so from {})",
             lead(rules),
-            show(rules.provision_from(s))
+            show_in(rules.provision_from(s), rules)
         ),
         None => String::new(),
     }
@@ -247,14 +262,16 @@ fn started(p: &Person, rules: &DateRules) -> String {
 fn lead(rules: &DateRules) -> String {
     match rules.provision_days_before_start {
         0 => String::new(),
-        n => format!(" less {n} provisioning day(s)"),
+        1 => " less 1 provisioning day".into(),
+        n => format!(" less {n} provisioning days"),
     }
 }
 
 fn grace(rules: &DateRules) -> String {
     match rules.end_grace_days {
         0 => String::new(),
-        n => format!(" plus {n} grace day(s)"),
+        1 => " plus 1 grace day".into(),
+        n => format!(" plus {n} grace days"),
     }
 }
 
