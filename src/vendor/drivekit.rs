@@ -314,6 +314,13 @@ impl Vendor for DriveKit {
         UNIQUE
     }
 
+    fn field_names(&self) -> super::FieldNames {
+        super::FieldNames {
+            listed: vec!["firstname", "lastname", "pseudo", USER_ID],
+            more: None,
+        }
+    }
+
     fn flow(&self) -> &std::sync::Arc<http::Flow> {
         self.http.flow()
     }
