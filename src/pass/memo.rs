@@ -89,12 +89,16 @@ pub fn recall(
         skipped: memo.skipped,
         linked: memo.linked,
         conflicts: memo.conflicts,
+        next_due: memo.due,
+        // Never asked for here: `plan --upcoming` plans in full.
+        upcoming: Vec::new(),
     }))
 }
 
 /// Keeps a plan made in full from `generation`'s records as the vendor's memo when it
-/// has no operation; forgets the memo otherwise. `due`: when a date rule next changes
-/// what this vendor should hold for anyone (start and end dates; `None`: never).
+/// has no operation; forgets the memo otherwise. The memo lapses at the plan's
+/// `next_due`: when a start or end date next changes what this vendor should hold for
+/// anyone (the plan is stale by the clock alone from then on).
 ///
 /// # Errors
 /// Store failures.
@@ -104,14 +108,13 @@ pub fn keep(
     inputs: Option<String>,
     generation: u64,
     plan: &Plan,
-    due: Option<DateTime<Utc>>,
 ) -> Result<(), StoreError> {
     let memo = inputs
         .filter(|_| plan.ops.is_empty())
         .map(|inputs| PlanMemo {
             inputs,
             generation,
-            due,
+            due: plan.next_due,
             unchanged: plan.unchanged,
             linked: plan.linked,
             skipped: plan.skipped.clone(),

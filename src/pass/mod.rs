@@ -24,7 +24,7 @@ mod tests;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tracing::{Instrument, error, info, info_span, warn};
 
 pub use context::{Context, Slot};
@@ -52,6 +52,9 @@ pub struct PassOptions {
     pub full: bool,
     /// Only these vendors (all when empty).
     pub only: Vec<String>,
+    /// Also list the changes start and end dates bring within this window
+    /// (`plan --upcoming 7d`), each with its due time.
+    pub upcoming: Option<chrono::TimeDelta>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,9 +63,20 @@ pub enum PassError {
     Store(#[from] StoreError),
 }
 
-/// What the source wants a vendor to hold for `person` (scope, `active`, mapping).
+/// What the source wants a vendor to hold for `person` now (dates, scope, `active`,
+/// mapping).
 pub fn desire(settings: &VendorSettings, vendor: &dyn Vendor, person: &Person) -> Desired {
-    crate::plan::desire(&Slot(settings, vendor), person)
+    desire_at(settings, vendor, person, Utc::now())
+}
+
+/// [`desire`] at the moment `now`.
+pub fn desire_at(
+    settings: &VendorSettings,
+    vendor: &dyn Vendor,
+    person: &Person,
+    now: DateTime<Utc>,
+) -> Desired {
+    crate::plan::desire(&Slot(settings, vendor), person, now)
 }
 
 type Member<'a> = &'a (VendorSettings, Arc<dyn Vendor>);
@@ -87,6 +101,7 @@ pub async fn run_once(
         };
         pass.report.source = summary::source_counts(&snapshot);
         let (plans, drifts) = pass.plan(&snapshot).await?;
+        pass.report.next_due = plans.iter().filter_map(|(_, p)| p.next_due).min();
         if let Some(why) = pass.refusal(&snapshot, &plans)? {
             pass.report.refused = Some(why);
         }
@@ -119,6 +134,8 @@ struct Pass<'a> {
     /// Stops the pass at its first failed store write (fires `budget`'s shutdown).
     halt: Arc<halt::Halt>,
     report: Report,
+    /// The moment the plan is made for (start and end dates are compared with it).
+    now: DateTime<Utc>,
 }
 
 impl<'a> Pass<'a> {
@@ -137,6 +154,7 @@ impl<'a> Pass<'a> {
             flow.start_pass(None, None);
         }
         let (halt, stop) = halt::Halt::new(shutdown);
+        let now = Utc::now();
         Ok(Self {
             ctx,
             store,
@@ -146,9 +164,10 @@ impl<'a> Pass<'a> {
             halt: Arc::new(halt),
             report: Report {
                 dry_run: opts.dry_run,
-                started_at: Some(Utc::now()),
+                started_at: Some(now),
                 ..Report::default()
             },
+            now,
         })
     }
 
@@ -190,9 +209,14 @@ impl<'a> Pass<'a> {
         if self.opts.full {
             for (settings, vendor) in &self.vendors {
                 let mut known = self.store.load(&settings.name)?;
-                let d = planning::check_drift(vendor.as_ref(), &mut known, &self.budget)
-                    .instrument(info_span!("vendor", vendor = %settings.name))
-                    .await;
+                let d = planning::check_drift(
+                    vendor.as_ref(),
+                    &mut known,
+                    &settings.create_only,
+                    &self.budget,
+                )
+                .instrument(info_span!("vendor", vendor = %settings.name))
+                .await;
                 drifts.insert(settings.name.clone(), d);
                 corrected.insert(settings.name.clone(), known);
             }
@@ -202,8 +226,10 @@ impl<'a> Pass<'a> {
         sorted.sort_by(|a, b| a.id.cmp(&b.id));
         // The no-op fast path (`memo`): a vendor whose last plan had nothing to do is not
         // planned again while nothing that plan depended on has changed.
-        let now = Utc::now();
-        let people = (!self.opts.full).then(|| memo::people(&sorted, &snapshot.invalid));
+        // `plan --upcoming` wants what the memo does not keep: it plans in full.
+        let now = self.now;
+        let people = (!self.opts.full && self.opts.upcoming.is_none())
+            .then(|| memo::people(&sorted, &snapshot.invalid));
         let mut recalled: Vec<Option<Plan>> = Vec::new();
         let mut memos: Vec<(Option<String>, u64)> = Vec::new();
         for (settings, _) in &self.vendors {
@@ -217,6 +243,13 @@ impl<'a> Pass<'a> {
         }
         let reused: Vec<bool> = recalled.iter().map(Option::is_some).collect();
         // CPU and store reads only, each vendor's independent: one thread per vendor.
+        let when = planning::When {
+            now: self.now,
+            upcoming_until: self
+                .opts
+                .upcoming
+                .and_then(|w| self.now.checked_add_signed(w)),
+        };
         let planned: Vec<Result<Plan, StoreError>> = std::thread::scope(|scope| {
             let (sorted, store) = (&sorted, self.store);
             let handles: Vec<_> = self
@@ -237,6 +270,7 @@ impl<'a> Pass<'a> {
                                 settings,
                                 vendor.as_ref(),
                                 known,
+                                when,
                             )
                         }
                     })
@@ -253,9 +287,7 @@ impl<'a> Pass<'a> {
         {
             let plan = plan?;
             if !reused && !self.opts.dry_run && !self.opts.full {
-                // Start and end dates (issue 16): pass the plan's earliest due moment
-                // (`Plan::next_due`) here, so that the memo lapses when it comes.
-                memo::keep(self.store, &member.0.name, inputs, generation, &plan, None)?;
+                memo::keep(self.store, &member.0.name, inputs, generation, &plan)?;
             }
             if reused {
                 // Planning would have said these again.
@@ -317,7 +349,8 @@ impl<'a> Pass<'a> {
                 settings.concurrency,
                 Arc::clone(&self.ctx.hooks),
             )
-            .with_halt(Arc::clone(&self.halt));
+            .with_halt(Arc::clone(&self.halt))
+            .with_create_only(settings.create_only.clone());
             let span = info_span!("vendor", vendor = %settings.name);
             async move { (settings, vendor, pusher.push(plan).await) }.instrument(span)
         });
@@ -359,6 +392,9 @@ impl<'a> Pass<'a> {
                 summary::refused(plan)
             };
             v.drift = drifts.remove(&settings.name);
+            if self.opts.upcoming.is_some() {
+                v.upcoming = Some(summary::upcoming(plan));
+            }
             self.report.vendors.insert(settings.name.clone(), v);
         }
         if let Some(why) = &self.report.refused {

@@ -65,6 +65,8 @@ pub(crate) struct RawRecord {
     pub active: Scalar,
     pub groups: RawGroups,
     pub attributes: RawAttributes,
+    pub start_date: Scalar,
+    pub end_date: Scalar,
     /// The first key that is not a person field.
     pub unknown: Option<String>,
     /// The first key given twice (`attributes.NAME` for an attribute).
@@ -85,6 +87,8 @@ pub(crate) enum Field {
     Active,
     Groups,
     Attributes,
+    StartDate,
+    EndDate,
 }
 
 impl Field {
@@ -99,6 +103,8 @@ impl Field {
             "active" => Self::Active,
             "groups" => Self::Groups,
             "attributes" => Self::Attributes,
+            "start_date" => Self::StartDate,
+            "end_date" => Self::EndDate,
             _ => return None,
         })
     }
@@ -119,6 +125,8 @@ impl RawRecord {
             Field::LastName => &mut self.last_name,
             Field::Phone => &mut self.phone,
             Field::Active => &mut self.active,
+            Field::StartDate => &mut self.start_date,
+            Field::EndDate => &mut self.end_date,
             Field::Groups | Field::Attributes => return None,
         })
     }
