@@ -232,18 +232,17 @@ async fn pass(settings: Settings, opts: PassOptions, json_out: bool) -> i32 {
         .iter()
         .find(|v| !settings.vendors.contains_key(*v))
     {
-        return config_error(&ConfigError::invalid(
-            "--vendor",
-            format!(
-                "no vendor named `{unknown}` in the config (have: {})",
-                settings
-                    .vendors
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        ));
+        // A flag, not a config key: said as the flag (exit 2, a usage error).
+        errln!(
+            "roster: --vendor {unknown}: no vendor named `{unknown}` in the config (have: {})",
+            settings
+                .vendors
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        return exit::CONFIG;
     }
     let hooks: Arc<dyn Hooks> =
         if !opts.dry_run && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
