@@ -125,6 +125,7 @@ pub async fn run(settings: Settings) -> i32 {
         leader: leadership.watch(),
     });
 
+    let abandon = trigger.sender();
     if let Err(e) = spawn_signal_task(trigger, Arc::clone(&wake), Arc::clone(&state)) {
         errln!("roster: cannot install signal handlers: {e}");
         return exit::CONFIG;
@@ -167,8 +168,12 @@ pub async fn run(settings: Settings) -> i32 {
             match tokio::time::timeout(grace, &mut scheduler).await {
                 Ok(_) => exit::OK,
                 Err(_) => {
-                    error!("In-flight vendor calls did not finish within the grace period; exiting anyway (the next pass resumes by lookup).");
-                    scheduler.abort();
+                    error!("In-flight vendor calls did not finish within the grace period; abandoning them (the next pass resumes by lookup).");
+                    // The pass drops its calls and ends with its report stored.
+                    abandon.abandon();
+                    if tokio::time::timeout(Duration::from_secs(5), &mut scheduler).await.is_err() {
+                        scheduler.abort();
+                    }
                     exit::FAILED_OPS
                 }
             }

@@ -115,7 +115,20 @@ pub async fn check_drift(
     known: &mut BTreeMap<PersonId, VendorRecord>,
     budget: &Budget,
 ) -> DriftReport {
-    match vendor.list(budget).await {
+    // A listing has nothing to finish: a signal ends it at once.
+    let mut stop = budget.shutdown().clone();
+    let listed = tokio::select! {
+        biased;
+        r = vendor.list(budget) => r,
+        () = stop.wait() => {
+            warn!("Stopping: the account listing is dropped; drift not checked at this vendor.");
+            return DriftReport {
+                unavailable: Some("not checked: roster is stopping".into()),
+                ..DriftReport::default()
+            };
+        }
+    };
+    match listed {
         Ok(accounts) => {
             let details = plan::drift::reconcile_records(known, &accounts);
             for d in &details {

@@ -11,6 +11,7 @@ mod disk_full;
 mod four_vendors;
 mod ha;
 mod identity;
+mod interrupt;
 mod layers;
 mod lifecycle;
 mod motive_faults;
