@@ -152,7 +152,7 @@ pub async fn run(cli: Cli, settings: Settings) -> i32 {
         }
         Command::Status(a) => status::command(&settings, a.json),
         Command::Check => check::command(settings).await,
-        Command::Run => crate::daemon::run(settings).await,
+        Command::Run => crate::daemon::run(settings, settings::config_path(cli.config)).await,
         Command::Explain(a) => explain::command(settings, &a).await,
         Command::RebuildState(a) => rebuild::command(settings, a.json).await,
         Command::History(a) => history::command(&settings, &a),

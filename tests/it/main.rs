@@ -19,6 +19,7 @@ mod notify;
 mod outbound;
 mod output;
 mod pacing;
+mod reload;
 mod safety;
 mod slapd;
 mod source_http;
