@@ -244,3 +244,59 @@ async fn sigint_during_a_full_plan_drops_the_listing_and_prints_the_plan() {
     motive.control.set_latency(Duration::ZERO);
     assert!(motive.users().is_empty(), "a plan pushes nothing");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_abandons_calls_past_its_grace_period_and_keeps_the_report() {
+    use crate::daemon::{Daemon, env_with, wait_for};
+    let env = env_with("*/1 * * * * *", "").await;
+    let text = std::fs::read_to_string(&env.config).expect("config");
+    std::fs::write(
+        &env.config,
+        text.replace("shutdown_grace_secs = 10", "shutdown_grace_secs = 1"),
+    )
+    .expect("config");
+    let people: Vec<Value> = (0..6)
+        .map(|i| {
+            person(
+                &format!("E{i}"),
+                "P",
+                &format!("L{i}"),
+                &format!("p{i}@example.com"),
+            )
+        })
+        .collect();
+    env.write_people(&json!(people));
+    let motive = &env.sandbox.motive;
+    motive
+        .control
+        .delay_after_commit(Method::POST, "/v1/users", Duration::from_secs(8));
+    let mut d = Daemon::start(&env).await;
+    wait_for(Duration::from_secs(20), || {
+        (!motive.users().is_empty()).then_some(())
+    })
+    .await
+    .expect("a pass starts creating");
+    let sent = Instant::now();
+    d.signal("TERM");
+    let status = tokio::time::timeout(Duration::from_secs(15), d.child.wait())
+        .await
+        .expect("exits")
+        .expect("wait");
+    assert_eq!(status.code(), Some(1), "the grace period ran out");
+    assert!(
+        sent.elapsed() < Duration::from_secs(5),
+        "the replies are not waited out: {:?}",
+        sent.elapsed()
+    );
+    // The pass ended with its calls abandoned, and its report was kept.
+    let (_, s) = env.json(&["status"]).await;
+    assert_eq!(s["last_run"]["outcome"], "failed_operations", "{s}");
+
+    motive.control.clear_faults();
+    let (code, r) = env.reconcile().await;
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(motive.users().len(), 6, "{r}");
+    for i in 0..6 {
+        assert_eq!(motive.by_external_id(&format!("E{i}")).len(), 1, "{r}");
+    }
+}
