@@ -69,6 +69,7 @@ pub(super) fn command(settings: &Settings, json_out: bool) -> i32 {
             "outcome": r.outcome(),
             "refused": r.refused,
             "failed": r.vendors.values().map(|v| v.failed).sum::<usize>(),
+            "next_due": r.next_due,
         })
     });
     if json_out {
@@ -122,6 +123,12 @@ pub(super) fn command(settings: &Settings, json_out: bool) -> i32 {
                         "last run: {when} ({} failed operations)",
                         r.vendors.values().map(|v| v.failed).sum::<usize>()
                     ),
+                }
+                if let Some(due) = r.next_due {
+                    outln!(
+                        "next change by a start or end date due at {}",
+                        due.to_rfc3339()
+                    );
                 }
             }
         }

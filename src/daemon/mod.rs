@@ -26,6 +26,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
+
 use tokio::sync::Notify;
 use tracing::{error, info, warn};
 
@@ -37,7 +39,7 @@ use crate::shutdown::{self, Shutdown};
 use crate::store::Store;
 use metrics::Metrics;
 use reload::{Reloader, Running};
-use schedule::next_after;
+use schedule::{next_after, next_wake};
 use server::{ServerState, router};
 
 /// Runs the daemon until SIGTERM/SIGINT; returns the exit code. `config_path` is read
@@ -293,6 +295,13 @@ async fn scheduler_loop(
     };
     // A term's full pass that did not complete (refused, stopped): the next pass is full.
     let mut full_pending = false;
+    // A start or end date the last pass (of this daemon, or before it started) saw
+    // coming: the daemon runs a pass then, even between ticks.
+    let mut due: Option<DateTime<Utc>> = store
+        .last_report::<crate::report::Report>()
+        .ok()
+        .flatten()
+        .and_then(|r| r.next_due);
     loop {
         // A pass boundary: a reload asked for meanwhile applies now.
         if wakers.reload_requested() {
@@ -311,7 +320,7 @@ async fn scheduler_loop(
             // A request made to the standby is not carried over.
             let _ = futures::FutureExt::now_or_never(wake.notified());
             let pass_stop = leadership.stop_on_loss(&shutdown);
-            full_pending = !run_pass(
+            let ran = run_pass(
                 &running,
                 &store,
                 pass_stop.signal(),
@@ -320,9 +329,13 @@ async fn scheduler_loop(
                 true,
             )
             .await;
+            full_pending = !ran.completed;
+            due = ran.next_due;
             continue;
         }
-        let Some((at, wait, full)) = running.schedules.next(chrono::Utc::now()) else {
+        let now = Utc::now();
+        let tick = running.schedules.next(now).map(|(at, _, full)| (at, full));
+        let Some(next) = next_wake(tick, due, now) else {
             warn!("The schedule has no future run; waiting for on-demand passes only.");
             tokio::select! {
                 _ = stop.wait() => return,
@@ -334,7 +347,7 @@ async fn scheduler_loop(
                 _ = leader.wait_for(|l| !*l) => continue,
             }
             let pass_stop = leadership.stop_on_loss(&shutdown);
-            let done = run_pass(
+            let ran = run_pass(
                 &running,
                 &store,
                 pass_stop.signal(),
@@ -343,7 +356,8 @@ async fn scheduler_loop(
                 full_pending,
             )
             .await;
-            full_pending &= !done;
+            full_pending &= !ran.completed;
+            due = ran.next_due;
             continue;
         };
         let jitter_secs = running.schedules.jitter_secs;
@@ -352,10 +366,11 @@ async fn scheduler_loop(
         } else {
             Duration::ZERO
         };
-        info!(next_run = %at, full, jitter_ms = jitter.as_millis() as u64, "Next pass scheduled.");
+        let timer = if next.due { "date due" } else { "scheduled" };
+        info!(next_run = %next.at, full = next.full, reason = timer, jitter_ms = jitter.as_millis() as u64, "Next pass scheduled.");
         let (reason, full) = tokio::select! {
             _ = stop.wait() => return,
-            _ = tokio::time::sleep(wait + jitter) => ("scheduled", full),
+            _ = tokio::time::sleep(next.wait + jitter) => (timer, next.full),
             _ = wake.notified() => ("on demand", false),
             // Idle is a pass boundary: apply it now (a new schedule counts from here).
             _ = wakers.reload.notified() => {
@@ -368,7 +383,7 @@ async fn scheduler_loop(
             return;
         }
         let pass_stop = leadership.stop_on_loss(&shutdown);
-        let done = run_pass(
+        let ran = run_pass(
             &running,
             &store,
             pass_stop.signal(),
@@ -377,7 +392,8 @@ async fn scheduler_loop(
             full || full_pending,
         )
         .await;
-        full_pending &= !done;
+        full_pending &= !ran.completed;
+        due = ran.next_due;
     }
 }
 
@@ -399,8 +415,18 @@ async fn standby(
     }
 }
 
+/// How a daemon pass ended, for the loop's next decision.
+#[derive(Debug, Default)]
+struct Ran {
+    /// Not refused, failed or stopped part-way.
+    completed: bool,
+    /// When a start or end date next changes the plan, if ever (a pass that failed
+    /// outright knows of none: the schedule goes on).
+    next_due: Option<DateTime<Utc>>,
+}
+
 /// Runs one pass with `shutdown` as its stop signal (with `[ha]`, it also fires on losing
-/// the Lease); `true` when it completed (not refused, failed or stopped part-way).
+/// the Lease).
 async fn run_pass(
     running: &Running,
     store: &Store,
@@ -408,7 +434,7 @@ async fn run_pass(
     metrics: &Metrics,
     reason: &str,
     full: bool,
-) -> bool {
+) -> Ran {
     info!(reason, full, "Pass starting.");
     if shutdown.is_triggered() {
         // Leadership was lost (or shutdown began) before it started.
@@ -416,7 +442,7 @@ async fn run_pass(
             reason,
             "Pass not started: this replica is stopping or no longer leads."
         );
-        return false;
+        return Ran::default();
     }
     let started = Instant::now();
     let opts = PassOptions {
@@ -467,11 +493,14 @@ async fn run_pass(
                     _ = stop.wait() => warn!("Shutting down: alert delivery abandoned; it is tried again after the next pass."),
                 }
             }
-            completed
+            Ran {
+                completed,
+                next_due: report.next_due,
+            }
         }
         Err(e) => {
             error!(error = %e, "Pass failed.");
-            false
+            Ran::default()
         }
     }
 }

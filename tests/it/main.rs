@@ -6,7 +6,9 @@
 
 mod common;
 mod crash;
+mod create_only;
 mod daemon;
+mod dates;
 mod disk_full;
 mod four_vendors;
 mod ha;

@@ -17,7 +17,8 @@ static SOURCES: LazyLock<Vec<HttpSource>> = LazyLock::new(|| {
     [
         json!({"url": "http://127.0.0.1:1/hr", "fields": {"id": "/id", "email": "/email",
                "first_name": "/first_name", "last_name": "/last_name", "phone": "/phone",
-               "active": "/active", "groups": "/groups", "username": "/username"}}),
+               "active": "/active", "groups": "/groups", "username": "/username",
+               "start_date": "/start_date", "end_date": "/end_date"}}),
         json!({"url": "http://127.0.0.1:1/hr", "records_pointer": "/data/employees",
                "fields": {"id": "/employeeId", "email": "/work/email", "first_name": "/name/first",
                           "active": "/status", "groups": "/teams", "username": "/login"},

@@ -33,6 +33,8 @@ fn mappings() -> Vec<Mapping> {
         ),
     ]);
     let plain = mapping(&[
+        ("start_date_attribute", Value::from("startDate")),
+        ("end_date_attribute", Value::from("endDate")),
         ("disabled_attribute", Value::from("pwdAccountLockedTime")),
         ("disabled_values", serde_json::json!(["*"])),
     ]);
@@ -63,6 +65,8 @@ const ATTRS: &[&str] = &[
     "eldMode",
     "pwdAccountLockedTime",
     "employeeNumber",
+    "startDate",
+    "endDate",
 ];
 
 fn bytes() -> impl Strategy<Value = Vec<u8>> {

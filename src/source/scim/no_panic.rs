@@ -24,11 +24,15 @@ fn mappings() -> [Mapping; 2] {
             id_field: IdField::Id,
             attributes: attributes.clone(),
             enterprise: true,
+            start_date: Some("urn:example:fleet:1.0:User:startDate".into()),
+            end_date: Some("urn:example:fleet:1.0:User:endDate".into()),
         },
         Mapping {
             id_field: IdField::ExternalId,
             attributes,
             enterprise: false,
+            start_date: None,
+            end_date: None,
         },
     ]
 }
