@@ -14,10 +14,13 @@ use crate::common::{Env, person};
 async fn env(grace_secs: u64) -> Env {
     let env = Env::motive().await;
     let text = std::fs::read_to_string(&env.config).expect("config");
-    let text = format!("shutdown_grace_secs = {grace_secs}\n{text}").replace(
-        "[vendors.motive.defaults]",
-        "concurrency = 2\n[vendors.motive.defaults]",
-    );
+    // Replies slower than the grace period must not end by the request timeout first.
+    let text = format!("shutdown_grace_secs = {grace_secs}\n{text}")
+        .replace(
+            "[vendors.motive.defaults]",
+            "concurrency = 2\n[vendors.motive.defaults]",
+        )
+        .replace("request_timeout_secs = 5", "request_timeout_secs = 60");
     std::fs::write(&env.config, text).expect("config");
     let people: Vec<Value> = (0..6)
         .map(|i| {
@@ -252,7 +255,8 @@ async fn the_daemon_abandons_calls_past_its_grace_period_and_keeps_the_report() 
     let text = std::fs::read_to_string(&env.config).expect("config");
     std::fs::write(
         &env.config,
-        text.replace("shutdown_grace_secs = 10", "shutdown_grace_secs = 1"),
+        text.replace("shutdown_grace_secs = 10", "shutdown_grace_secs = 1")
+            .replace("request_timeout_secs = 5", "request_timeout_secs = 60"),
     )
     .expect("config");
     let people: Vec<Value> = (0..6)
@@ -269,7 +273,7 @@ async fn the_daemon_abandons_calls_past_its_grace_period_and_keeps_the_report() 
     let motive = &env.sandbox.motive;
     motive
         .control
-        .delay_after_commit(Method::POST, "/v1/users", Duration::from_secs(8));
+        .delay_after_commit(Method::POST, "/v1/users", Duration::from_secs(30));
     let mut d = Daemon::start(&env).await;
     wait_for(Duration::from_secs(20), || {
         (!motive.users().is_empty()).then_some(())
