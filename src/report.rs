@@ -22,6 +22,10 @@ pub struct Report {
     /// each person's entry says what reached the vendor.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped: Option<String>,
+    /// Set when roster was asked to stop (SIGTERM/SIGINT) while pushing: what was not
+    /// done is in each vendor's `errors`, and a one-shot command exits 128 + the signal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<String>,
     pub source: SourceCounts,
     pub vendors: BTreeMap<String, VendorReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -217,13 +221,26 @@ impl Report {
         if let Some(why) = &self.stopped {
             let _ = writeln!(out, "PASS STOPPED: {why}");
         }
+        if let Some(why) = &self.interrupted {
+            let _ = writeln!(out, "PASS INTERRUPTED: {why}");
+        }
         if let Some(due) = self.next_due {
             let due = due.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
             let _ = writeln!(out, "next change by a start or end date due at {due}");
         }
+        // The vendor column fits its longest label ("NAME (would)" included), so the
+        // counts stay in their columns.
+        let w = self
+            .vendors
+            .iter()
+            .map(|(name, v)| {
+                let would = self.dry_run || v.would.is_some();
+                name.chars().count() + if would { " (would)".len() } else { 0 }
+            })
+            .fold(14, usize::max);
         let _ = writeln!(
             out,
-            "{:<14} {:>8} {:>8} {:>12} {:>12} {:>8} {:>8} {:>10} {:>7} {:>8}",
+            "{:<w$} {:>8} {:>8} {:>12} {:>12} {:>8} {:>8} {:>10} {:>7} {:>8}",
             "vendor",
             "created",
             "updated",
@@ -238,7 +255,7 @@ impl Report {
         let row = |out: &mut String, label: &str, counts: [usize; 6], rest: [String; 3]| {
             let _ = writeln!(
                 out,
-                "{:<14} {:>8} {:>8} {:>12} {:>12} {:>8} {:>8} {:>10} {:>7} {:>8}",
+                "{:<w$} {:>8} {:>8} {:>12} {:>12} {:>8} {:>8} {:>10} {:>7} {:>8}",
                 label,
                 counts[0],
                 counts[1],
@@ -337,6 +354,32 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dry_runs_table_keeps_its_counts_under_their_headers() {
+        let mut r = Report {
+            dry_run: true,
+            ..Report::default()
+        };
+        for name in ["chat", "telematics"] {
+            let v = VendorReport {
+                created: 3,
+                ..VendorReport::default()
+            };
+            r.vendors.insert(name.into(), v);
+        }
+        let table = r.table();
+        let lines: Vec<&str> = table.lines().collect();
+        let header = lines
+            .iter()
+            .find(|l| l.starts_with("vendor"))
+            .expect("header");
+        let end = header.find("created").expect("created") + "created".len();
+        for l in lines.iter().filter(|l| l.contains("(would)")) {
+            assert_eq!(&l[end - 1..end], "3", "{table}");
+            assert_eq!(l.len(), header.len(), "{table}");
+        }
+    }
 
     #[test]
     fn json_has_the_interface_keys_and_exit_codes_follow() {

@@ -13,6 +13,7 @@ mod check;
 mod explain;
 mod history;
 mod rebuild;
+mod signals;
 mod status;
 
 use history::parse_since;
@@ -23,7 +24,6 @@ use crate::pass::{Context, PassOptions, run_once};
 use crate::pass::{Hooks, NoHooks};
 use crate::report::{Report, exit};
 use crate::settings::{self, Settings};
-use crate::shutdown::Shutdown;
 use crate::store::Store;
 
 #[derive(Debug, Parser)]
@@ -189,7 +189,7 @@ pub async fn run(cli: Cli, settings: Settings) -> i32 {
         }
         Command::Status(a) => status::command(&settings, a.json),
         Command::Check => check::command(settings).await,
-        Command::Run => crate::daemon::run(settings).await,
+        Command::Run => crate::daemon::run(settings, settings::config_path(cli.config)).await,
         Command::Explain(a) => explain::command(settings, &a).await,
         Command::RebuildState(a) => rebuild::command(settings, a.json).await,
         Command::History(a) => history::command(&settings, &a),
@@ -232,18 +232,17 @@ async fn pass(settings: Settings, opts: PassOptions, json_out: bool) -> i32 {
         .iter()
         .find(|v| !settings.vendors.contains_key(*v))
     {
-        return config_error(&ConfigError::invalid(
-            "--vendor",
-            format!(
-                "no vendor named `{unknown}` in the config (have: {})",
-                settings
-                    .vendors
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        ));
+        // A flag, not a config key: said as the flag (exit 2, a usage error).
+        errln!(
+            "roster: --vendor {unknown}: no vendor named `{unknown}` in the config (have: {})",
+            settings
+                .vendors
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        return exit::CONFIG;
     }
     let hooks: Arc<dyn Hooks> =
         if !opts.dry_run && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
@@ -258,21 +257,30 @@ async fn pass(settings: Settings, opts: PassOptions, json_out: bool) -> i32 {
             return exit::CONFIG;
         }
     };
+    let grace = std::time::Duration::from_secs(settings.shutdown_grace_secs);
     let (store, ctx) = match prepare(settings, opts.dry_run, hooks) {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let report = match run_once(&ctx, &store, &opts, &Shutdown::never()).await {
+    let interrupts = match signals::Interrupts::install(grace) {
+        Ok(i) => i,
+        Err(e) => {
+            errln!("roster: cannot install signal handlers: {e}");
+            return exit::CONFIG;
+        }
+    };
+    let report = match run_once(&ctx, &store, &opts, &interrupts.shutdown).await {
         Ok(r) => r,
         Err(e) => {
             errln!("roster: {e}");
-            return exit::FAILED_OPS;
+            return interrupts.exit_code().unwrap_or(exit::FAILED_OPS);
         }
     };
     print_report(&report, json_out);
     // After the report is out; delivery problems are logged and change no exit code.
     notifier.after_pass(&store, &report).await;
-    report.exit_code()
+    // Interrupted: the partial report is printed, and the code says it was cut short.
+    interrupts.exit_code().unwrap_or_else(|| report.exit_code())
 }
 
 fn print_report(report: &Report, json_out: bool) {

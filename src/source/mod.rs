@@ -11,6 +11,8 @@ pub mod file;
 pub mod hr;
 mod json_array;
 pub mod ldap;
+#[cfg(test)]
+pub(crate) mod no_panic;
 mod raw;
 mod record;
 mod remote;

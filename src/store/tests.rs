@@ -4,6 +4,22 @@ use super::*;
 use crate::model::{Op, Outcome, RecordState};
 use chrono::Utc;
 
+/// Opens a store just dropped in this process. sled releases its directory lock only
+/// when its background threads have let go of the files (sled#1289), which on a loaded
+/// machine can take a moment: wait for it, a few seconds at most.
+fn reopen(dir: &std::path::Path) -> Store {
+    let mut tries = 0;
+    loop {
+        match Store::open(dir) {
+            Err(StoreError::Locked { .. }) if tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => return other.expect("reopen"),
+        }
+    }
+}
+
 fn record(remote: &str, state: RecordState) -> VendorRecord {
     let now = Utc::now();
     VendorRecord {
@@ -40,7 +56,7 @@ async fn round_trip_and_reopen_keeps_everything() {
             .await
             .expect("report");
     }
-    let store = Store::open(dir.path()).expect("reopen");
+    let store = reopen(dir.path());
     let m = store.load("motive").expect("load");
     assert_eq!(m.len(), 2);
     assert_eq!(m[&a], record("1", RecordState::Active).with_times(&m[&a]));
@@ -95,7 +111,7 @@ async fn concurrent_writes_share_flushes_and_all_survive_a_reopen() {
         "every write waited for a flush covering it"
     );
     drop(store);
-    let store = Store::open(dir.path()).expect("reopen");
+    let store = reopen(dir.path());
     let all = store.load("motive").expect("load");
     assert_eq!(all.len(), 64);
     assert_eq!(
@@ -238,7 +254,7 @@ async fn history_is_pruned_to_max_entries_across_reopens() {
         store.record_history(&entry("F", 0)).expect("record");
         store.flush().await.expect("flush");
     }
-    let store = Store::open(dir.path()).expect("reopen");
+    let store = reopen(dir.path());
     store.record_history(&entry("G", 0)).expect("record");
     assert_eq!(store.prune_history(3, year).await.expect("prune"), 2);
     assert_eq!(people(&store), ["E", "F", "G"]);
@@ -273,7 +289,7 @@ async fn a_store_without_a_kept_history_count_is_counted_once() {
             .expect("remove");
         db.flush().expect("flush");
     }
-    let store = Store::open(dir.path()).expect("reopen");
+    let store = reopen(dir.path());
     store.record_history(&entry("E", 0)).expect("record");
     assert_eq!(
         store
@@ -453,7 +469,7 @@ async fn an_older_store_is_indexed_and_shared_accounts_are_unlinked_from_everyon
     drop(store);
 
     // Indexed once: opening again changes nothing and reports nothing new.
-    let store = Store::open(dir.path()).expect("reopen");
+    let store = reopen(dir.path());
     assert_eq!(store.unlinked().expect("unlinked").len(), 1);
     assert_eq!(store.load("chat").expect("load").len(), 1);
 }
@@ -500,7 +516,7 @@ async fn every_record_write_moves_its_vendors_generation_and_a_refused_one_does_
         assert_eq!(store.generation("motive").expect("gen"), before);
     }
     // Kept across processes (and by `rebuild-state`, which writes through `put`).
-    let store = Store::open(dir.path()).expect("reopen");
+    let store = reopen(dir.path());
     assert_eq!(store.generation("motive").expect("gen"), 3);
 }
 
@@ -522,14 +538,14 @@ async fn an_upgraded_store_keeps_no_plan_memo() {
         store.flush().await.expect("flush");
     }
     {
-        let store = Store::open(dir.path()).expect("reopen");
+        let store = reopen(dir.path());
         assert_eq!(store.plan_memo("motive").expect("read"), Some(memo));
         // As if an older roster had written here since.
         let meta = store.db.open_tree(META).expect("meta");
         meta.insert(KEY_SCHEMA, b"3").expect("schema");
         store.flush().await.expect("flush");
     }
-    let store = Store::open(dir.path()).expect("upgrade");
+    let store = reopen(dir.path());
     assert_eq!(store.schema_version().expect("v"), SCHEMA_VERSION);
     assert_eq!(store.plan_memo("motive").expect("read"), None);
 }
