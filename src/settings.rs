@@ -66,6 +66,8 @@ pub struct ServerSettings {
     pub listen: SocketAddr,
     /// Bearer token for `POST /trigger`; `None` disables the endpoint.
     pub trigger_token: Option<Secret>,
+    /// The daemon's admin socket (`server.admin_socket`, default `STATE_DIR/admin.sock`).
+    pub admin_socket: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -110,6 +112,7 @@ struct RawServer {
     listen: Option<String>,
     trigger_token: Option<Secret>,
     trigger_token_file: Option<PathBuf>,
+    admin_socket: Option<PathBuf>,
 }
 
 /// Where the config file comes from: `--config`, else `$ROSTER_CONFIG`, else `./roster.toml`.
@@ -277,7 +280,7 @@ fn validate(
         .transpose()?;
 
     Ok(Settings {
-        state_dir: base_dir.join(state_dir),
+        state_dir: base_dir.join(&state_dir),
         state_cache_mb,
         schedule,
         schedule_jitter_secs,
@@ -287,6 +290,16 @@ fn validate(
         server: ServerSettings {
             listen,
             trigger_token,
+            admin_socket: match raw.server.admin_socket {
+                Some(p) if p.as_os_str().is_empty() => {
+                    return Err(ConfigError::invalid(
+                        "server.admin_socket",
+                        "must not be empty",
+                    ));
+                }
+                Some(p) => base_dir.join(p),
+                None => base_dir.join(&state_dir).join("admin.sock"),
+            },
         },
         log: LogSettings {
             format: raw.log_format.unwrap_or(LogFormat::Text),

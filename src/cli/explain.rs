@@ -21,6 +21,7 @@ use crate::plan::{self, Desired, OpKind};
 use crate::report::exit;
 use crate::settings::Settings;
 use crate::shutdown::Shutdown;
+use crate::store::Store;
 
 #[derive(Debug, Serialize)]
 pub struct Explanation {
@@ -198,10 +199,19 @@ fn reason(
 
 /// The command: reads the source and the store, prints the explanation.
 pub(super) async fn command(settings: Settings, args: &ExplainArgs) -> i32 {
-    let (store, ctx) = match prepare(settings, true, Arc::new(NoHooks)) {
+    let asked = crate::admin::Command::Explain {
+        person: args.person.clone(),
+        json: args.json,
+    };
+    let (store, ctx) = match prepare(settings, true, Arc::new(NoHooks), asked).await {
         Ok(p) => p,
         Err(code) => return code,
     };
+    show(&ctx, &store, args).await
+}
+
+/// Reads the source and `store`, prints the explanation.
+pub(crate) async fn show(ctx: &Context, store: &Store, args: &ExplainArgs) -> i32 {
     let snapshot = match ctx.source.fetch(&ctx.budget(&Shutdown::never())).await {
         Ok(s) => s,
         Err(e) => {
@@ -222,7 +232,7 @@ pub(super) async fn command(settings: Settings, args: &ExplainArgs) -> i32 {
             }
         }
     }
-    let e = explain(&ctx, &id, &snapshot, &stored);
+    let e = explain(ctx, &id, &snapshot, &stored);
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&e).unwrap_or_default());
         return exit::OK;

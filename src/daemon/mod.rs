@@ -24,9 +24,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 use tracing::{error, info, warn};
 
+use crate::admin::server::{Handler, PassRequest, Requested, Served};
 use crate::ha::Leadership;
 use crate::pass::Both;
 use crate::pass::{Context, PassOptions, run_once};
@@ -39,8 +40,9 @@ use metrics::Metrics;
 use schedule::next_after;
 use server::{ServerState, router};
 
-/// Runs the daemon until SIGTERM/SIGINT; returns the exit code.
-pub async fn run(settings: Settings) -> i32 {
+/// Runs the daemon until SIGTERM/SIGINT; returns the exit code. `commands` answers the
+/// CLI's commands on the admin socket (the CLI's own code: `cli::Served`).
+pub async fn run(settings: Settings, commands: Arc<dyn Handler>) -> i32 {
     let Some(schedule) = settings.schedule.clone() else {
         errln!("roster: config key `schedule`: is required for `roster run`");
         return exit::CONFIG;
@@ -72,6 +74,8 @@ pub async fn run(settings: Settings) -> i32 {
             return exit::CONFIG;
         }
     };
+    let admin_socket = settings.server.admin_socket.clone();
+    let lent_settings = Arc::new(settings.clone());
     let hooks = Both(Arc::clone(&metrics), LogLines::new(progress_every));
     let ctx = match Context::build(settings, Arc::new(hooks)) {
         Ok(c) => c,
@@ -91,6 +95,13 @@ pub async fn run(settings: Settings) -> i32 {
     let addr = listener
         .local_addr()
         .map_or_else(|_| listen.to_string(), |a| a.to_string());
+    let admin = match crate::admin::server::bind(&admin_socket).await {
+        Ok(s) => s,
+        Err(e) => {
+            errln!("roster: {e}");
+            return exit::CONFIG;
+        }
+    };
 
     // Leader election when [ha] is set; otherwise this process leads.
     let leadership = match &ha {
@@ -130,6 +141,21 @@ pub async fn run(settings: Settings) -> i32 {
         return exit::CONFIG;
     }
 
+    let (passes, requests) = mpsc::channel(crate::admin::server::MAX_QUEUED_PASSES);
+    let served = Arc::new(Served {
+        store: store.clone(),
+        settings: lent_settings,
+        passes,
+        leader: leadership.watch(),
+    });
+    let admin_path = admin.path().display().to_string();
+    let admin_server = tokio::spawn(crate::admin::server::serve(
+        admin,
+        served,
+        commands,
+        shutdown.clone(),
+    ));
+
     let mut server_shutdown = shutdown.clone();
     let server = tokio::spawn(async move {
         let app = router(state);
@@ -141,7 +167,7 @@ pub async fn run(settings: Settings) -> i32 {
         }
     });
     let identity = ha.as_ref().map_or("-", |h| h.identity.as_str());
-    info!(addr = %addr, schedule = %schedule.expression, ha_identity = %identity, "Daemon started; serving /healthz /readyz /metrics.");
+    info!(addr = %addr, admin_socket = %admin_path, schedule = %schedule.expression, ha_identity = %identity, "Daemon started; serving /healthz /readyz /metrics.");
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
 
     let scheduler = tokio::spawn(scheduler_loop(
@@ -153,6 +179,7 @@ pub async fn run(settings: Settings) -> i32 {
             jitter_secs: jitter,
         },
         wake,
+        requests,
         shutdown.clone(),
         AfterPass { metrics, notifier },
         leadership.clone(),
@@ -195,6 +222,7 @@ pub async fn run(settings: Settings) -> i32 {
         leadership.abandon();
     }
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), admin_server).await;
     info!(exit_code = code, "Stopped.");
     code
 }
@@ -254,11 +282,23 @@ struct AfterPass {
     notifier: crate::notify::Notifier,
 }
 
+/// Why the scheduler runs its next pass.
+enum Next {
+    /// A tick of the schedule (`true`: of the full schedule).
+    Scheduled(bool),
+    /// SIGUSR1 or `POST /trigger`.
+    OnDemand,
+    /// `roster reconcile` over the admin socket: its options, and who waits for the report.
+    Requested(PassRequest),
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn scheduler_loop(
     ctx: Context,
     store: Store,
     schedules: Schedules,
     wake: Arc<Notify>,
+    mut requests: mpsc::Receiver<PassRequest>,
     shutdown: Shutdown,
     after: AfterPass,
     leadership: Leadership,
@@ -277,52 +317,83 @@ async fn scheduler_loop(
         // A standby waits for the Lease; a new leader's store may be stale or empty, so
         // each term starts with a full pass (lookup-before-create: no duplicates).
         if !leadership.is_leader() || leadership.term() != term {
-            if !standby(&mut leader, &wake, &mut stop).await {
+            if !standby(&mut leader, &wake, &mut requests, &mut stop).await {
                 return;
             }
             term = leadership.term();
             // A request made to the standby is not carried over.
             let _ = futures::FutureExt::now_or_never(wake.notified());
             let pass_stop = leadership.stop_on_loss(&shutdown);
-            full_pending =
-                !run_pass(&ctx, &store, pass_stop.signal(), &after, "new leader", true).await;
-            continue;
-        }
-        let Some((at, wait, full)) = schedules.next(chrono::Utc::now()) else {
-            warn!("The schedule has no future run; waiting for on-demand passes only.");
-            tokio::select! {
-                _ = stop.wait() => return,
-                _ = wake.notified() => {}
-                _ = leader.wait_for(|l| !*l) => continue,
-            }
-            let pass_stop = leadership.stop_on_loss(&shutdown);
-            let done = run_pass(
+            let opts = PassOptions {
+                full: true,
+                ..PassOptions::default()
+            };
+            full_pending = !run_pass(
                 &ctx,
                 &store,
                 pass_stop.signal(),
                 &after,
-                "on demand",
-                full_pending,
+                "new leader",
+                &opts,
+                None,
             )
             .await;
-            full_pending &= !done;
             continue;
-        };
-        let jitter = if schedules.jitter_secs > 0 {
-            Duration::from_millis(rand::random_range(0..=schedules.jitter_secs * 1000))
-        } else {
-            Duration::ZERO
-        };
-        info!(next_run = %at, full, jitter_ms = jitter.as_millis() as u64, "Next pass scheduled.");
-        let (reason, full) = tokio::select! {
-            _ = stop.wait() => return,
-            _ = tokio::time::sleep(wait + jitter) => ("scheduled", full),
-            _ = wake.notified() => ("on demand", false),
-            _ = leader.wait_for(|l| !*l) => continue,
+        }
+        let next = match schedules.next(chrono::Utc::now()) {
+            None => {
+                warn!("The schedule has no future run; waiting for on-demand passes only.");
+                tokio::select! {
+                    _ = stop.wait() => return,
+                    _ = wake.notified() => Next::OnDemand,
+                    Some(r) = requests.recv() => Next::Requested(r),
+                    _ = leader.wait_for(|l| !*l) => continue,
+                }
+            }
+            Some((at, wait, full)) => {
+                let jitter = if schedules.jitter_secs > 0 {
+                    Duration::from_millis(rand::random_range(0..=schedules.jitter_secs * 1000))
+                } else {
+                    Duration::ZERO
+                };
+                info!(next_run = %at, full, jitter_ms = jitter.as_millis() as u64, "Next pass scheduled.");
+                tokio::select! {
+                    _ = stop.wait() => return,
+                    _ = tokio::time::sleep(wait + jitter) => Next::Scheduled(full),
+                    _ = wake.notified() => Next::OnDemand,
+                    Some(r) = requests.recv() => Next::Requested(r),
+                    _ = leader.wait_for(|l| !*l) => continue,
+                }
+            }
         };
         if shutdown.is_triggered() {
             return;
         }
+        let (reason, opts, reply) = match next {
+            Next::Scheduled(full) => (
+                "scheduled",
+                PassOptions {
+                    full: full || full_pending,
+                    ..PassOptions::default()
+                },
+                None,
+            ),
+            Next::OnDemand => (
+                "on demand",
+                PassOptions {
+                    full: full_pending,
+                    ..PassOptions::default()
+                },
+                None,
+            ),
+            Next::Requested(request) if request.reply.is_closed() => {
+                info!(
+                    "A pass asked for over the admin socket was given up by its client; not run."
+                );
+                continue;
+            }
+            Next::Requested(request) => ("admin socket", request.options, Some(request.reply)),
+        };
         let pass_stop = leadership.stop_on_loss(&shutdown);
         let done = run_pass(
             &ctx,
@@ -330,18 +401,23 @@ async fn scheduler_loop(
             pass_stop.signal(),
             &after,
             reason,
-            full || full_pending,
+            &opts,
+            reply,
         )
         .await;
-        full_pending &= !done;
+        // Only a full pass over every vendor does what a term's full pass must.
+        if opts.full && opts.only.is_empty() {
+            full_pending &= !done;
+        }
     }
 }
 
 /// Waits until this replica leads (`true`) or shuts down (`false`). A pass requested
-/// meanwhile (SIGUSR1) is not run: only the leader runs passes.
+/// meanwhile (SIGUSR1, the admin socket) is not run: only the leader runs passes.
 async fn standby(
     leader: &mut tokio::sync::watch::Receiver<bool>,
     wake: &Notify,
+    requests: &mut mpsc::Receiver<PassRequest>,
     stop: &mut Shutdown,
 ) -> bool {
     loop {
@@ -351,35 +427,41 @@ async fn standby(
             _ = wake.notified() => {
                 info!("Pass requested, but this replica is a standby: only the leader runs passes.");
             }
+            Some(r) = requests.recv() => {
+                info!("Pass requested over the admin socket, but this replica is a standby: only the leader runs passes.");
+                let _ = r.reply.send(Requested::Standby);
+            }
         }
     }
 }
 
 /// Runs one pass with `shutdown` as its stop signal (with `[ha]`, it also fires on losing
-/// the Lease); `true` when it completed (not refused, failed or stopped part-way).
+/// the Lease); `true` when it completed (not refused, failed or stopped part-way). A pass
+/// asked for over the admin socket gets its report on `reply` as soon as it is known
+/// (before alerts go out, as `roster reconcile` prints before sending).
 async fn run_pass(
     ctx: &Context,
     store: &Store,
     shutdown: &Shutdown,
     after: &AfterPass,
     reason: &str,
-    full: bool,
+    opts: &PassOptions,
+    reply: Option<tokio::sync::oneshot::Sender<Requested>>,
 ) -> bool {
-    info!(reason, full, "Pass starting.");
+    info!(reason, full = opts.full, force = opts.force, vendors = ?opts.only, "Pass starting.");
     if shutdown.is_triggered() {
         // Leadership was lost (or shutdown began) before it started.
         warn!(
             reason,
             "Pass not started: this replica is stopping or no longer leads."
         );
+        if let Some(reply) = reply {
+            let _ = reply.send(Requested::NotStarted);
+        }
         return false;
     }
     let started = Instant::now();
-    let opts = PassOptions {
-        full,
-        ..PassOptions::default()
-    };
-    match run_once(ctx, store, &opts, shutdown).await {
+    match run_once(ctx, store, opts, shutdown).await {
         Ok(report) => {
             after.metrics.pass(&report, started.elapsed().as_secs_f64());
             let total = |f: fn(&crate::report::VendorReport) -> usize| -> usize {
@@ -414,6 +496,9 @@ async fn run_pass(
                     !shutdown.is_triggered()
                 }
             };
+            if let Some(reply) = reply {
+                let _ = reply.send(Requested::Ran(Ok(report.clone())));
+            }
             // A pass cut short by shutdown says nothing about the vendors; and delivery
             // must not hold up a shutdown (what is not recorded is sent after a later pass).
             if !shutdown.is_triggered() {
@@ -427,6 +512,9 @@ async fn run_pass(
         }
         Err(e) => {
             error!(error = %e, "Pass failed.");
+            if let Some(reply) = reply {
+                let _ = reply.send(Requested::Ran(Err(e.to_string())));
+            }
             false
         }
     }

@@ -13,14 +13,14 @@ use crate::common::{Env, MOTIVE_KEY, motive_vendor, person};
 
 const TOKEN: &str = "trigger-token-for-tests-0001";
 
-struct Daemon {
-    child: Child,
-    addr: String,
-    logs: Arc<Mutex<Vec<Value>>>,
+pub(crate) struct Daemon {
+    pub(crate) child: Child,
+    pub(crate) addr: String,
+    pub(crate) logs: Arc<Mutex<Vec<Value>>>,
 }
 
 impl Daemon {
-    async fn start(env: &Env) -> Self {
+    pub(crate) async fn start(env: &Env) -> Self {
         let mut child = env
             .command(&["run"])
             .stderr(Stdio::piped())
@@ -61,7 +61,7 @@ impl Daemon {
         (status, r.text().await.expect("body"))
     }
 
-    fn signal(&self, sig: &str) {
+    pub(crate) fn signal(&self, sig: &str) {
         let pid = self.child.id().expect("pid").to_string();
         let ok = std::process::Command::new("kill")
             .args([format!("-{sig}"), pid])
@@ -71,7 +71,7 @@ impl Daemon {
         assert!(ok);
     }
 
-    fn passes(&self) -> usize {
+    pub(crate) fn passes(&self) -> usize {
         self.logs
             .lock()
             .expect("logs")
@@ -82,7 +82,7 @@ impl Daemon {
 }
 
 /// Polls `f` until it gives a value or `limit` passes.
-async fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+pub(crate) async fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let end = Instant::now() + limit;
     loop {
         if let Some(v) = f() {
@@ -95,7 +95,7 @@ async fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Optio
     }
 }
 
-async fn env_with(schedule: &str, extra: &str) -> Env {
+pub(crate) async fn env_with(schedule: &str, extra: &str) -> Env {
     let env = Env::new(
         "max_deactivation_ratio = 1.0",
         &motive_vendor("motive", MOTIVE_KEY).replace(

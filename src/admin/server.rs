@@ -1,0 +1,325 @@
+//! The daemon's side of the admin socket.
+//!
+//! Binding: a socket left by a daemon killed with SIGKILL refuses connections, so it is
+//! replaced; one that answers belongs to a live daemon and is never taken over; any other
+//! file at the path is left alone (an error). The new socket is bound under a temporary
+//! name, given mode 0600, then renamed into place, so no one ever connects to it with a
+//! wider mode, and a stale socket is replaced atomically.
+//!
+//! Each connection: the peer's uid (SO_PEERCRED) must be the daemon's own or root's;
+//! one request of at most `MAX_REQUEST` bytes, read within `READ_TIMEOUT`; it must name
+//! this daemon's state directory; one answer, then the connection closes.
+
+use std::io;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{debug, info, warn};
+
+use super::protocol::{Answer, Command, MAX_REQUEST, Request, VERSION};
+use crate::pass::PassOptions;
+use crate::report::Report;
+use crate::settings::Settings;
+use crate::shutdown::Shutdown;
+use crate::store::Store;
+
+/// How long a client has to send its whole request.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client has to take the answer.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Passes asked for over the socket and not started yet; more are refused.
+pub const MAX_QUEUED_PASSES: usize = 16;
+
+/// A pass asked for over the socket, run by the daemon's scheduler after the one in
+/// progress (passes never overlap).
+pub struct PassRequest {
+    pub options: PassOptions,
+    pub reply: oneshot::Sender<Requested>,
+}
+
+/// What became of a requested pass.
+pub enum Requested {
+    /// It ran: its report, or the error that ended it.
+    Ran(Result<Report, String>),
+    /// This replica does not lead (`[ha]`): only the leader runs passes.
+    Standby,
+    /// It was due to start as the daemon began to stop or this replica lost the Lease.
+    NotStarted,
+}
+
+/// What the daemon lends the commands it answers.
+pub struct Served {
+    pub store: Store,
+    pub settings: Arc<Settings>,
+    /// The scheduler's queue of requested passes.
+    pub passes: mpsc::Sender<PassRequest>,
+    /// Whether this replica leads (always with no `[ha]`).
+    pub leader: watch::Receiver<bool>,
+}
+
+impl Served {
+    /// `Some("leader")` or `Some("standby")` with `[ha]`; `None` without.
+    pub fn role(&self) -> Option<&'static str> {
+        self.settings.ha.as_ref().map(|_| {
+            if *self.leader.borrow() {
+                "leader"
+            } else {
+                "standby"
+            }
+        })
+    }
+}
+
+/// Runs a command for a client: the CLI's own command code, its output captured.
+pub trait Handler: Send + Sync + 'static {
+    fn handle(self: Arc<Self>, command: Command, served: Arc<Served>)
+    -> BoxFuture<'static, Answer>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error(
+        "config key `server.admin_socket`: another roster daemon answers on {0} (stop it, or give this one its own socket)"
+    )]
+    Live(PathBuf),
+    #[error(
+        "config key `server.admin_socket`: {0} exists and is not a socket; refusing to replace it"
+    )]
+    NotSocket(PathBuf),
+    #[error("config key `server.admin_socket`: cannot listen on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// The bound socket; its file is removed by `serve` when the daemon stops.
+pub struct Socket {
+    path: PathBuf,
+    listener: UnixListener,
+    /// The socket file's inode, so only our own file is ever removed.
+    ino: u64,
+}
+
+impl Socket {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Binds the admin socket at `path` (see the module comment for stale and live ones).
+///
+/// # Errors
+/// A live daemon on `path`, a file that is not a socket, or any I/O failure.
+pub async fn bind(path: &Path) -> Result<Socket, BindError> {
+    let io_err = |source| BindError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err(e)),
+        Ok(m) if !m.file_type().is_socket() => {
+            return Err(BindError::NotSocket(path.to_path_buf()));
+        }
+        Ok(_) => {
+            match tokio::time::timeout(Duration::from_secs(2), UnixStream::connect(path)).await {
+                Ok(Ok(_)) | Err(_) => return Err(BindError::Live(path.to_path_buf())),
+                Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                    info!(path = %path.display(), "Replacing a stale admin socket (its daemon is gone).");
+                }
+                Ok(Err(e)) => return Err(io_err(e)),
+            }
+        }
+    }
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(format!(".{}.new", std::process::id()));
+    let temporary = PathBuf::from(temporary);
+    let _ = std::fs::remove_file(&temporary);
+    let listener = UnixListener::bind(&temporary).map_err(io_err)?;
+    let placed = std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(0o600))
+        .and_then(|()| std::fs::rename(&temporary, path))
+        .and_then(|()| std::fs::symlink_metadata(path));
+    match placed {
+        Ok(m) => Ok(Socket {
+            path: path.to_path_buf(),
+            listener,
+            ino: m.ino(),
+        }),
+        Err(e) => {
+            let _ = std::fs::remove_file(&temporary);
+            Err(io_err(e))
+        }
+    }
+}
+
+/// May a peer of uid `peer` talk to a daemon running as `own`? Only the same user, or
+/// root (who could read the state directory anyway).
+pub fn peer_allowed(peer: u32, own: u32) -> bool {
+    peer == own || peer == 0
+}
+
+/// Accepts connections until `shutdown`, then removes the socket file.
+pub async fn serve(
+    socket: Socket,
+    served: Arc<Served>,
+    handler: Arc<dyn Handler>,
+    mut shutdown: Shutdown,
+) {
+    // The state directory a request must name: compared canonical, as the client sends it.
+    let ours = std::fs::canonicalize(&served.settings.state_dir)
+        .unwrap_or_else(|_| served.settings.state_dir.clone());
+    let ours = Arc::new(ours);
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => break,
+            accepted = socket.listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let (served, handler, ours) = (Arc::clone(&served), Arc::clone(&handler), Arc::clone(&ours));
+                    tokio::spawn(async move { connection(stream, &ours, served, handler).await });
+                }
+                Err(e) => {
+                    warn!(error = %e, "Admin socket: accept failed.");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+        }
+    }
+    // Only our own file: a daemon started since (after a stale-socket check) keeps its.
+    if std::fs::symlink_metadata(&socket.path).is_ok_and(|m| m.ino() == socket.ino) {
+        let _ = std::fs::remove_file(&socket.path);
+    }
+}
+
+async fn connection(
+    mut stream: UnixStream,
+    ours: &Path,
+    served: Arc<Served>,
+    handler: Arc<dyn Handler>,
+) {
+    let answer = match admit(&mut stream, ours).await {
+        Ok(command) => {
+            debug!(?command, "Admin socket: command.");
+            handler.handle(command, served).await
+        }
+        Err(message) => {
+            warn!(reason = %message, "Admin socket: request refused.");
+            Answer::Refused { message }
+        }
+    };
+    let bytes = match serde_json::to_vec(&answer) {
+        Ok(b) => b,
+        Err(e) => {
+            warn!(error = %e, "Admin socket: cannot encode the answer.");
+            return;
+        }
+    };
+    let written = tokio::time::timeout(WRITE_TIMEOUT, async {
+        stream.write_all(&bytes).await?;
+        stream.shutdown().await
+    })
+    .await;
+    if !matches!(written, Ok(Ok(()))) {
+        debug!("Admin socket: the client did not take the answer.");
+    }
+}
+
+/// The request, then the peer check (the request is read first, within its bounds, so
+/// a refused client reads the refusal rather than a reset connection); `Err` is the
+/// refusal's message.
+async fn admit(stream: &mut UnixStream, ours: &Path) -> Result<Command, String> {
+    let mut bytes = Vec::new();
+    let read = tokio::time::timeout(
+        READ_TIMEOUT,
+        (&mut *stream)
+            .take(MAX_REQUEST as u64 + 1)
+            .read_to_end(&mut bytes),
+    )
+    .await;
+    let own = rustix::process::geteuid().as_raw();
+    let peer = stream
+        .peer_cred()
+        .map_err(|e| format!("cannot read the peer's credentials: {e}"))?
+        .uid();
+    if !peer_allowed(peer, own) {
+        return Err(format!(
+            "uid {peer} may not use this admin socket: only the daemon's user (uid {own}) and root may"
+        ));
+    }
+    match read {
+        Err(_) => {
+            return Err(format!(
+                "no whole request within {}s",
+                READ_TIMEOUT.as_secs()
+            ));
+        }
+        Ok(Err(e)) => return Err(format!("cannot read the request: {e}")),
+        Ok(Ok(_)) if bytes.len() > MAX_REQUEST => {
+            return Err(format!("the request is larger than {MAX_REQUEST} bytes"));
+        }
+        Ok(Ok(_)) => {}
+    }
+    let request: Request =
+        serde_json::from_slice(&bytes).map_err(|e| format!("unreadable request: {e}"))?;
+    if request.version != VERSION {
+        return Err(format!(
+            "protocol version {} is not this daemon's ({VERSION}): use the same roster version for the CLI and the daemon",
+            request.version
+        ));
+    }
+    if request.state_dir != ours {
+        return Err(format!(
+            "this daemon serves the state directory {}, not {}",
+            ours.display(),
+            request.state_dir.display()
+        ));
+    }
+    Ok(request.command)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_same_user_or_root_may_connect() {
+        assert!(peer_allowed(999, 999));
+        assert!(peer_allowed(0, 999), "root may");
+        assert!(peer_allowed(0, 0));
+        assert!(!peer_allowed(65534, 999), "another user may not");
+        assert!(
+            !peer_allowed(65534, 0),
+            "another user may not talk to root's daemon"
+        );
+        assert!(!peer_allowed(1000, 1001));
+    }
+
+    #[tokio::test]
+    async fn a_stale_socket_is_replaced_a_live_one_and_other_files_are_not() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("admin.sock");
+        // Stale: bound by a listener that is gone (as after SIGKILL).
+        drop(std::os::unix::net::UnixListener::bind(&path).expect("bind"));
+        assert!(path.exists());
+        let socket = bind(&path).await.expect("a stale socket is replaced");
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // Live: a second daemon on the same path is refused.
+        match bind(&path).await {
+            Err(BindError::Live(p)) => assert_eq!(p, path),
+            other => panic!("expected Live, got {:?}", other.err()),
+        }
+        drop(socket);
+        let file = dir.path().join("not-a-socket");
+        std::fs::write(&file, "keep me").expect("write");
+        assert!(matches!(bind(&file).await, Err(BindError::NotSocket(_))));
+        assert_eq!(std::fs::read_to_string(&file).expect("read"), "keep me");
+    }
+}
