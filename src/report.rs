@@ -28,6 +28,12 @@ pub struct Report {
     pub started_at: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<DateTime<Utc>>,
+    /// The earliest moment after `started_at` at which a start or end date changes what
+    /// some vendor should hold for someone: the pass's plan is stale by the clock alone
+    /// from then on. The daemon runs a pass then; a cached "nothing changed" must not
+    /// outlive it. `None`: no date rule is pending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_due: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -74,6 +80,10 @@ pub struct VendorReport {
     /// call answered either way (nothing to do, or only transport errors).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials: Option<Credentials>,
+    /// Only with `plan --upcoming`: the changes start and end dates bring within the
+    /// window, in due order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upcoming: Option<Vec<UpcomingOp>>,
 }
 
 /// Whether the vendor accepted roster's credentials in a pass.
@@ -84,6 +94,15 @@ pub enum Credentials {
     Accepted,
     /// A call was answered 401/403: no further calls were made to this vendor.
     Rejected,
+}
+
+/// A change that becomes due later (`plan --upcoming`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpcomingOp {
+    /// From when a pass makes it.
+    pub due: DateTime<Utc>,
+    #[serde(flatten)]
+    pub op: PlannedOp,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -130,9 +149,26 @@ pub struct PlannedOp {
     pub person: String,
     pub op: Op,
     pub fields: Vec<String>,
-    /// Why, for removals (`removed`, `inactive`, `out_of_scope`).
+    /// Why, for removals (`removed`, `inactive`, `out_of_scope`, `ended`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+impl PlannedOp {
+    /// `create E1 [email, role]`, `deactivate E2 (ended)`.
+    fn line(&self) -> String {
+        let fields = if self.fields.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", self.fields.join(", "))
+        };
+        let reason = self
+            .reason
+            .as_deref()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default();
+        format!("{} {}{fields}{reason}", self.op, self.person)
+    }
 }
 
 /// Exit codes of the interface.
@@ -180,6 +216,10 @@ impl Report {
         }
         if let Some(why) = &self.stopped {
             let _ = writeln!(out, "PASS STOPPED: {why}");
+        }
+        if let Some(due) = self.next_due {
+            let due = due.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            let _ = writeln!(out, "next change by a start or end date due at {due}");
         }
         let _ = writeln!(
             out,
@@ -271,21 +311,16 @@ impl Report {
             }
             let planned = v.operations.iter().flatten();
             for op in planned.chain(v.would.iter().flat_map(|w| &w.operations)) {
-                let fields = if op.fields.is_empty() {
-                    String::new()
-                } else {
-                    format!(" [{}]", op.fields.join(", "))
-                };
-                let reason = op
-                    .reason
-                    .as_deref()
-                    .map(|r| format!(" ({r})"))
-                    .unwrap_or_default();
-                let _ = writeln!(
-                    out,
-                    "  {name}: would {} {}{fields}{reason}",
-                    op.op, op.person
-                );
+                let _ = writeln!(out, "  {name}: would {}", op.line());
+            }
+            if let Some(upcoming) = &v.upcoming {
+                if upcoming.is_empty() {
+                    let _ = writeln!(out, "  {name}: nothing upcoming");
+                }
+                for u in upcoming {
+                    let due = u.due.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                    let _ = writeln!(out, "  {name}: upcoming {due}: {}", u.op.line());
+                }
             }
             for e in &v.errors {
                 let _ = writeln!(

@@ -16,6 +16,7 @@ use crate::config::parse::{self, Table};
 use crate::config::{
     ConfigError, HistorySettings, LogFormat, RetrySettings, Safety, Secret, Secrets,
 };
+use crate::plan::DateRules;
 use crate::source::SourceConfig;
 use crate::vendor::VendorSettings;
 
@@ -51,6 +52,10 @@ pub struct Settings {
     pub notify: Vec<crate::notify::TargetSettings>,
     /// `[ha]`: leader election on a Kubernetes Lease; `None` = no election.
     pub ha: Option<crate::ha::HaSettings>,
+    /// `[lifecycle]`: the time zone of date-only start and end dates, and the day counts
+    /// every vendor uses unless its table has its own (each vendor's resolved rules are
+    /// in `VendorSettings::dates`).
+    pub lifecycle: DateRules,
     /// Relative paths in the config are relative to this directory.
     pub base_dir: PathBuf,
 }
@@ -97,6 +102,8 @@ struct RawConfig {
     retry: RetrySettings,
     #[serde(default)]
     history: HistorySettings,
+    #[serde(default)]
+    lifecycle: RawLifecycle,
     source: Option<Table>,
     #[serde(default)]
     vendors: BTreeMap<String, Table>,
@@ -113,6 +120,41 @@ struct RawServer {
     trigger_token: Option<Secret>,
     trigger_token_file: Option<PathBuf>,
     admin_socket: Option<PathBuf>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLifecycle {
+    /// An IANA zone name; date-only start and end dates are days there.
+    time_zone: Option<String>,
+    provision_days_before_start: Option<u64>,
+    end_grace_days: Option<u64>,
+}
+
+impl RawLifecycle {
+    fn check(self) -> Result<DateRules, ConfigError> {
+        let time_zone = match self.time_zone {
+            None => chrono_tz::Tz::UTC,
+            Some(name) => name.trim().parse().map_err(|_| {
+                ConfigError::invalid(
+                    "lifecycle.time_zone",
+                    format!("`{name}` is not an IANA time zone name (e.g. `Europe/Berlin`, `UTC`)"),
+                )
+            })?,
+        };
+        let days = |key: &str, n: Option<u64>| {
+            bounded(key, n.unwrap_or(0), 0..=crate::vendor::MAX_DAYS, " days")
+                .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+        };
+        Ok(DateRules {
+            time_zone,
+            provision_days_before_start: days(
+                "lifecycle.provision_days_before_start",
+                self.provision_days_before_start,
+            )?,
+            end_grace_days: days("lifecycle.end_grace_days", self.end_grace_days)?,
+        })
+    }
 }
 
 /// Where the config file comes from: `--config`, else `$ROSTER_CONFIG`, else `./roster.toml`.
@@ -217,6 +259,7 @@ fn validate(
     raw.safety.check()?;
     raw.retry.check()?;
     raw.history.check()?;
+    let lifecycle = raw.lifecycle.check()?;
 
     let full_schedule = raw
         .full_schedule
@@ -263,7 +306,7 @@ fn validate(
     };
     let mut vendors = BTreeMap::new();
     for (name, table) in raw.vendors {
-        let settings = VendorSettings::parse(&name, table, base_dir)?;
+        let settings = VendorSettings::parse(&name, table, base_dir)?.with_lifecycle(&lifecycle);
         vendors.insert(name, settings);
     }
     if vendors.is_empty() {
@@ -312,6 +355,7 @@ fn validate(
         vendors,
         notify,
         ha,
+        lifecycle,
         base_dir: base_dir.to_path_buf(),
     })
 }

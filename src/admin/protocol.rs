@@ -52,6 +52,9 @@ pub enum Command {
         full: bool,
         vendors: Vec<String>,
         json: bool,
+        /// `plan --upcoming`: the window in milliseconds.
+        #[serde(default)]
+        upcoming_ms: Option<i64>,
     },
     /// Needs the store to itself: a daemon always refuses it, saying why.
     RebuildState,
@@ -87,6 +90,7 @@ mod tests {
                 full: false,
                 vendors: vec!["motive".into()],
                 json: true,
+                upcoming_ms: Some(7 * 86_400_000),
             },
         };
         let text = serde_json::to_string(&r).expect("encode");

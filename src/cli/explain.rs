@@ -8,6 +8,7 @@
 use crate::out::{errln, outln};
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::model::{
@@ -16,8 +17,9 @@ use crate::model::{
 use std::sync::Arc;
 
 use super::{ExplainArgs, prepare};
+use crate::pass::Slot;
 use crate::pass::{Context, NoHooks};
-use crate::plan::{self, Desired, OpKind};
+use crate::plan::{self, DateRules, Desired, OpKind, Stage, Target};
 use crate::report::exit;
 use crate::settings::Settings;
 use crate::shutdown::Shutdown;
@@ -42,8 +44,9 @@ pub struct SourcePart {
 
 #[derive(Debug, Serialize)]
 pub struct VendorPart {
-    /// `active`, `inactive`, `out_of_scope`, `removed`, `skipped`, `held`, or `conflict`
-    /// (active, but another person would need the same account: set aside).
+    /// `active`, `inactive`, `out_of_scope`, `removed`, `ended`, `not_yet` (before the
+    /// start date), `skipped`, `held`, or `conflict` (active, but another person would
+    /// need the same account: set aside).
     pub wanted: &'static str,
     /// The fields this vendor should hold (when wanted active).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -54,6 +57,24 @@ pub struct VendorPart {
     pub operation: Option<ExplainedOp>,
     /// Why, in words.
     pub why: String,
+    /// The start and end date rule that applies, when the person has dates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dates: Option<DatesPart>,
+}
+
+/// Which date rule applies to the person at this vendor, and what it brings next.
+#[derive(Debug, Serialize)]
+pub struct DatesPart {
+    /// `not_yet`, `joined`, `ended` or `conflict`.
+    pub rule: &'static str,
+    /// The rule in words, with the moments it uses.
+    pub detail: String,
+    /// When the next change for this person is due here (none: no date rule pending).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_due: Option<DateTime<Utc>>,
+    /// The operation a pass makes then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<ExplainedOp>,
 }
 
 #[derive(Debug, Serialize)]
@@ -62,12 +83,14 @@ pub struct ExplainedOp {
     pub fields: Vec<String>,
 }
 
-/// Builds the explanation from a source snapshot and each vendor's stored record.
+/// Builds the explanation at the moment `now` from a source snapshot and each vendor's
+/// stored record.
 pub fn explain(
     ctx: &Context,
     id: &PersonId,
     snapshot: &Snapshot,
     stored: &BTreeMap<String, Option<VendorRecord>>,
+    now: DateTime<Utc>,
 ) -> Explanation {
     let person = snapshot.people.iter().find(|p| &p.id == id);
     let invalid: Vec<&InvalidRecord> = snapshot
@@ -91,17 +114,19 @@ pub fn explain(
         let record = stored.get(&settings.name).cloned().flatten();
         let wanted = match (person, invalid.is_empty()) {
             (_, false) => Some(Desired::Hold),
-            (Some(p), true) => Some(crate::pass::desire(settings, vendor.as_ref(), p)),
+            (Some(p), true) => Some(crate::pass::desire_at(settings, vendor.as_ref(), p, now)),
             (None, true) => None,
         };
         let desired: BTreeMap<PersonId, Desired> =
             wanted.iter().map(|d| (id.clone(), d.clone())).collect();
         let known: BTreeMap<PersonId, VendorRecord> =
             record.iter().map(|r| (id.clone(), r.clone())).collect();
-        let mut plan = plan::plan(&desired, &known, settings.on_remove);
+        let slot = Slot(settings, vendor.as_ref());
+        let mut plan = plan::plan_with(&desired, &known, slot.policy());
         // The same check a pass makes: someone else wanting this person's account.
         if let Some(Desired::Active(_)) = &wanted {
-            let mut conflicts = crate::pass::conflicts_among(&sorted, settings, vendor.as_ref());
+            let mut conflicts =
+                crate::pass::conflicts_among(&sorted, settings, vendor.as_ref(), now);
             conflicts.retain(|p, _| p == id);
             plan.set_aside(&conflicts);
         }
@@ -110,6 +135,10 @@ pub fn explain(
         let why = match &conflict {
             Some(why) => format!("set aside: {why}"),
             None => reason(wanted.as_ref(), record.as_ref(), op, &invalid),
+        };
+        let dates = match (person, invalid.is_empty()) {
+            (Some(p), true) => dates(&slot, p, record.as_ref(), now),
+            _ => None,
         };
         vendors.insert(
             settings.name.clone(),
@@ -120,6 +149,8 @@ pub fn explain(
                     Some(Desired::Inactive(Why::Inactive)) => "inactive",
                     Some(Desired::Inactive(Why::OutOfScope)) => "out_of_scope",
                     Some(Desired::Inactive(Why::Removed)) | None => "removed",
+                    Some(Desired::Inactive(Why::Ended)) => "ended",
+                    Some(Desired::NotYet { .. }) => "not_yet",
                     Some(Desired::Skip(_)) => "skipped",
                     Some(Desired::Hold) => "held",
                 },
@@ -133,6 +164,7 @@ pub fn explain(
                     fields: k.field_names(),
                 }),
                 why,
+                dates,
             },
         );
     }
@@ -140,6 +172,123 @@ pub fn explain(
         person: id.to_string(),
         source,
         vendors,
+    }
+}
+
+/// The date rule that applies to `p` at this vendor, and the next change it brings.
+fn dates(
+    slot: &Slot<'_>,
+    p: &Person,
+    record: Option<&VendorRecord>,
+    now: DateTime<Utc>,
+) -> Option<DatesPart> {
+    let rules = slot.dates();
+    let (rule, detail) = match rules.stage(p, now) {
+        Stage::Undated => return None,
+        Stage::NotYet { from } => (
+            "not_yet",
+            format!(
+                "not yet joined: start_date {}{}, so from {}; until then no account is \
+                 created and an existing one is left as it is",
+                show_when(p.start_date),
+                lead(&rules),
+                show_in(from, &rules)
+            ),
+        ),
+        Stage::Joined { until } => (
+            "joined",
+            match until {
+                Some(until) => format!(
+                    "joined{}; end_date {}{}, so deactivated from {}",
+                    started(p, &rules),
+                    show_when(p.end_date),
+                    grace(&rules),
+                    show_in(until, &rules)
+                ),
+                None => format!("joined{}; no end date", started(p, &rules)),
+            },
+        ),
+        Stage::Ended { since } => (
+            "ended",
+            format!(
+                "ended: end_date {}{}, so deactivated as if inactive since {}",
+                show_when(p.end_date),
+                grace(&rules),
+                show_in(since, &rules)
+            ),
+        ),
+        Stage::Conflict(message) => ("conflict", message),
+    };
+    let next = plan::upcoming::upcoming(
+        slot,
+        p,
+        record,
+        slot.policy(),
+        now,
+        DateTime::<Utc>::MAX_UTC,
+    )
+    .into_iter()
+    .next();
+    Some(DatesPart {
+        rule,
+        detail,
+        next_due: next
+            .as_ref()
+            .map(|d| d.at)
+            .or_else(|| rules.next_due(p, now)),
+        next: next.map(|d| ExplainedOp {
+            op: d.kind.op(),
+            fields: d.kind.field_names(),
+        }),
+    })
+}
+
+fn show(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn show_when(w: Option<crate::model::When>) -> String {
+    w.map_or_else(|| "-".into(), |w| w.to_string())
+}
+
+/// A moment in UTC, and in the configured zone when that is another.
+fn show_in(t: DateTime<Utc>, rules: &DateRules) -> String {
+    if rules.time_zone == chrono_tz::Tz::UTC {
+        return show(t);
+    }
+    let local = t.with_timezone(&rules.time_zone);
+    format!(
+        "{} ({} {})",
+        show(t),
+        local.format("%Y-%m-%d %H:%M"),
+        rules.time_zone.name()
+    )
+}
+
+fn started(p: &Person, rules: &DateRules) -> String {
+    match p.start_date {
+        Some(s) => format!(
+            " (start_date {s}{}, so from {})",
+            lead(rules),
+            show_in(rules.provision_from(s), rules)
+        ),
+        None => String::new(),
+    }
+}
+
+fn lead(rules: &DateRules) -> String {
+    match rules.provision_days_before_start {
+        0 => String::new(),
+        1 => " less 1 provisioning day".into(),
+        n => format!(" less {n} provisioning days"),
+    }
+}
+
+fn grace(rules: &DateRules) -> String {
+    match rules.end_grace_days {
+        0 => String::new(),
+        1 => " plus 1 grace day".into(),
+        n => format!(" plus {n} grace days"),
     }
 }
 
@@ -185,6 +334,11 @@ fn reason(
                 .join("; ")
         ),
         (None, Some(Desired::Skip(msg))) => format!("cannot be sent as the source has it: {msg}"),
+        (None, Some(Desired::NotYet { from })) => format!(
+            "not yet joined (before the start date): nothing is done for this person here \
+             until {}",
+            show(*from)
+        ),
         (None, Some(Desired::Active(_))) => "unchanged: the account matches the source".into(),
         (None, Some(Desired::Inactive(why))) => match record.map(|r| r.state) {
             Some(RecordState::Deactivated) => format!("{}: already deactivated", why.as_str()),
@@ -207,11 +361,11 @@ pub(super) async fn command(settings: Settings, args: &ExplainArgs) -> i32 {
         Ok(p) => p,
         Err(code) => return code,
     };
-    show(&ctx, &store, args).await
+    answer(&ctx, &store, args).await
 }
 
 /// Reads the source and `store`, prints the explanation.
-pub(crate) async fn show(ctx: &Context, store: &Store, args: &ExplainArgs) -> i32 {
+pub(crate) async fn answer(ctx: &Context, store: &Store, args: &ExplainArgs) -> i32 {
     let snapshot = match ctx.source.fetch(&ctx.budget(&Shutdown::never())).await {
         Ok(s) => s,
         Err(e) => {
@@ -232,7 +386,7 @@ pub(crate) async fn show(ctx: &Context, store: &Store, args: &ExplainArgs) -> i3
             }
         }
     }
-    let e = explain(ctx, &id, &snapshot, &stored);
+    let e = explain(ctx, &id, &snapshot, &stored, chrono::Utc::now());
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&e).unwrap_or_default());
         return exit::OK;
@@ -250,6 +404,13 @@ pub(crate) async fn show(ctx: &Context, store: &Store, args: &ExplainArgs) -> i3
             p.active,
             p.groups.iter().cloned().collect::<Vec<_>>().join(", ")
         );
+        if p.start_date.is_some() || p.end_date.is_some() {
+            outln!(
+                "  start_date {}, end_date {}",
+                show_when(p.start_date),
+                show_when(p.end_date)
+            );
+        }
         for (k, v) in &p.attributes {
             outln!("  attribute {k} = {v}");
         }
@@ -280,6 +441,14 @@ pub(crate) async fn show(ctx: &Context, store: &Store, args: &ExplainArgs) -> i3
             None => outln!("  next pass: nothing"),
         }
         outln!("  why: {}", v.why);
+        if let Some(d) = &v.dates {
+            outln!("  dates: {}", d.detail);
+            match (&d.next_due, &d.next) {
+                (Some(at), Some(op)) => outln!("  next change due: {} ({})", show(*at), op.op),
+                (Some(at), None) => outln!("  next change due: {} (no call)", show(*at)),
+                _ => outln!("  next change due: none"),
+            }
+        }
     }
     exit::OK
 }

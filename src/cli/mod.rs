@@ -117,6 +117,41 @@ pub struct PlanArgs {
     /// Also read every vendor's accounts and show the drift a full pass would repair.
     #[arg(long)]
     pub full: bool,
+    /// Also list the changes start and end dates bring within this window (90m, 24h,
+    /// 7d, 2w), each with the time it becomes due.
+    #[arg(long, value_name = "WINDOW", value_parser = parse_window)]
+    pub upcoming: Option<chrono::TimeDelta>,
+}
+
+/// A window ahead: a count and a unit (`s`, `m`, `h`, `d`, `w`), at most ten years.
+///
+/// # Errors
+/// A message saying which forms are accepted (a clap value parser: clap prints it).
+pub fn parse_window(s: &str) -> Result<chrono::TimeDelta, String> {
+    use chrono::TimeDelta;
+    let t = s.trim();
+    let (num, unit) = match t.char_indices().last() {
+        Some((i, _)) => t.split_at(i),
+        None => ("", ""),
+    };
+    let bad = || format!("`{s}` is not a window: a count and a unit, e.g. 90m, 24h, 7d or 2w");
+    let n: i64 = num.parse().map_err(|_| bad())?;
+    let window = match unit {
+        "s" => TimeDelta::try_seconds(n),
+        "m" => TimeDelta::try_minutes(n),
+        "h" => TimeDelta::try_hours(n),
+        "d" => TimeDelta::try_days(n),
+        "w" => TimeDelta::try_weeks(n),
+        _ => None,
+    }
+    .ok_or_else(bad)?;
+    let most = TimeDelta::days(3650);
+    if window <= TimeDelta::zero() || window > most {
+        return Err(format!(
+            "`{s}`: the window must be more than 0 and at most 3650d"
+        ));
+    }
+    Ok(window)
 }
 
 #[derive(Debug, Args)]
@@ -142,6 +177,7 @@ pub async fn run(cli: Cli, settings: Settings) -> i32 {
                 force: a.force,
                 full: a.full,
                 only: a.vendors,
+                upcoming: None,
             };
             pass(settings, opts, a.json).await
         }
@@ -151,6 +187,7 @@ pub async fn run(cli: Cli, settings: Settings) -> i32 {
                 force: false,
                 full: a.full,
                 only: a.vendors,
+                upcoming: a.upcoming,
             };
             pass(settings, opts, a.json).await
         }
@@ -260,6 +297,7 @@ async fn pass(settings: Settings, opts: PassOptions, json_out: bool) -> i32 {
         full: opts.full,
         vendors: opts.only.clone(),
         json: json_out,
+        upcoming_ms: opts.upcoming.map(|t| t.num_milliseconds()),
     };
     let (store, ctx) = match prepare(settings, opts.dry_run, hooks, asked).await {
         Ok(p) => p,
@@ -309,5 +347,30 @@ fn print_report(report: &Report, json_out: bool) {
         }
     } else {
         outp!("{}", report.table());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upcoming_windows_are_a_count_and_a_unit() {
+        assert_eq!(parse_window("7d"), Ok(chrono::TimeDelta::days(7)));
+        assert_eq!(parse_window("90m"), Ok(chrono::TimeDelta::minutes(90)));
+        assert_eq!(parse_window("2w"), Ok(chrono::TimeDelta::weeks(2)));
+        for bad in [
+            "",
+            "7",
+            "d",
+            "7y",
+            "-1d",
+            "0h",
+            "3651d",
+            "99999999999999999w",
+            "7é",
+        ] {
+            assert!(parse_window(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -75,13 +75,14 @@ pub async fn rebuild(
     let retry = Retry::new(ctx.settings.retry);
     let budget = &ctx.budget(&Shutdown::never());
     let mut report = RebuildReport::default();
+    let now = Utc::now();
     for (settings, vendor) in &ctx.vendors {
         crate::pass::recall_flow(store, &settings.name, vendor.flow())?;
         let known = store.load(&settings.name)?;
         let mut out = VendorRebuild::default();
         let mut sorted: Vec<&Person> = snapshot.people.iter().collect();
         sorted.sort_by(|a, b| a.id.cmp(&b.id));
-        let shared = crate::pass::conflicts_among(&sorted, settings, vendor.as_ref());
+        let shared = crate::pass::conflicts_among(&sorted, settings, vendor.as_ref(), now);
         let mut todo = Vec::new();
         for p in &snapshot.people {
             if known.contains_key(&p.id) {
@@ -92,7 +93,7 @@ pub async fn rebuild(
                 out.conflict(&p.id, why.clone());
                 continue;
             }
-            let desired = crate::pass::desire(settings, vendor.as_ref(), p);
+            let desired = crate::pass::desire_at(settings, vendor.as_ref(), p, now);
             // The matching key may sit in the mapped fields (a username, a driver id), so
             // map even people the vendor should not have; use nothing if that fails.
             let (fields, wanted_active) = match desired {

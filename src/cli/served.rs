@@ -69,7 +69,7 @@ async fn run(command: Command, lent: &Arc<Lent>) -> (i32, Captured) {
                     Ok(c) => c,
                     Err(code) => return code,
                 };
-                explain::show(&ctx, &lent.store, &ExplainArgs { person, json }).await
+                explain::answer(&ctx, &lent.store, &ExplainArgs { person, json }).await
             })
             .await
         }
@@ -79,12 +79,14 @@ async fn run(command: Command, lent: &Arc<Lent>) -> (i32, Captured) {
             full,
             vendors,
             json,
+            upcoming_ms,
         } => {
             let opts = PassOptions {
                 dry_run,
                 force,
                 full,
                 only: vendors,
+                upcoming: upcoming_ms.map(chrono::TimeDelta::milliseconds),
             };
             capture(async {
                 if let Err(code) = known_vendors(&lent.settings, &opts) {

@@ -81,6 +81,7 @@ pub(crate) fn show(
             "outcome": r.outcome(),
             "refused": r.refused,
             "failed": r.vendors.values().map(|v| v.failed).sum::<usize>(),
+            "next_due": r.next_due,
         })
     });
     if json_out {
@@ -144,6 +145,12 @@ pub(crate) fn show(
                         "last run: {when} ({} failed operations)",
                         r.vendors.values().map(|v| v.failed).sum::<usize>()
                     ),
+                }
+                if let Some(due) = r.next_due {
+                    outln!(
+                        "next change by a start or end date due at {}",
+                        due.to_rfc3339()
+                    );
                 }
             }
         }

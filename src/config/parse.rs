@@ -166,19 +166,24 @@ fn unknown_key(parent: &str, name: &str, known: &str) -> String {
         .map(str::trim)
         .filter(|n| !n.is_empty() && *n != "one of" && *n != "or" && !n.starts_with("one of"))
         .collect();
-    let closest = names
-        .iter()
-        .map(|n| (strsim::damerau_levenshtein(name, n), *n))
-        .filter(|(d, n)| *d <= 2.max(n.len() / 3))
-        .min();
     let mut out = String::from("unknown key");
-    if let Some((_, n)) = closest {
+    if let Some(n) = closest(name, names) {
         out.push_str(&format!("; did you mean `{}`?", join(parent, n)));
     }
     if !known.is_empty() {
         out.push_str(&format!(" (expected {known})"));
     }
     out
+}
+
+/// The candidate `name` is most likely a typo of, if any is close enough.
+pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|n| (strsim::damerau_levenshtein(name, n), n))
+        .filter(|(d, n)| *d <= 2.max(n.len() / 3))
+        .min()
+        .map(|(_, n)| n)
 }
 
 fn between<'a>(s: &'a str, start: &str, end: &str) -> Option<&'a str> {

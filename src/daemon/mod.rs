@@ -24,6 +24,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
+
 use tokio::sync::{Notify, mpsc};
 use tracing::{error, info, warn};
 
@@ -37,7 +39,7 @@ use crate::settings::Settings;
 use crate::shutdown::{self, Shutdown};
 use crate::store::Store;
 use metrics::Metrics;
-use schedule::next_after;
+use schedule::{next_after, next_wake};
 use server::{ServerState, router};
 
 /// Runs the daemon until SIGTERM/SIGINT; returns the exit code. `commands` answers the
@@ -284,8 +286,9 @@ struct AfterPass {
 
 /// Why the scheduler runs its next pass.
 enum Next {
-    /// A tick of the schedule (`true`: of the full schedule).
-    Scheduled(bool),
+    /// A tick of the schedule, or a start or end date due (`reason`, and `true` for a
+    /// full pass).
+    Timer(&'static str, bool),
     /// SIGUSR1 or `POST /trigger`.
     OnDemand,
     /// `roster reconcile` over the admin socket: its options, and who waits for the report.
@@ -313,6 +316,13 @@ async fn scheduler_loop(
     };
     // A term's full pass that did not complete (refused, stopped): the next pass is full.
     let mut full_pending = false;
+    // A start or end date the last pass (of this daemon, or before it started) saw
+    // coming: the daemon runs a pass then, even between ticks.
+    let mut due: Option<DateTime<Utc>> = store
+        .last_report::<crate::report::Report>()
+        .ok()
+        .flatten()
+        .and_then(|r| r.next_due);
     loop {
         // A standby waits for the Lease; a new leader's store may be stale or empty, so
         // each term starts with a full pass (lookup-before-create: no duplicates).
@@ -328,7 +338,7 @@ async fn scheduler_loop(
                 full: true,
                 ..PassOptions::default()
             };
-            full_pending = !run_pass(
+            let ran = run_pass(
                 &ctx,
                 &store,
                 pass_stop.signal(),
@@ -338,9 +348,13 @@ async fn scheduler_loop(
                 None,
             )
             .await;
+            full_pending = !ran.completed;
+            due = ran.next_due;
             continue;
         }
-        let next = match schedules.next(chrono::Utc::now()) {
+        let now = Utc::now();
+        let tick = schedules.next(now).map(|(at, _, full)| (at, full));
+        let next = match next_wake(tick, due, now) {
             None => {
                 warn!("The schedule has no future run; waiting for on-demand passes only.");
                 tokio::select! {
@@ -350,16 +364,17 @@ async fn scheduler_loop(
                     _ = leader.wait_for(|l| !*l) => continue,
                 }
             }
-            Some((at, wait, full)) => {
+            Some(next) => {
                 let jitter = if schedules.jitter_secs > 0 {
                     Duration::from_millis(rand::random_range(0..=schedules.jitter_secs * 1000))
                 } else {
                     Duration::ZERO
                 };
-                info!(next_run = %at, full, jitter_ms = jitter.as_millis() as u64, "Next pass scheduled.");
+                let timer = if next.due { "date due" } else { "scheduled" };
+                info!(next_run = %next.at, full = next.full, reason = timer, jitter_ms = jitter.as_millis() as u64, "Next pass scheduled.");
                 tokio::select! {
                     _ = stop.wait() => return,
-                    _ = tokio::time::sleep(wait + jitter) => Next::Scheduled(full),
+                    _ = tokio::time::sleep(next.wait + jitter) => Next::Timer(timer, next.full),
                     _ = wake.notified() => Next::OnDemand,
                     Some(r) = requests.recv() => Next::Requested(r),
                     _ = leader.wait_for(|l| !*l) => continue,
@@ -370,8 +385,8 @@ async fn scheduler_loop(
             return;
         }
         let (reason, opts, reply) = match next {
-            Next::Scheduled(full) => (
-                "scheduled",
+            Next::Timer(reason, full) => (
+                reason,
                 PassOptions {
                     full: full || full_pending,
                     ..PassOptions::default()
@@ -395,7 +410,7 @@ async fn scheduler_loop(
             Next::Requested(request) => ("admin socket", request.options, Some(request.reply)),
         };
         let pass_stop = leadership.stop_on_loss(&shutdown);
-        let done = run_pass(
+        let ran = run_pass(
             &ctx,
             &store,
             pass_stop.signal(),
@@ -405,9 +420,18 @@ async fn scheduler_loop(
             reply,
         )
         .await;
-        // Only a full pass over every vendor does what a term's full pass must.
-        if opts.full && opts.only.is_empty() {
-            full_pending &= !done;
+        if opts.only.is_empty() {
+            // Only a full pass over every vendor does what a term's full pass must.
+            if opts.full {
+                full_pending &= !ran.completed;
+            }
+            due = ran.next_due;
+        } else {
+            // A pass over some vendors knows only their dates.
+            due = match (due, ran.next_due) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
         }
     }
 }
@@ -435,10 +459,19 @@ async fn standby(
     }
 }
 
+/// How a daemon pass ended, for the loop's next decision.
+#[derive(Debug, Default)]
+struct Ran {
+    /// Not refused, failed or stopped part-way.
+    completed: bool,
+    /// When a start or end date next changes the plan, if ever (a pass that failed
+    /// outright knows of none: the schedule goes on).
+    next_due: Option<DateTime<Utc>>,
+}
+
 /// Runs one pass with `shutdown` as its stop signal (with `[ha]`, it also fires on losing
-/// the Lease); `true` when it completed (not refused, failed or stopped part-way). A pass
-/// asked for over the admin socket gets its report on `reply` as soon as it is known
-/// (before alerts go out, as `roster reconcile` prints before sending).
+/// the Lease). A pass asked for over the admin socket gets its report on `reply` as soon
+/// as it is known (before alerts go out, as `roster reconcile` prints before sending).
 async fn run_pass(
     ctx: &Context,
     store: &Store,
@@ -447,7 +480,7 @@ async fn run_pass(
     reason: &str,
     opts: &PassOptions,
     reply: Option<tokio::sync::oneshot::Sender<Requested>>,
-) -> bool {
+) -> Ran {
     info!(reason, full = opts.full, force = opts.force, vendors = ?opts.only, "Pass starting.");
     if shutdown.is_triggered() {
         // Leadership was lost (or shutdown began) before it started.
@@ -458,7 +491,7 @@ async fn run_pass(
         if let Some(reply) = reply {
             let _ = reply.send(Requested::NotStarted);
         }
-        return false;
+        return Ran::default();
     }
     let started = Instant::now();
     match run_once(ctx, store, opts, shutdown).await {
@@ -508,14 +541,17 @@ async fn run_pass(
                     _ = stop.wait() => warn!("Shutting down: alert delivery abandoned; it is tried again after the next pass."),
                 }
             }
-            completed
+            Ran {
+                completed,
+                next_due: report.next_due,
+            }
         }
         Err(e) => {
             error!(error = %e, "Pass failed.");
             if let Some(reply) = reply {
                 let _ = reply.send(Requested::Ran(Err(e.to_string())));
             }
-            false
+            Ran::default()
         }
     }
 }

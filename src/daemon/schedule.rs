@@ -1,4 +1,6 @@
-//! When the daemon's next pass is due.
+//! When the daemon's next pass is due: the next cron tick, or, when it comes first, the
+//! moment a start or end date changes what a vendor should hold (`Report::next_due` of
+//! the last pass).
 //!
 //! Pure: the clock is passed in (cron reads no clock here), so it is testable without
 //! waiting. Missed ticks are skipped, not replayed: the next tick is always computed
@@ -35,11 +37,90 @@ pub fn longest_gap(schedule: &cron::Schedule, now: DateTime<Utc>) -> Option<Dura
         .max()
 }
 
+/// How long after a due moment the daemon starts its pass, so that the pass, reading
+/// the clock again, sees the moment as past (timers and the wall clock drift apart by
+/// milliseconds).
+pub const DUE_MARGIN: Duration = Duration::from_secs(1);
+
+/// The daemon's next wake-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wake {
+    pub at: DateTime<Utc>,
+    pub wait: Duration,
+    /// A full pass (drift repair).
+    pub full: bool,
+    /// Woken for a date rule's due moment rather than a cron tick.
+    pub due: bool,
+}
+
+/// The earlier of the next cron tick (`tick`: when, and whether it is a full pass) and
+/// `due` plus [`DUE_MARGIN`]; a due moment already past wakes at once. A tick at or
+/// before the due wake-up serves both.
+pub fn next_wake(
+    tick: Option<(DateTime<Utc>, bool)>,
+    due: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Option<Wake> {
+    let margin = chrono::TimeDelta::from_std(DUE_MARGIN).unwrap_or_default();
+    let due = due.map(|d| d.checked_add_signed(margin).unwrap_or(d).max(now));
+    let wait = |at: DateTime<Utc>| (at - now).to_std().unwrap_or(Duration::ZERO);
+    match (tick, due) {
+        (Some((at, full)), Some(d)) if at <= d => Some(Wake {
+            at,
+            wait: wait(at),
+            full,
+            due: false,
+        }),
+        (_, Some(d)) => Some(Wake {
+            at: d,
+            wait: wait(d),
+            full: false,
+            due: true,
+        }),
+        (Some((at, full)), None) => Some(Wake {
+            at,
+            wait: wait(at),
+            full,
+            due: false,
+        }),
+        (None, None) => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use chrono::TimeZone;
     use std::str::FromStr;
+
+    #[test]
+    fn a_due_moment_before_the_tick_wakes_the_daemon_a_second_after_it() {
+        let t = |h, m, s| {
+            Utc.with_ymd_and_hms(2026, 11, 22, h, m, s)
+                .single()
+                .expect("date")
+        };
+        let now = t(10, 0, 0);
+        let tick = Some((t(10, 15, 0), false));
+        let w = next_wake(tick, Some(t(10, 5, 0)), now).expect("wake");
+        assert_eq!(
+            (w.at, w.wait, w.full, w.due),
+            (t(10, 5, 1), Duration::from_secs(301), false, true)
+        );
+        // The tick comes first (or at the same time): one scheduled pass serves both.
+        let w = next_wake(tick, Some(t(10, 15, 0)), now).expect("wake");
+        assert_eq!((w.at, w.due), (t(10, 15, 0), false));
+        let w = next_wake(Some((t(10, 15, 0), true)), Some(t(11, 0, 0)), now).expect("wake");
+        assert_eq!((w.at, w.full, w.due), (t(10, 15, 0), true, false));
+        // Already past (the daemon was down): at once.
+        let w = next_wake(tick, Some(t(9, 0, 0)), now).expect("wake");
+        assert_eq!((w.at, w.wait, w.due), (now, Duration::ZERO, true));
+        // No schedule left: the due moment alone; nothing at all: no wake-up.
+        let w = next_wake(None, Some(t(12, 0, 0)), now).expect("wake");
+        assert_eq!((w.at, w.due), (t(12, 0, 1), true));
+        assert_eq!(next_wake(None, None, now), None);
+        assert_eq!(next_wake(tick, None, now).map(|w| w.at), Some(t(10, 15, 0)));
+    }
 
     #[test]
     fn next_tick_is_strictly_after_now() {

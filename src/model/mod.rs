@@ -10,6 +10,7 @@ mod op;
 mod person;
 mod record;
 mod snapshot;
+mod when;
 
 pub use fields::{Changes, Fields, MapError, changes};
 pub use identity::{Case, KeyOf, UniqueKey};
@@ -17,3 +18,4 @@ pub use op::{OnRemove, Op, Outcome, PassOutcome, Why};
 pub use person::{Groups, Person, PersonId};
 pub use record::{Known, RecordState, Remote, VendorRecord};
 pub use snapshot::{InvalidRecord, Snapshot};
+pub use when::When;

@@ -117,6 +117,8 @@ pub enum Why {
     OutOfScope,
     /// No longer in the source at all.
     Removed,
+    /// Past the person's `end_date` (plus any grace days).
+    Ended,
 }
 
 impl Why {
@@ -126,6 +128,7 @@ impl Why {
             Self::Inactive => "inactive",
             Self::OutOfScope => "out_of_scope",
             Self::Removed => "removed",
+            Self::Ended => "ended",
         }
     }
 
@@ -134,6 +137,7 @@ impl Why {
             Self::Inactive => "inactive in the source",
             Self::OutOfScope => "out of the vendor's scope",
             Self::Removed => "removed from the source",
+            Self::Ended => "past the end date",
         }
     }
 }

@@ -5,6 +5,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::When;
+
 /// The stable key of a person in the source of truth.
 ///
 /// Equality is exact (case-sensitive, after trimming surrounding white space at parse
@@ -47,6 +49,14 @@ pub struct Person {
     pub groups: Groups,
     /// Free-form attributes; `V.F` keys carry vendor `V`'s field `F`.
     pub attributes: BTreeMap<String, String>,
+    /// First day (or moment): before it, less `provision_days_before_start`, the person
+    /// is not yet joined (`plan::dates`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_date: Option<When>,
+    /// From this day (or moment), plus `end_grace_days`, the person is deactivated as if
+    /// `active = false`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_date: Option<When>,
 }
 
 impl Person {

@@ -9,7 +9,7 @@ use super::hooks::Hooks;
 use crate::budget::Budget;
 use crate::config::ConfigError;
 use crate::model::{Fields, MapError, Person, UniqueKey};
-use crate::plan::Target;
+use crate::plan::{DateRules, Policy, Target};
 use crate::settings::Settings;
 use crate::shutdown::Shutdown;
 use crate::source::Source;
@@ -87,5 +87,23 @@ impl Target for Slot<'_> {
 
     fn unique_keys(&self) -> &[UniqueKey] {
         self.1.unique_keys()
+    }
+
+    fn dates(&self) -> DateRules {
+        self.0.dates
+    }
+
+    fn create_only(&self) -> &BTreeSet<String> {
+        &self.0.create_only
+    }
+}
+
+impl Slot<'_> {
+    /// This vendor's [`Policy`] for the plan.
+    pub fn policy(&self) -> Policy<'_> {
+        Policy {
+            on_remove: self.0.on_remove,
+            create_only: &self.0.create_only,
+        }
     }
 }

@@ -178,6 +178,13 @@ impl Vendor for FakeVendor {
         Ok(f)
     }
 
+    fn field_names(&self) -> crate::vendor::FieldNames {
+        crate::vendor::FieldNames {
+            listed: vec!["name", "email"],
+            more: None,
+        }
+    }
+
     fn flow(&self) -> &Arc<Flow> {
         &self.flow
     }

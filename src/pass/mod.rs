@@ -23,7 +23,7 @@ mod tests;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tracing::{Instrument, error, info, info_span, warn};
 
 pub use context::{Context, Slot};
@@ -51,6 +51,9 @@ pub struct PassOptions {
     pub full: bool,
     /// Only these vendors (all when empty).
     pub only: Vec<String>,
+    /// Also list the changes start and end dates bring within this window
+    /// (`plan --upcoming 7d`), each with its due time.
+    pub upcoming: Option<chrono::TimeDelta>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,9 +62,20 @@ pub enum PassError {
     Store(#[from] StoreError),
 }
 
-/// What the source wants a vendor to hold for `person` (scope, `active`, mapping).
+/// What the source wants a vendor to hold for `person` now (dates, scope, `active`,
+/// mapping).
 pub fn desire(settings: &VendorSettings, vendor: &dyn Vendor, person: &Person) -> Desired {
-    crate::plan::desire(&Slot(settings, vendor), person)
+    desire_at(settings, vendor, person, Utc::now())
+}
+
+/// [`desire`] at the moment `now`.
+pub fn desire_at(
+    settings: &VendorSettings,
+    vendor: &dyn Vendor,
+    person: &Person,
+    now: DateTime<Utc>,
+) -> Desired {
+    crate::plan::desire(&Slot(settings, vendor), person, now)
 }
 
 type Member<'a> = &'a (VendorSettings, Arc<dyn Vendor>);
@@ -86,6 +100,7 @@ pub async fn run_once(
         };
         pass.report.source = summary::source_counts(&snapshot);
         let (plans, drifts) = pass.plan(&snapshot).await?;
+        pass.report.next_due = plans.iter().filter_map(|(_, p)| p.next_due).min();
         if let Some(why) = pass.refusal(&snapshot, &plans)? {
             pass.report.refused = Some(why);
         }
@@ -118,6 +133,8 @@ struct Pass<'a> {
     /// Stops the pass at its first failed store write (fires `budget`'s shutdown).
     halt: Arc<halt::Halt>,
     report: Report,
+    /// The moment the plan is made for (start and end dates are compared with it).
+    now: DateTime<Utc>,
 }
 
 impl<'a> Pass<'a> {
@@ -136,6 +153,7 @@ impl<'a> Pass<'a> {
             flow.start_pass(None, None);
         }
         let (halt, stop) = halt::Halt::new(shutdown);
+        let now = Utc::now();
         Ok(Self {
             ctx,
             store,
@@ -145,9 +163,10 @@ impl<'a> Pass<'a> {
             halt: Arc::new(halt),
             report: Report {
                 dry_run: opts.dry_run,
-                started_at: Some(Utc::now()),
+                started_at: Some(now),
                 ..Report::default()
             },
+            now,
         })
     }
 
@@ -189,9 +208,14 @@ impl<'a> Pass<'a> {
         if self.opts.full {
             for (settings, vendor) in &self.vendors {
                 let mut known = self.store.load(&settings.name)?;
-                let d = planning::check_drift(vendor.as_ref(), &mut known, &self.budget)
-                    .instrument(info_span!("vendor", vendor = %settings.name))
-                    .await;
+                let d = planning::check_drift(
+                    vendor.as_ref(),
+                    &mut known,
+                    &settings.create_only,
+                    &self.budget,
+                )
+                .instrument(info_span!("vendor", vendor = %settings.name))
+                .await;
                 drifts.insert(settings.name.clone(), d);
                 corrected.insert(settings.name.clone(), known);
             }
@@ -200,6 +224,13 @@ impl<'a> Pass<'a> {
         let mut sorted: Vec<&Person> = snapshot.people.iter().collect();
         sorted.sort_by(|a, b| a.id.cmp(&b.id));
         // CPU and store reads only, each vendor's independent: one thread per vendor.
+        let when = planning::When {
+            now: self.now,
+            upcoming_until: self
+                .opts
+                .upcoming
+                .and_then(|w| self.now.checked_add_signed(w)),
+        };
         let planned: Vec<Result<Plan, StoreError>> = std::thread::scope(|scope| {
             let (sorted, store) = (&sorted, self.store);
             let handles: Vec<_> = self
@@ -217,6 +248,7 @@ impl<'a> Pass<'a> {
                             settings,
                             vendor.as_ref(),
                             known,
+                            when,
                         )
                     })
                 })
@@ -283,7 +315,8 @@ impl<'a> Pass<'a> {
                 settings.concurrency,
                 Arc::clone(&self.ctx.hooks),
             )
-            .with_halt(Arc::clone(&self.halt));
+            .with_halt(Arc::clone(&self.halt))
+            .with_create_only(settings.create_only.clone());
             let span = info_span!("vendor", vendor = %settings.name);
             async move { (settings, vendor, pusher.push(plan).await) }.instrument(span)
         });
@@ -325,6 +358,9 @@ impl<'a> Pass<'a> {
                 summary::refused(plan)
             };
             v.drift = drifts.remove(&settings.name);
+            if self.opts.upcoming.is_some() {
+                v.upcoming = Some(summary::upcoming(plan));
+            }
             self.report.vendors.insert(settings.name.clone(), v);
         }
         if let Some(why) = &self.report.refused {

@@ -167,6 +167,8 @@ pub struct Pusher {
     /// Stops the whole pass at the first failed store write (shared by every vendor).
     halt: Option<Arc<Halt>>,
     done: AtomicUsize,
+    /// The vendor's `create_only` fields: an adopted account keeps its own values.
+    pub(super) create_only: BTreeSet<String>,
 }
 
 impl Pusher {
@@ -190,6 +192,7 @@ impl Pusher {
             advised: Mutex::new(BTreeSet::new()),
             halt: None,
             done: AtomicUsize::new(0),
+            create_only: BTreeSet::new(),
         }
     }
 
@@ -202,6 +205,13 @@ impl Pusher {
 
     fn halted(&self) -> bool {
         self.halt.as_ref().is_some_and(|h| h.why().is_some())
+    }
+
+    /// Fields an adopted account keeps where it has a value (`create_only`).
+    #[must_use]
+    pub fn with_create_only(mut self, fields: BTreeSet<String>) -> Self {
+        self.create_only = fields;
+        self
     }
 
     pub(super) fn name(&self) -> &str {

@@ -3,10 +3,10 @@
 
 use tracing::info;
 
-use crate::model::{Op, Outcome, Snapshot, Why};
+use crate::model::{Op, Outcome, PersonId, Snapshot, Why};
 use crate::plan::{OpKind, Plan};
 use crate::report::{
-    OpError, PlannedOp, Report, SourceCounts, SourceRecordError, VendorReport, Would,
+    OpError, PlannedOp, Report, SourceCounts, SourceRecordError, UpcomingOp, VendorReport, Would,
 };
 
 pub fn source_counts(snapshot: &Snapshot) -> SourceCounts {
@@ -57,35 +57,15 @@ pub fn planned(plan: &Plan) -> VendorReport {
         ..base(plan)
     };
     for op in &plan.ops {
-        let why = match &op.kind {
-            OpKind::Create { .. } => {
-                v.created += 1;
-                None
-            }
-            OpKind::Update { .. } => {
-                v.updated += 1;
-                None
-            }
-            OpKind::Reactivate { .. } => {
-                v.reactivated += 1;
-                None
-            }
-            OpKind::Deactivate { why, .. } => {
-                v.deactivated += 1;
-                Some(why.code().to_string())
-            }
-            OpKind::Delete { .. } => {
-                v.deleted += 1;
-                Some(Why::Removed.code().to_string())
-            }
-        };
+        match &op.kind {
+            OpKind::Create { .. } => v.created += 1,
+            OpKind::Update { .. } => v.updated += 1,
+            OpKind::Reactivate { .. } => v.reactivated += 1,
+            OpKind::Deactivate { .. } => v.deactivated += 1,
+            OpKind::Delete { .. } => v.deleted += 1,
+        }
         if let Some(ops) = v.operations.as_mut() {
-            ops.push(PlannedOp {
-                person: op.person.to_string(),
-                op: op.kind.op(),
-                fields: op.kind.field_names(),
-                reason: why,
-            });
+            ops.push(planned_op(&op.person, &op.kind));
         }
     }
     v
@@ -106,6 +86,32 @@ pub fn refused(plan: &Plan) -> VendorReport {
         }),
         ..base(plan)
     }
+}
+
+/// One operation as a plan lists it, with why for removals.
+fn planned_op(person: &PersonId, kind: &OpKind) -> PlannedOp {
+    let reason = match kind {
+        OpKind::Deactivate { why, .. } => Some(why.code().to_string()),
+        OpKind::Delete { .. } => Some(Why::Removed.code().to_string()),
+        _ => None,
+    };
+    PlannedOp {
+        person: person.to_string(),
+        op: kind.op(),
+        fields: kind.field_names(),
+        reason,
+    }
+}
+
+/// The changes a plan found due within `plan --upcoming`'s window.
+pub fn upcoming(plan: &Plan) -> Vec<UpcomingOp> {
+    plan.upcoming
+        .iter()
+        .map(|(person, due)| UpcomingOp {
+            due: due.at,
+            op: planned_op(person, &due.kind),
+        })
+        .collect()
 }
 
 /// One log line per vendor: what was done, or, in a dry run or refused pass, what would

@@ -479,3 +479,67 @@ async fn a_create_intent_that_cannot_be_written_sends_nothing() {
     );
     assert!(r.stopped.is_some());
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_adopted_account_keeps_its_create_only_values_and_gets_missing_ones() {
+    let fake = FakeVendor::new("v");
+    let mut env = env(&[("v", &fake)], FAST, 1);
+    env.ctx.vendors[0].0.create_only = ["email".to_string()].into();
+    env.set(vec![person("E1", "Lee"), person("E2", "Ray")]);
+    let mut hand = person_fields("Old");
+    hand.insert("email".into(), "hand@x.io".into());
+    fake.add("E1", hand, true);
+    fake.add("E2", person_fields("Old"), true);
+    let r = env.pass().await;
+    assert_eq!(r.vendors["v"].adopted, 2, "{:?}", r.vendors["v"]);
+    let e1 = &fake.by_key("E1")[0];
+    assert_eq!(
+        e1.fields["email"], "hand@x.io",
+        "the account's own value stays"
+    );
+    assert_eq!(
+        e1.fields["name"], "Ann Lee",
+        "other fields are brought up to date"
+    );
+    let e2 = &fake.by_key("E2")[0];
+    assert_eq!(
+        e2.fields["email"], "e2@x.io",
+        "sent where the account had none"
+    );
+    assert_eq!(
+        env.record("v", "E1").expect("linked").fields["email"],
+        "hand@x.io",
+        "the record holds what the vendor has"
+    );
+    let before = fake.writes();
+    let r = env.pass().await;
+    assert_eq!(r.vendors["v"].unchanged, 2);
+    assert_eq!(fake.writes(), before, "and nothing is sent afterwards");
+}
+
+#[tokio::test(start_paused = true)]
+async fn people_not_yet_joined_wait_and_the_report_says_until_when() {
+    let fake = FakeVendor::new("v");
+    let env = env(&[("v", &fake)], FAST, 1);
+    let start = Utc::now() + chrono::TimeDelta::days(3);
+    let mut later = person("E1", "Lee");
+    later.start_date = Some(crate::model::When::At(start));
+    let mut leaving = person("E2", "Ray");
+    leaving.end_date = Some(crate::model::When::At(
+        Utc::now() + chrono::TimeDelta::days(5),
+    ));
+    env.set(vec![later, leaving]);
+    let r = env.pass().await;
+    let v = &r.vendors["v"];
+    assert_eq!(
+        (v.created, v.unchanged),
+        (1, 0),
+        "only E2 is created: {v:?}"
+    );
+    assert!(fake.by_key("E1").is_empty());
+    assert_eq!(
+        r.next_due,
+        Some(start),
+        "the earliest change the clock brings"
+    );
+}

@@ -16,7 +16,7 @@ use tracing::{debug, warn};
 
 use super::push::{Done, Failure, Pusher};
 use crate::model::{Changes, Fields, Op, PersonId, RecordState, Remote, changes};
-use crate::plan::{Claims, OpKind, judge};
+use crate::plan::{Claims, OpKind, judge, keep_create_only};
 use crate::vendor::VendorError;
 
 fn names(changes: &Changes) -> Vec<String> {
@@ -155,7 +155,8 @@ impl Pusher {
     }
 
     /// Links an account found by matching key, then brings it in line with the source;
-    /// an account that is someone else's is a conflict, and nothing is written.
+    /// an account that is someone else's is a conflict, and nothing is written;
+    /// a create-only field is sent only where the account has no value for it.
     async fn adopt(
         &self,
         person: &PersonId,
@@ -165,6 +166,7 @@ impl Pusher {
         claims: &Claims,
     ) -> Result<Done, Failure> {
         self.mine(person, &remote, fields, earlier, claims)?;
+        let fields = &keep_create_only(fields, &remote.fields, &self.create_only, true);
         let enable = remote.needs_enabling();
         let rid = remote.id.as_str();
         let state = if enable {

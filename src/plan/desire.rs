@@ -1,10 +1,13 @@
 //! What a vendor should hold for each person: in scope and active → the mapped fields;
-//! else a reason not to be active; a person whose record is invalid is held as they are.
-//! PURE.
+//! else a reason not to be active; a person whose record is invalid is held as they are;
+//! a person not yet joined is left alone (`dates`). PURE: the moment is passed in.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use chrono::{DateTime, Utc};
+
 use super::Desired;
+use super::dates::{DateRules, Stage};
 use crate::model::{Fields, Known, MapError, Person, PersonId, Snapshot, UniqueKey, Why};
 
 /// What planning needs of one vendor.
@@ -20,11 +23,28 @@ pub trait Target {
     fn unique_keys(&self) -> &[UniqueKey] {
         &[]
     }
+    /// How this vendor applies start and end dates.
+    fn dates(&self) -> DateRules {
+        DateRules::default()
+    }
+    /// Fields sent on create only (`create_only`): never updated afterwards.
+    fn create_only(&self) -> &BTreeSet<String> {
+        &NONE
+    }
 }
 
-pub fn desire(target: &dyn Target, p: &Person) -> Desired {
+static NONE: BTreeSet<String> = BTreeSet::new();
+
+/// What `target` should hold for `p` at the moment `now`.
+pub fn desire(target: &dyn Target, p: &Person, now: DateTime<Utc>) -> Desired {
     if !p.active {
         return Desired::Inactive(Why::Inactive);
+    }
+    match target.dates().stage(p, now) {
+        Stage::Undated | Stage::Joined { .. } => {}
+        Stage::Ended { .. } => return Desired::Inactive(Why::Ended),
+        Stage::NotYet { from } => return Desired::NotYet { from },
+        Stage::Conflict(message) => return Desired::Skip(message),
     }
     if let Some(groups) = target.scope()
         && p.groups.is_disjoint(groups)
@@ -42,10 +62,11 @@ pub fn desired_for(
     target: &dyn Target,
     people: &[Person],
     held: &BTreeSet<PersonId>,
+    now: DateTime<Utc>,
 ) -> BTreeMap<PersonId, Desired> {
     let mut out = BTreeMap::new();
     for p in people {
-        out.insert(p.id.clone(), desire(target, p));
+        out.insert(p.id.clone(), desire(target, p, now));
     }
     for id in held {
         out.insert(id.clone(), Desired::Hold);
@@ -59,6 +80,7 @@ pub fn desired_sorted<'a>(
     target: &'a dyn Target,
     people: &'a [&'a Person],
     held: &'a BTreeSet<PersonId>,
+    now: DateTime<Utc>,
 ) -> impl Iterator<Item = (&'a PersonId, Desired)> + 'a {
     let mut i = 0;
     let mut held = held.iter().peekable();
@@ -78,7 +100,7 @@ pub fn desired_sorted<'a>(
             (None, Some(_)) => held.next().map(|h| (h, Desired::Hold)),
             (Some(p), _) => {
                 i += 1;
-                Some((&p.id, desire(target, p)))
+                Some((&p.id, desire(target, p, now)))
             }
         }
     })

@@ -6,14 +6,21 @@
 //! | active, fields F     | create F    | create F (resume) | update Δ, or nothing | reactivate (+ Δ)     |
 //! | inactive / out of scope | nothing  | deactivate (look up first) | deactivate  | nothing              |
 //! | removed from source  | nothing     | deactivate (look up first) | deactivate or delete | nothing or delete |
-//! | skipped / held       | nothing     | nothing           | nothing              | nothing              |
+//! | skipped / held / not yet joined | nothing | nothing | nothing         | nothing              |
 //!
 //! "Held" people have an invalid source record: they keep whatever state they have until
-//! the record is fixed, so a typo in the source never deactivates anyone.
+//! the record is fixed, so a typo in the source never deactivates anyone. People not yet
+//! joined (before their start date, `dates`) are left exactly as they are, too.
+//!
+//! Create-only fields (`Policy::create_only`) are sent by a create and never by an update
+//! or a reactivation: for an existing account the wanted fields keep, for those names,
+//! what was pushed at the create (`keep_create_only`), so they never show as a change.
 
 use std::borrow::Borrow;
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
 
 use crate::model::{
     Changes, Fields, Known, OnRemove, Op, PersonId, RecordState, VendorRecord, Why, changes,
@@ -30,6 +37,56 @@ pub enum Desired {
     Skip(String),
     /// The source record is invalid: change nothing for this person.
     Hold,
+    /// Not yet joined (before the start date, less the vendor's lead days): no account
+    /// is created and an existing one is left as it is, until `from`.
+    NotYet { from: DateTime<Utc> },
+}
+
+/// How one vendor's plan treats what the source wants.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy<'a> {
+    /// What removal from the source means.
+    pub on_remove: OnRemove,
+    /// Fields sent on create (and on adoption where the account has no value), never
+    /// on update.
+    pub create_only: &'a BTreeSet<String>,
+}
+
+impl Policy<'_> {
+    /// No create-only fields.
+    pub fn removal(on_remove: OnRemove) -> Policy<'static> {
+        Policy {
+            on_remove,
+            create_only: &NO_FIELDS,
+        }
+    }
+}
+
+static NO_FIELDS: BTreeSet<String> = BTreeSet::new();
+
+/// `wanted` as it may be sent to an account that exists: each create-only field keeps
+/// the value in `existing` (what was pushed, or what the account has), and one
+/// `existing` lacks is sent only when `send_missing` (adopting an account that has no
+/// value for it), else left out.
+pub fn keep_create_only(
+    wanted: &Fields,
+    existing: &Fields,
+    create_only: &BTreeSet<String>,
+    send_missing: bool,
+) -> Fields {
+    let mut out = wanted.clone();
+    for name in create_only {
+        match existing.get(name) {
+            Some(v) => {
+                out.insert(name.clone(), v.clone());
+            }
+            None if send_missing => {}
+            None => {
+                out.remove(name);
+            }
+        }
+    }
+    out
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +162,13 @@ pub struct Plan {
     /// People set aside because they would share an account with someone else
     /// (`identity`): who, the operation they would have needed, and why.
     pub conflicts: Vec<(PersonId, Op, String)>,
+    /// The earliest moment after the plan's "now" at which a start or end date changes
+    /// what this vendor should hold for someone: the plan is stale by the clock alone
+    /// from then on (filled in by the pass, from `dates::DateRules::next_due_of`).
+    pub next_due: Option<DateTime<Utc>>,
+    /// With `plan --upcoming`: the changes due within the window, by person, in due
+    /// order (filled in by the pass, from `upcoming::upcoming`).
+    pub upcoming: Vec<(PersonId, super::upcoming::Due)>,
 }
 
 impl Plan {
@@ -149,10 +213,19 @@ pub fn plan(
     known: &BTreeMap<PersonId, VendorRecord>,
     on_remove: OnRemove,
 ) -> Plan {
-    plan_sorted(
+    plan_with(desired, known, Policy::removal(on_remove))
+}
+
+/// [`plan`] under a vendor's whole [`Policy`].
+pub fn plan_with(
+    desired: &BTreeMap<PersonId, Desired>,
+    known: &BTreeMap<PersonId, VendorRecord>,
+    policy: Policy<'_>,
+) -> Plan {
+    plan_sorted_with(
         desired.iter().map(|(k, v)| (k, v.clone())),
         known.iter().map(|(k, v)| (k.clone(), v.clone())),
-        on_remove,
+        policy,
     )
 }
 
@@ -164,6 +237,15 @@ pub fn plan_sorted<P: Borrow<PersonId>, K: Known>(
     desired: impl IntoIterator<Item = (P, Desired)>,
     known: impl IntoIterator<Item = K>,
     on_remove: OnRemove,
+) -> Plan {
+    plan_sorted_with(desired, known, Policy::removal(on_remove))
+}
+
+/// [`plan_sorted`] under a vendor's whole [`Policy`].
+pub fn plan_sorted_with<P: Borrow<PersonId>, K: Known>(
+    desired: impl IntoIterator<Item = (P, Desired)>,
+    known: impl IntoIterator<Item = K>,
+    policy: Policy<'_>,
 ) -> Plan {
     let mut out = Plan::default();
     let mut desired = desired.into_iter().peekable();
@@ -185,7 +267,7 @@ pub fn plan_sorted<P: Borrow<PersonId>, K: Known>(
                     || id.borrow().clone(),
                     Some(&wanted),
                     None,
-                    on_remove,
+                    policy,
                 );
             }
             Ordering::Greater => {
@@ -193,14 +275,14 @@ pub fn plan_sorted<P: Borrow<PersonId>, K: Known>(
                     break;
                 };
                 let id = || PersonId(record.person().to_string());
-                decide(&mut out, id, None, Some(&record), on_remove);
+                decide(&mut out, id, None, Some(&record), policy);
             }
             Ordering::Equal => {
                 let (Some((id, wanted)), Some(record)) = (desired.next(), known.next()) else {
                     break;
                 };
                 let id = || id.borrow().clone();
-                decide(&mut out, id, Some(&wanted), Some(&record), on_remove);
+                decide(&mut out, id, Some(&wanted), Some(&record), policy);
             }
         }
     }
@@ -213,13 +295,13 @@ fn decide<K: Known>(
     id: impl FnOnce() -> PersonId,
     wanted: Option<&Desired>,
     record: Option<&K>,
-    on_remove: OnRemove,
+    policy: Policy<'_>,
 ) {
     if record.is_some_and(|r| r.state() != RecordState::Deactivated) {
         out.linked += 1;
     }
     let kind = match (wanted, record) {
-        (Some(Desired::Hold), _) => None,
+        (Some(Desired::Hold | Desired::NotYet { .. }), _) => None,
         (Some(Desired::Skip(msg)), r) => {
             let op = if r.is_some() { Op::Update } else { Op::Create };
             out.skipped.push((id(), op, msg.clone()));
@@ -229,9 +311,9 @@ fn decide<K: Known>(
             fields: fields.clone(),
             resume: false,
         }),
-        (Some(Desired::Active(fields)), Some(r)) => active_op(fields, r),
+        (Some(Desired::Active(fields)), Some(r)) => active_op(fields, r, policy.create_only),
         (Some(Desired::Inactive(why)), Some(r)) => removal_op(r, *why, OnRemove::Deactivate),
-        (None, Some(r)) => removal_op(r, Why::Removed, on_remove),
+        (None, Some(r)) => removal_op(r, Why::Removed, policy.on_remove),
         (Some(Desired::Inactive(_)), None) | (None, None) => return,
     };
     match kind {
@@ -241,7 +323,11 @@ fn decide<K: Known>(
     }
 }
 
-fn active_op(fields: &Fields, record: &impl Known) -> Option<OpKind> {
+fn active_op(
+    fields: &Fields,
+    record: &impl Known,
+    create_only: &BTreeSet<String>,
+) -> Option<OpKind> {
     match (record.state(), record.remote_id()) {
         (RecordState::Creating, _) | (_, None) => Some(OpKind::Create {
             fields: fields.clone(),
@@ -249,18 +335,24 @@ fn active_op(fields: &Fields, record: &impl Known) -> Option<OpKind> {
         }),
         (RecordState::Active, Some(_)) if record.holds(fields) => None,
         (RecordState::Active, Some(remote)) => {
-            let changes = changes(&record.fields(), fields);
+            let pushed = record.fields();
+            let fields = keep_create_only(fields, &pushed, create_only, false);
+            let changes = changes(&pushed, &fields);
             (!changes.is_empty()).then(|| OpKind::Update {
                 remote: remote.to_string(),
                 changes,
-                fields: fields.clone(),
+                fields,
             })
         }
-        (RecordState::Deactivated, Some(remote)) => Some(OpKind::Reactivate {
-            remote: remote.to_string(),
-            changes: changes(&record.fields(), fields),
-            fields: fields.clone(),
-        }),
+        (RecordState::Deactivated, Some(remote)) => {
+            let pushed = record.fields();
+            let fields = keep_create_only(fields, &pushed, create_only, false);
+            Some(OpKind::Reactivate {
+                remote: remote.to_string(),
+                changes: changes(&pushed, &fields),
+                fields,
+            })
+        }
     }
 }
 
@@ -278,231 +370,4 @@ fn removal_op(record: &impl Known, why: Why, on_remove: OnRemove) -> Option<OpKi
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::{TimeZone, Utc};
-
-    fn fields(pairs: &[(&str, &str)]) -> Fields {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    fn rec(state: RecordState, remote: Option<&str>, f: &[(&str, &str)]) -> VendorRecord {
-        let t = Utc
-            .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
-            .single()
-            .expect("date");
-        VendorRecord {
-            remote_id: remote.map(String::from),
-            state,
-            fields: fields(f),
-            linked_at: t,
-            updated_at: t,
-        }
-    }
-
-    /// One row: what the source wants and what the store knows, for person `p`.
-    struct Case {
-        name: &'static str,
-        wanted: Option<Desired>,
-        known: Option<VendorRecord>,
-        on_remove: OnRemove,
-        expect: Option<OpKind>,
-        unchanged: usize,
-        skipped: usize,
-    }
-
-    fn check(c: Case) {
-        let id = PersonId::from("p");
-        let desired: BTreeMap<_, _> = c.wanted.into_iter().map(|d| (id.clone(), d)).collect();
-        let known: BTreeMap<_, _> = c.known.into_iter().map(|r| (id.clone(), r)).collect();
-        let p = plan(&desired, &known, c.on_remove);
-        let got = p.ops.first().map(|o| o.kind.clone());
-        assert_eq!(got, c.expect, "case `{}`", c.name);
-        assert_eq!(p.unchanged, c.unchanged, "case `{}` unchanged", c.name);
-        assert_eq!(p.skipped.len(), c.skipped, "case `{}` skipped", c.name);
-    }
-
-    const A: &[(&str, &str)] = &[("email", "a@x.io"), ("first_name", "Ann")];
-    const B: &[(&str, &str)] = &[("email", "b@x.io"), ("first_name", "Ann")];
-
-    #[test]
-    fn table() {
-        use RecordState::*;
-        let d = OnRemove::Deactivate;
-        let cases = vec![
-            Case {
-                name: "new person is created",
-                wanted: Some(Desired::Active(fields(A))),
-                known: None,
-                on_remove: d,
-                expect: Some(OpKind::Create {
-                    fields: fields(A),
-                    resume: false,
-                }),
-                unchanged: 0,
-                skipped: 0,
-            },
-            Case {
-                name: "unchanged person needs nothing",
-                wanted: Some(Desired::Active(fields(A))),
-                known: Some(rec(Active, Some("7"), A)),
-                on_remove: d,
-                expect: None,
-                unchanged: 1,
-                skipped: 0,
-            },
-            Case {
-                name: "changed field is an update of that field only",
-                wanted: Some(Desired::Active(fields(B))),
-                known: Some(rec(Active, Some("7"), A)),
-                on_remove: d,
-                expect: Some(OpKind::Update {
-                    remote: "7".into(),
-                    changes: [("email".to_string(), Some("b@x.io".to_string()))].into(),
-                    fields: fields(B),
-                }),
-                unchanged: 0,
-                skipped: 0,
-            },
-            Case {
-                name: "removed person is deactivated, not deleted",
-                wanted: None,
-                known: Some(rec(Active, Some("7"), A)),
-                on_remove: d,
-                expect: Some(OpKind::Deactivate {
-                    remote: Some("7".into()),
-                    why: Why::Removed,
-                }),
-                unchanged: 0,
-                skipped: 0,
-            },
-            Case {
-                name: "removed person is deleted when the vendor says so",
-                wanted: None,
-                known: Some(rec(Deactivated, Some("7"), A)),
-                on_remove: OnRemove::Delete,
-                expect: Some(OpKind::Delete {
-                    remote: Some("7".into()),
-                }),
-                unchanged: 0,
-                skipped: 0,
-            },
-            Case {
-                name: "inactive person is deactivated even with on_remove=delete",
-                wanted: Some(Desired::Inactive(Why::Inactive)),
-                known: Some(rec(Active, Some("7"), A)),
-                on_remove: OnRemove::Delete,
-                expect: Some(OpKind::Deactivate {
-                    remote: Some("7".into()),
-                    why: Why::Inactive,
-                }),
-                unchanged: 0,
-                skipped: 0,
-            },
-            Case {
-                name: "out of scope is deactivated",
-                wanted: Some(Desired::Inactive(Why::OutOfScope)),
-                known: Some(rec(Active, Some("7"), A)),
-                on_remove: d,
-                expect: Some(OpKind::Deactivate {
-                    remote: Some("7".into()),
-                    why: Why::OutOfScope,
-                }),
-                unchanged: 0,
-                skipped: 0,
-            },
-            Case {
-                name: "already deactivated and still inactive needs nothing",
-                wanted: Some(Desired::Inactive(Why::Inactive)),
-                known: Some(rec(Deactivated, Some("7"), A)),
-                on_remove: d,
-                expect: None,
-                unchanged: 1,
-                skipped: 0,
-            },
-            Case {
-                name: "inactive and never linked needs nothing",
-                wanted: Some(Desired::Inactive(Why::Inactive)),
-                known: None,
-                on_remove: d,
-                expect: None,
-                unchanged: 0,
-                skipped: 0,
-            },
-            Case {
-                name: "back again is reactivated with the same account and fresh fields",
-                wanted: Some(Desired::Active(fields(B))),
-                known: Some(rec(Deactivated, Some("7"), A)),
-                on_remove: d,
-                expect: Some(OpKind::Reactivate {
-                    remote: "7".into(),
-                    changes: [("email".to_string(), Some("b@x.io".to_string()))].into(),
-                    fields: fields(B),
-                }),
-                unchanged: 0,
-                skipped: 0,
-            },
-            Case {
-                name: "a create intent resumes with a lookup",
-                wanted: Some(Desired::Active(fields(A))),
-                known: Some(rec(Creating, None, A)),
-                on_remove: d,
-                expect: Some(OpKind::Create {
-                    fields: fields(A),
-                    resume: true,
-                }),
-                unchanged: 0,
-                skipped: 0,
-            },
-            Case {
-                name: "removed while a create intent was pending is looked up and deactivated",
-                wanted: None,
-                known: Some(rec(Creating, None, A)),
-                on_remove: d,
-                expect: Some(OpKind::Deactivate {
-                    remote: None,
-                    why: Why::Removed,
-                }),
-                unchanged: 0,
-                skipped: 0,
-            },
-            Case {
-                name: "held (invalid record) keeps an active account as it is",
-                wanted: Some(Desired::Hold),
-                known: Some(rec(Active, Some("7"), A)),
-                on_remove: d,
-                expect: None,
-                unchanged: 1,
-                skipped: 0,
-            },
-            Case {
-                name: "skipped person is reported, not touched",
-                wanted: Some(Desired::Skip("bad pair".into())),
-                known: Some(rec(Active, Some("7"), A)),
-                on_remove: d,
-                expect: None,
-                unchanged: 0,
-                skipped: 1,
-            },
-        ];
-        for c in cases {
-            check(c);
-        }
-    }
-
-    #[test]
-    fn operations_are_ordered_by_person_id() {
-        let desired: BTreeMap<PersonId, Desired> = ["c", "a", "b"]
-            .iter()
-            .map(|id| (PersonId::from(*id), Desired::Active(fields(A))))
-            .collect();
-        let known = [(PersonId::from("0"), rec(RecordState::Active, Some("1"), A))].into();
-        let p = plan(&desired, &known, OnRemove::Deactivate);
-        let order: Vec<&str> = p.ops.iter().map(|o| o.person.as_str()).collect();
-        assert_eq!(order, ["0", "a", "b", "c"]);
-        assert_eq!(p.removals(), 1);
-    }
-}
+mod tests;

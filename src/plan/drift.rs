@@ -12,11 +12,14 @@
 //! | active, but roster deactivated it  | active                  | deactivates again      |
 //! | inactive, but roster activated it  | deactivated             | reactivates            |
 //!
+//! Create-only fields (`create_only`) are the vendor's after the create: they are not
+//! compared, so a hand edit of one is neither reported nor set back.
+//!
 //! Limits: a field the vendor does not report (or reports empty) is not compared, so a
 //! value cleared at the vendor is not seen; a vendor that cannot report status (DriveKit)
 //! has its status left alone; accounts roster never linked are not looked at.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -42,10 +45,12 @@ pub struct Drift {
     pub kind: DriftKind,
 }
 
-/// Corrects `known` to what the vendor holds and returns every difference found.
+/// Corrects `known` to what the vendor holds and returns every difference found;
+/// `create_only` fields are not compared.
 pub fn reconcile_records(
     known: &mut BTreeMap<PersonId, VendorRecord>,
     accounts: &[Remote],
+    create_only: &BTreeSet<String>,
 ) -> Vec<Drift> {
     let by_id: HashMap<&str, &Remote> = accounts.iter().map(|r| (r.id.as_str(), r)).collect();
     let mut drift = Vec::new();
@@ -64,6 +69,9 @@ pub fn reconcile_records(
         };
         let mut edited = Vec::new();
         for (field, pushed) in record.fields.iter_mut() {
+            if create_only.contains(field) {
+                continue;
+            }
             if let Some(now) = remote.fields.get(field)
                 && now != pushed
             {
@@ -164,7 +172,7 @@ mod tests {
             account("6", None, &[]),
             account("99", Some(true), &[]),
         ];
-        let drift = reconcile_records(&mut known, &accounts);
+        let drift = reconcile_records(&mut known, &accounts, &BTreeSet::new());
         let got: Vec<(&str, &DriftKind)> =
             drift.iter().map(|d| (d.person.as_str(), &d.kind)).collect();
         assert_eq!(
@@ -199,5 +207,38 @@ mod tests {
             known[&PersonId::from("unknown_status")].state,
             RecordState::Deactivated
         );
+    }
+
+    #[test]
+    fn a_create_only_field_edited_at_the_vendor_is_not_drift() {
+        let mut known: BTreeMap<PersonId, VendorRecord> = [(
+            PersonId::from("p"),
+            rec(
+                "1",
+                RecordState::Active,
+                &[("email", "a@x.io"), ("role", "driver")],
+            ),
+        )]
+        .into();
+        let accounts = vec![account(
+            "1",
+            Some(true),
+            &[("email", "hand@x.io"), ("role", "admin")],
+        )];
+        let create_only: BTreeSet<String> = ["role".to_string()].into();
+        let drift = reconcile_records(&mut known, &accounts, &create_only);
+        assert_eq!(
+            drift,
+            vec![Drift {
+                person: "p".into(),
+                kind: DriftKind::Edited {
+                    fields: vec!["email".into()]
+                }
+            }],
+            "only the managed field is drift"
+        );
+        let fields = &known[&PersonId::from("p")].fields;
+        assert_eq!(fields["role"], "driver", "left as pushed");
+        assert_eq!(fields["email"], "hand@x.io");
     }
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use crate::model::{Groups, Person, PersonId};
+use crate::model::{Groups, Person, PersonId, When};
 
 /// Every field a person record may have.
 pub const FIELDS: &[&str] = &[
@@ -20,6 +20,8 @@ pub const FIELDS: &[&str] = &[
     "active",
     "groups",
     "attributes",
+    "start_date",
+    "end_date",
 ];
 
 /// Why a record is invalid, plus what could be salvaged to protect its person.
@@ -139,6 +141,8 @@ pub fn parse_record(value: &Value) -> Result<Person, RecordError> {
             )));
         }
     };
+    let start_date = opt_when(obj, "start_date").map_err(&fail)?;
+    let end_date = opt_when(obj, "end_date").map_err(&fail)?;
     Ok(Person {
         id: PersonId(id),
         email,
@@ -149,6 +153,8 @@ pub fn parse_record(value: &Value) -> Result<Person, RecordError> {
         active,
         groups,
         attributes,
+        start_date,
+        end_date,
     })
 }
 
@@ -170,6 +176,16 @@ fn opt_string(obj: &Map<String, Value>, key: &str) -> Result<Option<Box<str>>, S
             Ok((!t.is_empty()).then(|| t.into()))
         }
         Some(v) => Err(format!("`{key}` must be a string, found {}", value_kind(v))),
+    }
+}
+
+/// An optional date (`start_date`, `end_date`); empty or blank counts as absent.
+fn opt_when(obj: &Map<String, Value>, key: &str) -> Result<Option<When>, String> {
+    match opt_string(obj, key)? {
+        None => Ok(None),
+        Some(text) => When::parse(&text)
+            .map(Some)
+            .map_err(|e| format!("`{key}`: {e}")),
     }
 }
 
@@ -252,6 +268,38 @@ mod tests {
             .expect_err("invalid");
         assert_eq!(e.id.as_deref(), Some("9"));
         assert_eq!(e.email.as_deref(), Some("x@y.io"));
+    }
+
+    #[test]
+    fn start_and_end_dates_are_read_or_name_the_field() {
+        let p = parse_record(&json!({
+            "id": "1", "start_date": "2026-03-01", "end_date": "2026-09-30T17:00:00+02:00"
+        }))
+        .expect("valid");
+        assert_eq!(
+            p.start_date.map(|w| w.to_string()).as_deref(),
+            Some("2026-03-01")
+        );
+        assert_eq!(
+            p.end_date.map(|w| w.to_string()).as_deref(),
+            Some("2026-09-30T15:00:00Z")
+        );
+        let blank = parse_record(&json!({"id": "1", "start_date": " "})).expect("blank");
+        assert_eq!(blank.start_date, None);
+        check_err(
+            json!({"id": "1", "start_date": "next week"}),
+            "`start_date`: `next week`",
+        );
+        check_err(
+            json!({"id": "1", "end_date": "2026-09-30T17:00"}),
+            "`end_date`",
+        );
+        check_err(
+            json!({"id": "1", "end_date": 20260930}),
+            "`end_date` must be a string",
+        );
+        let e = parse_record(&json!({"id": "9", "start_date": "2026-02-30"})).expect_err("bad");
+        assert_eq!(e.id.as_deref(), Some("9"), "the person is protected");
     }
 
     #[test]

@@ -70,6 +70,47 @@ pub fn check_defaults(settings: &VendorSettings, allowed: Allowed) -> Result<(),
     }
 }
 
+/// Every field name a connector's `map` can produce, to check config keys that name
+/// fields (`create_only`).
+#[derive(Clone)]
+pub struct FieldNames {
+    /// The fixed names.
+    pub listed: Vec<&'static str>,
+    /// Open-ended names beyond the list (Rocket.Chat's `customFields.NAME`), if any.
+    pub more: Option<Allowed>,
+}
+
+impl FieldNames {
+    pub fn contains(&self, name: &str) -> bool {
+        self.listed.contains(&name) || self.more.is_some_and(|m| (m.test)(name))
+    }
+}
+
+/// Checks `create_only` against the fields the connector produces: a typo would
+/// silently let roster overwrite the field it was meant to protect.
+///
+/// # Errors
+/// `ConfigError` naming `vendors.NAME.create_only`, the unknown name and the likely
+/// intended one.
+pub fn check_create_only(settings: &VendorSettings, names: &FieldNames) -> Result<(), ConfigError> {
+    let Some(unknown) = settings.create_only.iter().find(|f| !names.contains(f)) else {
+        return Ok(());
+    };
+    let mut message = format!(
+        "`{unknown}` is not a field of {} vendors",
+        settings.kind.name()
+    );
+    if let Some(meant) = crate::config::parse::closest(unknown, names.listed.iter().copied()) {
+        message.push_str(&format!("; did you mean `{meant}`?"));
+    }
+    message.push_str(&format!(" (fields: {}", names.listed.join(", ")));
+    if let Some(more) = names.more {
+        message.push_str(&format!("; {}", more.hint));
+    }
+    message.push(')');
+    Err(ConfigError::invalid(settings.key("create_only"), message))
+}
+
 /// Puts the person's own fields (those present) into `out` under the given names.
 pub fn put_person_fields<'a>(
     person: &Person,

@@ -18,9 +18,12 @@ pub mod telematics;
 mod testing;
 
 pub use error::VendorError;
-pub use fields::{Allowed, PersonField, check_defaults, put_person_fields, vendor_fields};
+pub use fields::{
+    Allowed, FieldNames, PersonField, check_create_only, check_defaults, put_person_fields,
+    vendor_fields,
+};
 pub use reply::classify;
-pub use settings::{KINDS, VendorKind, VendorSettings};
+pub use settings::{KINDS, MAX_DAYS, VendorKind, VendorSettings};
 
 use std::sync::Arc;
 
@@ -50,6 +53,16 @@ pub trait Vendor: Send + Sync {
     /// lookup is linked only when its values are this person's (`plan::identity`).
     fn unique_keys(&self) -> &'static [UniqueKey] {
         &[]
+    }
+
+    /// Every field name `map` can produce (`create_only` is checked against it). The
+    /// default names none, so a connector that does not say cannot have create-only
+    /// fields.
+    fn field_names(&self) -> FieldNames {
+        FieldNames {
+            listed: Vec::new(),
+            more: None,
+        }
     }
 
     /// The vendor's flow control (pacing, holds, what a pass learned).
@@ -137,6 +150,7 @@ pub fn build(
         VendorKind::Telematics(o) => Arc::new(telematics::Telematics::new(settings, o, http)?),
         VendorKind::RocketChat(o) => Arc::new(rocketchat::RocketChat::new(settings, o, http)?),
     };
+    check_create_only(settings, &vendor.field_names())?;
     if settings.on_remove == crate::model::OnRemove::Delete && !vendor.supports_delete() {
         return Err(ConfigError::invalid(
             settings.key("on_remove"),

@@ -13,6 +13,7 @@ use crate::config::common::{RawRate, bounded};
 use crate::config::parse::{self, Table};
 use crate::config::{ConfigError, RateLimit, Secrets};
 use crate::model::OnRemove;
+use crate::plan::DateRules;
 
 /// Every `type` a vendor table may have.
 pub const KINDS: &[&str] = &["motive", "drivekit", "telematics", "rocketchat"];
@@ -67,6 +68,15 @@ pub struct VendorSettings {
     /// Congestion never slows this vendor below it.
     pub min_rate: Option<RateLimit>,
     pub on_remove: OnRemove,
+    /// Fields sent on create (and on adoption where the account has none), never on
+    /// update; checked against the connector's fields when it is built.
+    pub create_only: BTreeSet<String>,
+    /// How start and end dates apply here: this table's `provision_days_before_start`
+    /// and `end_grace_days` over `[lifecycle]`'s (see `with_lifecycle`).
+    pub dates: DateRules,
+    /// The table's own day counts, before `[lifecycle]`'s defaults fill the gaps.
+    lead_days: Option<u32>,
+    grace_days: Option<u32>,
     pub kind: VendorKind,
     /// Relative paths (secret files) are relative to this directory.
     pub base_dir: PathBuf,
@@ -81,7 +91,13 @@ const COMMON: &[&str] = &[
     "rate_limit",
     "min_rate",
     "on_remove",
+    "create_only",
+    "provision_days_before_start",
+    "end_grace_days",
 ];
+
+/// The longest lead or grace, in days: ten years.
+pub const MAX_DAYS: u64 = 3_650;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -96,22 +112,27 @@ struct Common {
     min_rate: Option<RawRate>,
     #[serde(default)]
     on_remove: OnRemove,
+    #[serde(default, deserialize_with = "names")]
+    create_only: Option<BTreeSet<String>>,
+    provision_days_before_start: Option<u64>,
+    end_grace_days: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct Scope {
-    #[serde(default, deserialize_with = "groups")]
+    #[serde(default, deserialize_with = "names")]
     groups: Option<BTreeSet<String>>,
 }
 
-/// A list of group names, or (from the environment) one text of comma-separated names.
-fn groups<'de, D: Deserializer<'de>>(d: D) -> Result<Option<BTreeSet<String>>, D::Error> {
+/// A list of names (groups, fields), or (from the environment) one text of
+/// comma-separated names.
+fn names<'de, D: Deserializer<'de>>(d: D) -> Result<Option<BTreeSet<String>>, D::Error> {
     struct Groups;
     impl<'de> serde::de::Visitor<'de> for Groups {
         type Value = Option<BTreeSet<String>>;
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a list of group names")
+            f.write_str("a list of names")
         }
         fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
             Ok(Some(
@@ -166,6 +187,22 @@ impl VendorSettings {
         let rate = |k: &str, raw: Option<RawRate>| {
             raw.map(|r| RateLimit::from_raw(&key(k), r)).transpose()
         };
+        let days = |k: &str, raw: Option<u64>| -> Result<Option<u32>, ConfigError> {
+            raw.map(|n| {
+                bounded(&key(k), n, 0..=MAX_DAYS, " days")
+                    .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+            })
+            .transpose()
+        };
+        let lead_days = days("provision_days_before_start", c.provision_days_before_start)?;
+        let grace_days = days("end_grace_days", c.end_grace_days)?;
+        let create_only = c.create_only.unwrap_or_default();
+        if create_only.iter().any(|f| f.trim().is_empty()) {
+            return Err(ConfigError::invalid(
+                key("create_only"),
+                "has an empty name",
+            ));
+        }
         Ok(Self {
             name: name.to_string(),
             base_url,
@@ -175,9 +212,30 @@ impl VendorSettings {
             rate_limit: rate("rate_limit", c.rate_limit)?,
             min_rate: rate("min_rate", c.min_rate)?,
             on_remove: c.on_remove,
+            create_only,
+            dates: DateRules {
+                provision_days_before_start: lead_days.unwrap_or(0),
+                end_grace_days: grace_days.unwrap_or(0),
+                ..DateRules::default()
+            },
+            lead_days,
+            grace_days,
             kind,
             base_dir: base_dir.to_path_buf(),
         })
+    }
+
+    /// Applies `[lifecycle]`: its time zone, and its day counts where this table has
+    /// none of its own.
+    pub fn with_lifecycle(mut self, lifecycle: &DateRules) -> Self {
+        self.dates = DateRules {
+            time_zone: lifecycle.time_zone,
+            provision_days_before_start: self
+                .lead_days
+                .unwrap_or(lifecycle.provision_days_before_start),
+            end_grace_days: self.grace_days.unwrap_or(lifecycle.end_grace_days),
+        };
+        self
     }
 
     /// Key path for messages, e.g. `vendors.motive.api_key`.

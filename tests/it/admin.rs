@@ -49,6 +49,7 @@ const QUERIES: &[&[&str]] = &[
     &["explain", "E2", "--json"],
     &["explain", "E9"],
     &["plan"],
+    &["plan", "--upcoming", "7d"],
     &["reconcile", "--dry-run", "--vendor", "motive"],
     &["check"],
 ];

@@ -7,7 +7,9 @@
 mod admin;
 mod common;
 mod crash;
+mod create_only;
 mod daemon;
+mod dates;
 mod disk_full;
 mod four_vendors;
 mod ha;

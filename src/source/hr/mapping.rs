@@ -44,6 +44,8 @@ impl Mapping {
             ("first_name", &f.first_name),
             ("last_name", &f.last_name),
             ("phone", &f.phone),
+            ("start_date", &f.start_date),
+            ("end_date", &f.end_date),
         ] {
             if let Some(p) = p
                 && let Some(v) = rec.pointer(p).and_then(scalar_text)

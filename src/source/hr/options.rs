@@ -89,6 +89,8 @@ pub(super) struct Fields {
     pub(super) phone: Option<String>,
     pub(super) active: Option<String>,
     pub(super) groups: Option<String>,
+    pub(super) start_date: Option<String>,
+    pub(super) end_date: Option<String>,
 }
 
 /// How the HTTP source's requests are authorized.
@@ -274,6 +276,8 @@ impl HttpSource {
             ("phone", f.phone.as_ref()),
             ("active", f.active.as_ref()),
             ("groups", f.groups.as_ref()),
+            ("start_date", f.start_date.as_ref()),
+            ("end_date", f.end_date.as_ref()),
         ] {
             if let Some(p) = p {
                 check_pointer(&format!("source.fields.{name}"), p, false)?;

@@ -231,3 +231,33 @@ fn oauth2_keys_are_checked_together() {
     assert!(err(with(json!({"client_secret": "s"}))).contains("source.client_secret"));
     assert!(err(with(json!({"auth": "kerberos"}))).contains("source.auth"));
 }
+
+#[test]
+fn start_and_end_dates_come_from_pointers() {
+    let s = source(with(json!({
+        "fields": {"id": "/employeeId", "start_date": "/employment/hireDate",
+                   "end_date": "/employment/terminationDate"},
+    })));
+    let rec = json!({"employeeId": 7, "employment": {"hireDate": "2026-03-01",
+                     "terminationDate": "2026-09-30T17:00:00-04:00"}});
+    let p = s.map.to_record(&rec).expect("valid");
+    assert_eq!(
+        p.start_date.map(|w| w.to_string()).as_deref(),
+        Some("2026-03-01")
+    );
+    assert_eq!(
+        p.end_date.map(|w| w.to_string()).as_deref(),
+        Some("2026-09-30T21:00:00Z")
+    );
+    let open = json!({"employeeId": 8, "employment": {"hireDate": "2026-03-01",
+                      "terminationDate": null}});
+    assert_eq!(s.map.to_record(&open).expect("valid").end_date, None);
+    let bad = json!({"employeeId": 9, "employment": {"hireDate": 20260301}});
+    let e = s.map.to_record(&bad).expect_err("a number is not a date");
+    assert!(e.message.contains("`start_date`"), "{}", e.message);
+    assert_eq!(e.id.as_deref(), Some("9"));
+    let e = err(with(
+        json!({"fields": {"id": "/id", "end_date": "terminationDate"}}),
+    ));
+    assert!(e.contains("source.fields.end_date"), "{e}");
+}

@@ -20,6 +20,8 @@ pub(super) struct Mapping {
     pub(super) first_name: String,
     pub(super) last_name: String,
     pub(super) phone: String,
+    pub(super) start_date: Option<String>,
+    pub(super) end_date: Option<String>,
     pub(super) attributes: BTreeMap<String, String>,
     pub(super) groups: Groups,
     pub(super) group_name: GroupName,
@@ -96,6 +98,7 @@ impl Mapping {
             self.last_name.clone(),
             self.phone.clone(),
         ];
+        attrs.extend(self.start_date.iter().chain(&self.end_date).cloned());
         attrs.extend(self.attributes.values().cloned());
         if let Groups::MemberOf(a) = &self.groups {
             attrs.push(a.clone());
@@ -191,6 +194,14 @@ impl Mapping {
         ] {
             if let Some(v) = e.text(attr) {
                 obj.insert(field.into(), Value::String(v));
+            }
+        }
+        for (field, attr) in [
+            ("start_date", &self.start_date),
+            ("end_date", &self.end_date),
+        ] {
+            if let Some(v) = attr.as_ref().and_then(|a| e.text(a)) {
+                obj.insert(field.into(), Value::String(generalized_time(&v)));
             }
         }
         let active = match &self.active {
@@ -292,6 +303,62 @@ impl Mapping {
             },
         }
     }
+}
+
+/// LDAP's GeneralizedTime (RFC 4517: `YYYYMMDDHH[MM[SS]][.fff](Z|±HH[MM])`, e.g.
+/// `20260301000000Z`) as RFC 3339 text, and a bare `YYYYMMDD` as a date; anything else is
+/// returned as it is, for the person's validation to accept (ISO 8601 text) or name.
+pub(super) fn generalized_time(v: &str) -> String {
+    let t = v.trim();
+    let digits = t.bytes().take_while(u8::is_ascii_digit).count();
+    let (body, rest) = t.split_at(digits);
+    if digits == 8 && rest.is_empty() {
+        return format!("{}-{}-{}", &body[..4], &body[4..6], &body[6..8]);
+    }
+    if !matches!(digits, 10 | 12 | 14) {
+        return t.to_string();
+    }
+    // A fraction (of the last unit given; only seconds' is kept, minutes' and hours'
+    // are dropped: a start date does not need them).
+    let (fraction, zone) = match rest.strip_prefix(['.', ',']) {
+        Some(f) => {
+            let n = f.bytes().take_while(u8::is_ascii_digit).count();
+            (&f[..n], &f[n..])
+        }
+        None => ("", rest),
+    };
+    let offset = match zone {
+        "Z" | "z" => "Z".to_string(),
+        z if z.len() == 5
+            && z.starts_with(['+', '-'])
+            && z[1..].bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            format!("{}:{}", &z[..3], &z[3..])
+        }
+        z if z.len() == 3
+            && z.starts_with(['+', '-'])
+            && z[1..].bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            format!("{z}:00")
+        }
+        // No zone: local time of the server; not a moment roster can place.
+        _ => return t.to_string(),
+    };
+    let part = |i: usize| body.get(i..i + 2).unwrap_or("00");
+    let seconds_fraction = if digits == 14 && !fraction.is_empty() {
+        format!(".{fraction}")
+    } else {
+        String::new()
+    };
+    format!(
+        "{}-{}-{}T{}:{}:{}{seconds_fraction}{offset}",
+        &body[..4],
+        &body[4..6],
+        &body[6..8],
+        part(8),
+        part(10),
+        part(12)
+    )
 }
 
 /// A binary GUID as AD shows it: the first three groups are little-endian, e.g. bytes

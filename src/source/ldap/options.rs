@@ -51,6 +51,10 @@ pub struct Options {
     pub(super) last_name_attribute: String,
     #[serde(default = "default_phone")]
     pub(super) phone_attribute: String,
+    /// The attributes holding `start_date` and `end_date` (GeneralizedTime, or ISO 8601
+    /// text); none by default.
+    pub(super) start_date_attribute: Option<String>,
+    pub(super) end_date_attribute: Option<String>,
     /// Person attribute name → LDAP attribute, e.g. `"motive.eld_mode" = "eldMode"`.
     #[serde(default)]
     pub(super) attributes: BTreeMap<String, String>,
@@ -252,6 +256,14 @@ impl LdapSource {
         ] {
             check_attribute_name(key, v)?;
         }
+        for (key, attr) in [
+            ("source.start_date_attribute", &o.start_date_attribute),
+            ("source.end_date_attribute", &o.end_date_attribute),
+        ] {
+            if let Some(attr) = attr {
+                check_attribute_name(key, attr)?;
+            }
+        }
         for (name, attr) in &o.attributes {
             if name.trim().is_empty() {
                 return Err(ConfigError::invalid(
@@ -378,6 +390,8 @@ impl LdapSource {
                     first_name: o.first_name_attribute,
                     last_name: o.last_name_attribute,
                     phone: o.phone_attribute,
+                    start_date: o.start_date_attribute,
+                    end_date: o.end_date_attribute,
                     attributes: o.attributes,
                     groups,
                     group_name: o.group_name,

@@ -398,3 +398,69 @@ fn refused_certificates_are_explained_with_the_host() {
     );
     assert!(plain.contains("refused"), "{plain}");
 }
+
+#[test]
+fn generalized_time_becomes_iso_text() {
+    for (raw, iso) in [
+        ("20260301000000Z", "2026-03-01T00:00:00Z"),
+        ("20260301083000.5Z", "2026-03-01T08:30:00.5Z"),
+        ("202603010830+0100", "2026-03-01T08:30:00+01:00"),
+        ("2026030108-05", "2026-03-01T08:00:00-05:00"),
+        ("20260301", "2026-03-01"),
+        ("2026-03-01", "2026-03-01"),
+        // No zone: left as is, for the record's validation to refuse.
+        ("20260301083000", "20260301083000"),
+        ("soon", "soon"),
+    ] {
+        assert_eq!(generalized_time(raw), iso, "{raw}");
+    }
+}
+
+#[test]
+fn start_and_end_dates_come_from_their_attributes() {
+    let m = mapping(&[
+        ("start_date_attribute", Value::from("employeeStartDate")),
+        ("end_date_attribute", Value::from("accountEndDate")),
+    ]);
+    let wanted = m.requested_attributes();
+    assert!(
+        wanted.contains(&"employeeStartDate".to_string())
+            && wanted.contains(&"accountEndDate".to_string()),
+        "{wanted:?}"
+    );
+    let users = [
+        entry(
+            "uid=a,dc=x",
+            &[
+                ("entryUUID", &[b"1"]),
+                ("employeeStartDate", &[b"20260301000000Z"]),
+                ("accountEndDate", &[b"2026-09-30"]),
+            ],
+        ),
+        entry(
+            "uid=b,dc=x",
+            &[
+                ("entryUUID", &[b"2"]),
+                ("employeeStartDate", &[b"20260301083000"]),
+            ],
+        ),
+    ];
+    let s = m.snapshot(&users, None).expect("snapshot");
+    assert_eq!(s.people.len(), 1);
+    let a = &s.people[0];
+    assert_eq!(
+        a.start_date.map(|w| w.to_string()).as_deref(),
+        Some("2026-03-01T00:00:00Z")
+    );
+    assert_eq!(
+        a.end_date.map(|w| w.to_string()).as_deref(),
+        Some("2026-09-30")
+    );
+    assert!(
+        s.invalid[0].message.contains("`start_date`") && s.invalid[0].id.as_deref() == Some("2"),
+        "{:?}",
+        s.invalid
+    );
+    let e = err(with(&[("end_date_attribute", Value::from("end date"))]));
+    assert!(e.contains("source.end_date_attribute"), "{e}");
+}

@@ -13,6 +13,9 @@ use crate::source::{RecordError, Snapshot, parse_record, snapshot_from};
 #[derive(Debug, Clone)]
 pub(super) struct Mapping {
     pub(super) id_field: IdField,
+    /// SCIM attribute paths of the start and end dates.
+    pub(super) start_date: Option<String>,
+    pub(super) end_date: Option<String>,
     pub(super) attributes: BTreeMap<String, String>,
     pub(super) enterprise: bool,
 }
@@ -149,6 +152,14 @@ impl Mapping {
         ];
         for (k, v) in fields {
             if let Some(v) = v {
+                obj.insert(k.into(), v);
+            }
+        }
+        for (k, path) in [
+            ("start_date", &self.start_date),
+            ("end_date", &self.end_date),
+        ] {
+            if let Some(v) = path.as_deref().and_then(|p| text(scim_path(r, p))) {
                 obj.insert(k.into(), v);
             }
         }

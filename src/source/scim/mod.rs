@@ -25,7 +25,8 @@
 //! enterprise extension fills attributes `scim.employee_number`, `scim.department`,
 //! `scim.cost_center`, `scim.organization`, `scim.division`, `scim.manager` (its
 //! `value`); `attributes` maps more (any attribute path, e.g. `title` or
-//! `urn:…:User:costCenter`).
+//! `urn:…:User:costCenter`); `start_date_attribute` and `end_date_attribute` name the
+//! paths of the start and end dates.
 //!
 //! Files: `mapping.rs` (a ListResponse, and a User resource into a person),
 //! `groups.rs` (Group resources into each user's group names; pure).
@@ -99,6 +100,10 @@ pub struct Options {
     /// Person attribute name → SCIM attribute path.
     #[serde(default)]
     attributes: BTreeMap<String, String>,
+    /// SCIM attribute paths of `start_date` and `end_date` (an extension attribute, e.g.
+    /// `urn:…:User:startDate`); none by default, as the core schema has none.
+    start_date_attribute: Option<String>,
+    end_date_attribute: Option<String>,
     /// Set false to leave out the `scim.*` enterprise attributes.
     #[serde(default = "default_true")]
     enterprise_attributes: bool,
@@ -200,6 +205,17 @@ impl ScimSource {
         {
             return Err(ConfigError::invalid("source.filter", "is empty"));
         }
+        for (key, path) in [
+            ("source.start_date_attribute", &o.start_date_attribute),
+            ("source.end_date_attribute", &o.end_date_attribute),
+        ] {
+            if path.as_ref().is_some_and(|p| p.trim().is_empty()) {
+                return Err(ConfigError::invalid(
+                    key,
+                    "is empty (give a SCIM attribute path)",
+                ));
+            }
+        }
         for (name, path) in &o.attributes {
             if name.trim().is_empty() || path.trim().is_empty() {
                 return Err(ConfigError::invalid(
@@ -233,6 +249,8 @@ impl ScimSource {
             max_pages: o.max_pages,
             map: Mapping {
                 id_field: o.id_field,
+                start_date: o.start_date_attribute,
+                end_date: o.end_date_attribute,
                 attributes: o.attributes,
                 enterprise: o.enterprise_attributes,
             },

@@ -30,6 +30,8 @@ fn mapping(id_field: IdField) -> Mapping {
             ),
         ]),
         enterprise: true,
+        start_date: None,
+        end_date: None,
     }
 }
 
@@ -244,4 +246,33 @@ fn groups_from_the_groups_endpoint_replace_user_groups_by_scim_id() {
         .to_record(&u, Some(&membership))
         .expect("valid");
     assert!(p.groups.is_empty());
+}
+
+#[test]
+fn start_and_end_dates_come_from_attribute_paths() {
+    let m = Mapping {
+        start_date: Some("urn:example:fleet:1.0:User:startDate".into()),
+        end_date: Some("urn:example:fleet:1.0:User:endDate".into()),
+        ..mapping(IdField::ExternalId)
+    };
+    let mut u = user();
+    u["urn:example:fleet:1.0:User"]["startDate"] = json!("2026-03-01T08:00:00+01:00");
+    u["urn:example:fleet:1.0:User"]["endDate"] = json!("2026-09-30");
+    let p = m.to_record(&u, None).expect("valid");
+    assert_eq!(
+        p.start_date.map(|w| w.to_string()).as_deref(),
+        Some("2026-03-01T07:00:00Z")
+    );
+    assert_eq!(
+        p.end_date.map(|w| w.to_string()).as_deref(),
+        Some("2026-09-30")
+    );
+    u["urn:example:fleet:1.0:User"]["endDate"] = json!("30/09/2026");
+    let e = m.to_record(&u, None).expect_err("a bad date");
+    assert!(e.message.contains("`end_date`"), "{}", e.message);
+    assert_eq!(e.id.as_deref(), Some("E1001"), "the person is protected");
+    assert!(
+        err(json!({"base_url": "https://h", "token": "x", "start_date_attribute": " "}))
+            .contains("source.start_date_attribute")
+    );
 }

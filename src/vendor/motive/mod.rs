@@ -259,6 +259,14 @@ impl Vendor for Motive {
         UNIQUE
     }
 
+    fn field_names(&self) -> super::FieldNames {
+        let person = PERSON_FIELDS.iter().map(|(name, _)| *name);
+        super::FieldNames {
+            listed: person.chain(VENDOR_FIELDS.iter().copied()).collect(),
+            more: None,
+        }
+    }
+
     fn flow(&self) -> &std::sync::Arc<http::Flow> {
         self.http.flow()
     }
@@ -411,9 +419,13 @@ impl Vendor for Motive {
                 (k.clone(), value)
             })
             .collect();
-        // Motive validates the mode pair on every update: send both halves together.
+        // Motive validates the mode pair on every update: send both halves together
+        // (a create-only half stays as it is at Motive).
         if changes.contains_key("eld_mode") || changes.contains_key("time_tracking_mode") {
             for k in ["eld_mode", "time_tracking_mode"] {
+                if self.settings.create_only.contains(k) {
+                    continue;
+                }
                 if let Some(v) = fields.get(k) {
                     body.insert(k.into(), wire_value(k, v));
                 }

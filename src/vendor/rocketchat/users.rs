@@ -65,6 +65,14 @@ impl Vendor for RocketChat {
         UNIQUE
     }
 
+    fn field_names(&self) -> crate::vendor::FieldNames {
+        let person = PERSON_FIELDS.iter().map(|(name, _)| *name);
+        crate::vendor::FieldNames {
+            listed: person.chain([ROLES]).collect(),
+            more: Some(FIELDS),
+        }
+    }
+
     fn flow(&self) -> &Arc<http::Flow> {
         self.http.flow()
     }

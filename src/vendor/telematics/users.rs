@@ -34,6 +34,13 @@ impl Vendor for Telematics {
         UNIQUE
     }
 
+    fn field_names(&self) -> crate::vendor::FieldNames {
+        crate::vendor::FieldNames {
+            listed: PERSON_FIELDS.iter().map(|(name, _, _)| *name).collect(),
+            more: None,
+        }
+    }
+
     fn flow(&self) -> &Arc<http::Flow> {
         self.http.flow()
     }
