@@ -340,6 +340,13 @@ fn validate(
                         "must not be empty",
                     ));
                 }
+                // A Unix socket's path is at most 107 bytes (`sun_path`).
+                Some(p) if base_dir.join(&p).as_os_str().len() > 107 => {
+                    return Err(ConfigError::invalid(
+                        "server.admin_socket",
+                        "is longer than the 107 bytes a Unix socket's path may have",
+                    ));
+                }
                 Some(p) => base_dir.join(p),
                 None => base_dir.join(&state_dir).join("admin.sock"),
             },

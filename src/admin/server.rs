@@ -82,8 +82,15 @@ pub trait Handler: Send + Sync + 'static {
     -> BoxFuture<'static, Answer>;
 }
 
+/// The longest socket path the kernel takes (`sun_path` is 108 bytes with its NUL).
+pub const MAX_PATH: usize = 107;
+
 #[derive(Debug, thiserror::Error)]
 pub enum BindError {
+    #[error(
+        "config key `server.admin_socket`: {0} is longer than the {MAX_PATH} bytes a Unix socket's path may have; set a shorter one"
+    )]
+    TooLong(PathBuf),
     #[error(
         "config key `server.admin_socket`: another roster daemon answers on {0} (stop it, or give this one its own socket)"
     )]
@@ -123,6 +130,9 @@ pub async fn bind(path: &Path) -> Result<Socket, BindError> {
         path: path.to_path_buf(),
         source,
     };
+    if path.as_os_str().len() > MAX_PATH {
+        return Err(BindError::TooLong(path.to_path_buf()));
+    }
     match std::fs::symlink_metadata(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(io_err(e)),
@@ -139,9 +149,8 @@ pub async fn bind(path: &Path) -> Result<Socket, BindError> {
             }
         }
     }
-    let mut temporary = path.as_os_str().to_owned();
-    temporary.push(format!(".{}.new", std::process::id()));
-    let temporary = PathBuf::from(temporary);
+    // In the same directory (for the rename), no longer than `admin.sock`.
+    let temporary = path.with_file_name(format!(".a{}", std::process::id()));
     let _ = std::fs::remove_file(&temporary);
     let listener = UnixListener::bind(&temporary).map_err(io_err)?;
     let placed = std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(0o600))
@@ -317,6 +326,8 @@ mod tests {
             other => panic!("expected Live, got {:?}", other.err()),
         }
         drop(socket);
+        let long = dir.path().join("d".repeat(MAX_PATH)).join("admin.sock");
+        assert!(matches!(bind(&long).await, Err(BindError::TooLong(_))));
         let file = dir.path().join("not-a-socket");
         std::fs::write(&file, "keep me").expect("write");
         assert!(matches!(bind(&file).await, Err(BindError::NotSocket(_))));

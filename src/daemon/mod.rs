@@ -99,8 +99,15 @@ pub async fn run(settings: Settings, commands: Arc<dyn Handler>) -> i32 {
     let addr = listener
         .local_addr()
         .map_or_else(|_| listen.to_string(), |a| a.to_string());
+    // A state directory too deep for the default socket path keeps the daemon running
+    // without one (the CLI then says the store is in use, as before); a configured path
+    // that long is refused at load.
     let admin = match crate::admin::server::bind(&admin_socket).await {
-        Ok(s) => s,
+        Ok(s) => Some(s),
+        Err(e @ crate::admin::server::BindError::TooLong(_)) => {
+            warn!(error = %e, "No admin socket: commands run beside this daemon cannot reach it.");
+            None
+        }
         Err(e) => {
             errln!("roster: {e}");
             return exit::CONFIG;
@@ -152,13 +159,17 @@ pub async fn run(settings: Settings, commands: Arc<dyn Handler>) -> i32 {
         passes,
         leader: leadership.watch(),
     });
-    let admin_path = admin.path().display().to_string();
-    let admin_server = tokio::spawn(crate::admin::server::serve(
-        admin,
-        served,
-        commands,
-        shutdown.clone(),
-    ));
+    let admin_path = admin
+        .as_ref()
+        .map_or_else(|| "-".into(), |a| a.path().display().to_string());
+    let admin_server = admin.map(|admin| {
+        tokio::spawn(crate::admin::server::serve(
+            admin,
+            served,
+            commands,
+            shutdown.clone(),
+        ))
+    });
 
     let mut server_shutdown = shutdown.clone();
     let server = tokio::spawn(async move {
@@ -226,7 +237,9 @@ pub async fn run(settings: Settings, commands: Arc<dyn Handler>) -> i32 {
         leadership.abandon();
     }
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
-    let _ = tokio::time::timeout(Duration::from_secs(5), admin_server).await;
+    if let Some(admin_server) = admin_server {
+        let _ = tokio::time::timeout(Duration::from_secs(5), admin_server).await;
+    }
     info!(exit_code = code, "Stopped.");
     code
 }
