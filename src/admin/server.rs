@@ -35,6 +35,8 @@ pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Passes asked for over the socket and not started yet; more are refused.
 pub const MAX_QUEUED_PASSES: usize = 16;
+/// Connections served at once; more are refused until one ends.
+pub const MAX_CONNECTIONS: usize = 32;
 
 /// A pass asked for over the socket, run by the daemon's scheduler after the one in
 /// progress (passes never overlap).
@@ -54,7 +56,7 @@ pub enum Requested {
 }
 
 /// What the daemon lends the commands it answers.
-pub struct Served {
+pub struct Shared {
     pub store: Store,
     pub settings: Arc<Settings>,
     /// The scheduler's queue of requested passes.
@@ -63,7 +65,7 @@ pub struct Served {
     pub leader: watch::Receiver<bool>,
 }
 
-impl Served {
+impl Shared {
     /// `Some("leader")` or `Some("standby")` with `[ha]`; `None` without.
     pub fn role(&self) -> Option<&'static str> {
         self.settings.ha.as_ref().map(|_| {
@@ -78,7 +80,7 @@ impl Served {
 
 /// Runs a command for a client: the CLI's own command code, its output captured.
 pub trait Handler: Send + Sync + 'static {
-    fn handle(self: Arc<Self>, command: Command, served: Arc<Served>)
+    fn handle(self: Arc<Self>, command: Command, served: Arc<Shared>)
     -> BoxFuture<'static, Answer>;
 }
 
@@ -178,7 +180,7 @@ pub fn peer_allowed(peer: u32, own: u32) -> bool {
 /// Accepts connections until `shutdown`, then removes the socket file.
 pub async fn serve(
     socket: Socket,
-    served: Arc<Served>,
+    served: Arc<Shared>,
     handler: Arc<dyn Handler>,
     mut shutdown: Shutdown,
 ) {
@@ -186,13 +188,32 @@ pub async fn serve(
     let ours = std::fs::canonicalize(&served.settings.state_dir)
         .unwrap_or_else(|_| served.settings.state_dir.clone());
     let ours = Arc::new(ours);
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         tokio::select! {
             _ = shutdown.wait() => break,
             accepted = socket.listener.accept() => match accepted {
-                Ok((stream, _)) => {
+                Ok((mut stream, _)) => {
+                    let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+                        warn!("Admin socket: too many connections at once; one refused.");
+                        tokio::spawn(async move {
+                            let busy = Answer::Refused {
+                                message: format!("{MAX_CONNECTIONS} requests are being served; try again"),
+                            };
+                            let bytes = serde_json::to_vec(&busy).unwrap_or_default();
+                            let _ = tokio::time::timeout(WRITE_TIMEOUT, async {
+                                stream.write_all(&bytes).await?;
+                                stream.shutdown().await
+                            })
+                            .await;
+                        });
+                        continue;
+                    };
                     let (served, handler, ours) = (Arc::clone(&served), Arc::clone(&handler), Arc::clone(&ours));
-                    tokio::spawn(async move { connection(stream, &ours, served, handler).await });
+                    tokio::spawn(async move {
+                        connection(stream, &ours, served, handler).await;
+                        drop(slot);
+                    });
                 }
                 Err(e) => {
                     warn!(error = %e, "Admin socket: accept failed.");
@@ -210,7 +231,7 @@ pub async fn serve(
 async fn connection(
     mut stream: UnixStream,
     ours: &Path,
-    served: Arc<Served>,
+    served: Arc<Shared>,
     handler: Arc<dyn Handler>,
 ) {
     let answer = match admit(&mut stream, ours).await {
@@ -271,6 +292,14 @@ async fn admit(stream: &mut UnixStream, ours: &Path) -> Result<Command, String> 
         }
         Ok(Err(e)) => return Err(format!("cannot read the request: {e}")),
         Ok(Ok(_)) if bytes.len() > MAX_REQUEST => {
+            // Read (and drop) a bounded rest, so the client reads the refusal rather than
+            // a connection reset by unread data.
+            let rest = (&mut *stream).take(16 << 20);
+            let _ = tokio::time::timeout(
+                READ_TIMEOUT,
+                tokio::io::copy(&mut { rest }, &mut tokio::io::sink()),
+            )
+            .await;
             return Err(format!("the request is larger than {MAX_REQUEST} bytes"));
         }
         Ok(Ok(_)) => {}
@@ -308,6 +337,92 @@ mod tests {
             "another user may not talk to root's daemon"
         );
         assert!(!peer_allowed(1000, 1001));
+    }
+
+    /// Answers every command with its name, exit code 0.
+    struct Echo;
+
+    impl Handler for Echo {
+        fn handle(self: Arc<Self>, command: Command, _: Arc<Shared>) -> BoxFuture<'static, Answer> {
+            Box::pin(async move {
+                Answer::Done {
+                    stdout: format!("{command:?}"),
+                    stderr: String::new(),
+                    exit_code: 0,
+                }
+            })
+        }
+    }
+
+    async fn exchange(path: &Path, request: &[u8]) -> Answer {
+        let mut stream = UnixStream::connect(path).await.expect("connect");
+        let _ = stream.write_all(request).await;
+        let _ = stream.shutdown().await;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.expect("read");
+        serde_json::from_slice(&answer).expect("an answer")
+    }
+
+    #[tokio::test]
+    async fn requests_are_bounded_and_must_name_this_state_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let settings = crate::settings::load_str(
+            "state_dir = \"state\"\n[source]\ntype = \"file\"\npath = \"p.json\"\n\
+             [vendors.motive]\ntype = \"motive\"\napi_key = \"k\"\n",
+            dir.path(),
+            Vec::new(),
+        )
+        .expect("settings");
+        std::fs::create_dir_all(&settings.state_dir).expect("state dir");
+        let ours = std::fs::canonicalize(&settings.state_dir).expect("canonical");
+        let path = dir.path().join("admin.sock");
+        let socket = bind(&path).await.expect("bind");
+        let (passes, _requests) = mpsc::channel(1);
+        let (_leader_tx, leader) = watch::channel(true);
+        let shared = Arc::new(Shared {
+            store: Store::temporary().expect("store"),
+            settings: Arc::new(settings),
+            passes,
+            leader,
+        });
+        let (stop, shutdown) = crate::shutdown::channel();
+        let server = tokio::spawn(serve(socket, shared, Arc::new(Echo), shutdown));
+        let request = |state_dir: &Path| {
+            serde_json::to_vec(&Request {
+                version: VERSION,
+                state_dir: state_dir.to_path_buf(),
+                command: Command::Status { json: true },
+            })
+            .expect("encode")
+        };
+
+        match exchange(&path, &request(&ours)).await {
+            Answer::Done { stdout, .. } => assert_eq!(stdout, "Status { json: true }"),
+            other => panic!("{other:?}"),
+        }
+        let refused = |a: Answer| match a {
+            Answer::Refused { message } => message,
+            other => panic!("expected a refusal, got {other:?}"),
+        };
+        let m = refused(exchange(&path, &request(dir.path())).await);
+        assert!(m.contains("serves the state directory"), "{m}");
+        let m = refused(exchange(&path, &vec![b' '; MAX_REQUEST + 10]).await);
+        assert!(m.contains("larger than"), "{m}");
+        let m = refused(exchange(&path, b"{\"version\":1}").await);
+        assert!(m.contains("unreadable request"), "{m}");
+        let mut old = serde_json::to_value(Request {
+            version: VERSION,
+            state_dir: ours.clone(),
+            command: Command::RebuildState,
+        })
+        .expect("value");
+        old["version"] = serde_json::json!(0);
+        let m = refused(exchange(&path, old.to_string().as_bytes()).await);
+        assert!(m.contains("protocol version 0"), "{m}");
+
+        stop.trigger();
+        server.await.expect("server stops");
+        assert!(!path.exists(), "the socket is removed on a clean stop");
     }
 
     #[tokio::test]

@@ -16,7 +16,7 @@ mod rebuild;
 mod served;
 mod status;
 
-pub use served::Served;
+pub use served::AdminHandler;
 
 use history::parse_since;
 
@@ -193,7 +193,7 @@ pub async fn run(cli: Cli, settings: Settings) -> i32 {
         }
         Command::Status(a) => status::command(&settings, a.json).await,
         Command::Check => check::command(settings).await,
-        Command::Run => crate::daemon::run(settings, Arc::new(Served)).await,
+        Command::Run => crate::daemon::run(settings, Arc::new(AdminHandler)).await,
         Command::Explain(a) => explain::command(settings, &a).await,
         Command::RebuildState(a) => rebuild::command(settings, a.json).await,
         Command::History(a) => history::command(&settings, &a).await,

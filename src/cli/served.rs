@@ -18,7 +18,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 
 use super::{ExplainArgs, HistoryArgs, explain, history, known_vendors, print_report, status};
-use crate::admin::server::{Handler, PassRequest, Requested, Served as Lent};
+use crate::admin::server::{Handler, PassRequest, Requested, Shared as Lent};
 use crate::admin::{Answer, Command};
 use crate::out::{Captured, capture};
 use crate::pass::{Context, NoHooks, PassOptions, run_once};
@@ -26,9 +26,9 @@ use crate::report::exit;
 use crate::shutdown::Shutdown;
 
 /// The CLI's commands, as the daemon's admin socket handler.
-pub struct Served;
+pub struct AdminHandler;
 
-impl Handler for Served {
+impl Handler for AdminHandler {
     fn handle(self: Arc<Self>, command: Command, lent: Arc<Lent>) -> BoxFuture<'static, Answer> {
         Box::pin(async move {
             let (exit_code, out) = run(command, &lent).await;

@@ -30,7 +30,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{Notify, mpsc};
 use tracing::{error, info, warn};
 
-use crate::admin::server::{Handler, PassRequest, Requested, Served};
+use crate::admin::server::{Handler, PassRequest, Requested, Shared};
 use crate::ha::Leadership;
 use crate::pass::Both;
 use crate::pass::{Context, PassOptions};
@@ -45,7 +45,7 @@ use schedule::{next_after, next_wake};
 use server::{ServerState, router};
 
 /// Runs the daemon until SIGTERM/SIGINT; returns the exit code. `commands` answers the
-/// CLI's commands on the admin socket (the CLI's own code: `cli::Served`).
+/// CLI's commands on the admin socket (the CLI's own code: `cli::AdminHandler`).
 pub async fn run(settings: Settings, commands: Arc<dyn Handler>) -> i32 {
     let Some(schedule) = settings.schedule.clone() else {
         errln!("roster: config key `schedule`: is required for `roster run`");
@@ -153,7 +153,7 @@ pub async fn run(settings: Settings, commands: Arc<dyn Handler>) -> i32 {
     }
 
     let (passes, requests) = mpsc::channel(crate::admin::server::MAX_QUEUED_PASSES);
-    let served = Arc::new(Served {
+    let served = Arc::new(Shared {
         store: store.clone(),
         settings: lent_settings,
         passes,
