@@ -78,11 +78,12 @@ pub async fn ask(settings: &Settings, command: Command) -> Result<Answer, AskErr
     };
     let mut answer = Vec::new();
     let exchanged = tokio::time::timeout(timeout, async {
-        // A daemon that refuses may answer before it has read everything: its answer
-        // is still there to read.
+        // One line; the connection stays open until the answer, since closing it gives
+        // the command up. A daemon that refuses may answer before it has read
+        // everything: its answer is still there to read.
         let sent = async {
             stream.write_all(&bytes).await?;
-            stream.shutdown().await
+            stream.write_all(b"\n").await
         };
         if let Err(e) = sent.await
             && !matches!(

@@ -1,4 +1,6 @@
-//! What goes over the admin socket: one JSON request, one JSON answer, per connection.
+//! What goes over the admin socket: one JSON request (one line), one JSON answer, per
+//! connection. The client keeps the connection open until the answer: closing it gives
+//! the command up (a pass it asked for that has not started is not run).
 //!
 //! The request names the state directory the CLI means (its canonical path), so a daemon
 //! answers only for its own; the command carries the command line's arguments, never a

@@ -237,7 +237,15 @@ async fn connection(
     let answer = match admit(&mut stream, ours).await {
         Ok(command) => {
             debug!(?command, "Admin socket: command.");
-            handler.handle(command, served).await
+            // A client that goes away (Ctrl-C) gives its command up: a pass it asked for
+            // that has not started yet is not run.
+            tokio::select! {
+                answer = handler.handle(command, served) => answer,
+                () = gone(&mut stream) => {
+                    info!("Admin socket: the client went away; its command is given up.");
+                    return;
+                }
+            }
         }
         Err(message) => {
             warn!(reason = %message, "Admin socket: request refused.");
@@ -261,18 +269,41 @@ async fn connection(
     }
 }
 
+/// Reads one line (the request) into `line`, without its newline; `false` when it is
+/// longer than `MAX_REQUEST` (the rest of it is read, up to 16 MiB, and dropped, so the
+/// client reads the refusal rather than a connection reset by unread data).
+async fn read_line(stream: &mut UnixStream, line: &mut Vec<u8>) -> io::Result<bool> {
+    let mut chunk = [0u8; 8192];
+    let mut dropped = 0usize;
+    loop {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(line.len() <= MAX_REQUEST);
+        }
+        let end = chunk[..n].iter().position(|b| *b == b'\n');
+        if line.len() <= MAX_REQUEST {
+            line.extend_from_slice(&chunk[..end.unwrap_or(n)]);
+        } else {
+            dropped += n;
+        }
+        if end.is_some() || dropped > 16 << 20 {
+            return Ok(line.len() <= MAX_REQUEST);
+        }
+    }
+}
+
+/// Resolves when the client closes its end (it sends nothing after its request).
+async fn gone(stream: &mut UnixStream) {
+    let mut byte = [0u8; 1];
+    while let Ok(1..) = stream.read(&mut byte).await {}
+}
+
 /// The request, then the peer check (the request is read first, within its bounds, so
 /// a refused client reads the refusal rather than a reset connection); `Err` is the
 /// refusal's message.
 async fn admit(stream: &mut UnixStream, ours: &Path) -> Result<Command, String> {
     let mut bytes = Vec::new();
-    let read = tokio::time::timeout(
-        READ_TIMEOUT,
-        (&mut *stream)
-            .take(MAX_REQUEST as u64 + 1)
-            .read_to_end(&mut bytes),
-    )
-    .await;
+    let read = tokio::time::timeout(READ_TIMEOUT, read_line(stream, &mut bytes)).await;
     let own = rustix::process::geteuid().as_raw();
     let peer = stream
         .peer_cred()
@@ -291,15 +322,7 @@ async fn admit(stream: &mut UnixStream, ours: &Path) -> Result<Command, String> 
             ));
         }
         Ok(Err(e)) => return Err(format!("cannot read the request: {e}")),
-        Ok(Ok(_)) if bytes.len() > MAX_REQUEST => {
-            // Read (and drop) a bounded rest, so the client reads the refusal rather than
-            // a connection reset by unread data.
-            let rest = (&mut *stream).take(16 << 20);
-            let _ = tokio::time::timeout(
-                READ_TIMEOUT,
-                tokio::io::copy(&mut { rest }, &mut tokio::io::sink()),
-            )
-            .await;
+        Ok(Ok(false)) => {
             return Err(format!("the request is larger than {MAX_REQUEST} bytes"));
         }
         Ok(Ok(_)) => {}
@@ -357,7 +380,7 @@ mod tests {
     async fn exchange(path: &Path, request: &[u8]) -> Answer {
         let mut stream = UnixStream::connect(path).await.expect("connect");
         let _ = stream.write_all(request).await;
-        let _ = stream.shutdown().await;
+        let _ = stream.write_all(b"\n").await;
         let mut answer = Vec::new();
         stream.read_to_end(&mut answer).await.expect("read");
         serde_json::from_slice(&answer).expect("an answer")

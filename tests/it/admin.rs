@@ -421,3 +421,67 @@ fn open_up(dir: &std::path::Path) {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconcile_given_up_before_its_pass_starts_runs_no_pass() {
+    let env = env_with(NEVER, "").await;
+    let motive = &env.sandbox.motive;
+    env.write_people(&json!([
+        person("E1", "Ann", "Lee", "ann@example.com"),
+        person("E2", "Bob", "Ray", "bob@example.com"),
+        person("E3", "Cy", "Dee", "cy@example.com"),
+    ]));
+    let d = Daemon::start(&env).await;
+    motive.control.set_latency(Duration::from_millis(1000));
+    let first = tokio::spawn({
+        let out = env.command(&["reconcile", "--json"]).output();
+        async move { out.await.expect("reconcile") }
+    });
+    let logged = |m: &str| {
+        d.logs
+            .lock()
+            .expect("logs")
+            .iter()
+            .filter(|l| {
+                l["fields"]["message"]
+                    .as_str()
+                    .is_some_and(|x| x.starts_with(m))
+            })
+            .count()
+    };
+    crate::daemon::wait_for(Duration::from_secs(10), || {
+        (logged("Pass starting.") == 1).then_some(())
+    })
+    .await
+    .expect("the first pass starts");
+    // A second reconcile waits behind it; its user gives up (Ctrl-C) while the first
+    // pass still runs (3 people, a lookup and a create each, 1 s per call, 2 at a time).
+    let mut second = env
+        .command(&["reconcile"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        logged("Pass complete."),
+        0,
+        "the first pass is still running"
+    );
+    second.start_kill().expect("kill");
+    second.wait().await.expect("killed");
+    let out = first.await.expect("first");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(motive.users().len(), 3);
+    crate::daemon::wait_for(Duration::from_secs(10), || {
+        (logged("A pass asked for over the admin socket was given up") == 1).then_some(())
+    })
+    .await
+    .expect("the given-up pass is skipped, and logged");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(logged("Pass starting."), 1, "only the first pass ran");
+}
