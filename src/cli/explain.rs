@@ -134,7 +134,13 @@ pub fn explain(
         let op = plan.ops.first().map(|o| &o.kind);
         let why = match &conflict {
             Some(why) => format!("set aside: {why}"),
-            None => reason(wanted.as_ref(), record.as_ref(), op, &invalid),
+            None => reason(
+                wanted.as_ref(),
+                record.as_ref(),
+                op,
+                &invalid,
+                &settings.create_only,
+            ),
         };
         let dates = match (person, invalid.is_empty()) {
             (Some(p), true) => dates(&slot, p, record.as_ref(), now),
@@ -297,11 +303,14 @@ fn reason(
     record: Option<&VendorRecord>,
     op: Option<&OpKind>,
     invalid: &[&InvalidRecord],
+    create_only: &std::collections::BTreeSet<String>,
 ) -> String {
     match (op, wanted) {
         (Some(OpKind::Create { resume: false, .. }), _) => {
             "in the source, active and in scope, not linked yet: the pass looks the person up \
-             by matching key, adopts an existing account, or creates one"
+             by matching key and adopts the account found if it is this person's (one linked \
+             to someone else, or with someone else's email, is reported as a conflict), or \
+             creates one"
                 .into()
         }
         (Some(OpKind::Create { resume: true, .. }), _) => {
@@ -339,7 +348,27 @@ fn reason(
              until {}",
             show(*from)
         ),
-        (None, Some(Desired::Active(_))) => "unchanged: the account matches the source".into(),
+        (None, Some(Desired::Active(f))) => {
+            // Create-only fields are never sent after the create: a difference there is
+            // the vendor's value, kept on purpose.
+            let kept: Vec<&str> = create_only
+                .iter()
+                .filter(|k| {
+                    f.get(k.as_str())
+                        .is_some_and(|v| record.and_then(|r| r.fields.get(k.as_str())) != Some(v))
+                })
+                .map(String::as_str)
+                .collect();
+            if kept.is_empty() {
+                "unchanged: the account matches the source".into()
+            } else {
+                format!(
+                    "unchanged: the account matches the source except create-only {} (sent \
+                     at create only; the vendor's value is kept, nothing is sent)",
+                    kept.join(", ")
+                )
+            }
+        }
         (None, Some(Desired::Inactive(why))) => match record.map(|r| r.state) {
             Some(RecordState::Deactivated) => format!("{}: already deactivated", why.as_str()),
             _ => format!("{}: never linked, nothing to do", why.as_str()),

@@ -324,18 +324,19 @@ fn known_vendors(settings: &Settings, opts: &PassOptions) -> Result<(), i32> {
         .find(|v| !settings.vendors.contains_key(*v))
     {
         None => Ok(()),
-        Some(unknown) => Err(config_error(&ConfigError::invalid(
-            "--vendor",
-            format!(
-                "no vendor named `{unknown}` in the config (have: {})",
+        Some(unknown) => {
+            // A flag, not a config key: said as the flag (exit 2, a usage error).
+            errln!(
+                "roster: --vendor {unknown}: no vendor named `{unknown}` in the config (have: {})",
                 settings
                     .vendors
                     .keys()
                     .cloned()
                     .collect::<Vec<_>>()
                     .join(", ")
-            ),
-        ))),
+            );
+            Err(exit::CONFIG)
+        }
     }
 }
 

@@ -98,7 +98,8 @@ struct Options {
     name: Option<String>,
     url: Option<Secret>,
     url_file: Option<PathBuf>,
-    events: Option<Vec<EventName>>,
+    /// Names, checked in `check` so that a wrong one is said with the right ones.
+    events: Option<Vec<String>>,
     repeat_after_secs: Option<u64>,
     timeout_secs: Option<u64>,
 }
@@ -206,7 +207,21 @@ fn parse_one(index: usize, table: Table, base_dir: &Path) -> Result<TargetSettin
                 "names no event; leave it out to get every event",
             ));
         }
-        Some(mut list) => {
+        Some(names) => {
+            let mut list = Vec::with_capacity(names.len());
+            for (i, name) in names.iter().enumerate() {
+                let Some(event) = EventName::ALL.into_iter().find(|e| e.as_str() == name) else {
+                    let known: Vec<&str> = EventName::ALL.iter().map(|e| e.as_str()).collect();
+                    return Err(ConfigError::invalid(
+                        key(&format!("events[{i}]")),
+                        format!(
+                            "no event named `{name}`; did you mean one of: {}?",
+                            known.join(", ")
+                        ),
+                    ));
+                };
+                list.push(event);
+            }
             list.sort();
             list.dedup();
             list
@@ -357,6 +372,15 @@ mod tests {
             let e = err(text);
             assert!(e.contains(&format!("`{key}`")), "{text}: {e}");
         }
+        let e = err(&format!(
+            "type = \"slack\"\nurl = \"{SECRET_URL}\"\nevents = [\"recovered\", \"bogus\"]"
+        ));
+        assert!(
+            e.contains("notify[0].events[1]")
+                && e.contains("`bogus`")
+                && e.contains("pass_refused, credentials_rejected, operations_failed, recovered"),
+            "the wrong name and the right ones: {e}"
+        );
     }
 
     #[test]

@@ -370,11 +370,32 @@ impl<'a> Pass<'a> {
         self.finish(report).await
     }
 
+    /// A pass that did not plan every vendor (`--vendor`, or a source it could not read)
+    /// knows only part of when a start or end date is next due: the last report's moment,
+    /// while still ahead, stays in (the daemon and `status` read it from the report).
+    fn keep_known_due(&self, report: &mut Report) {
+        let partial =
+            !self.opts.only.is_empty() || (report.refused.is_some() && report.next_due.is_none());
+        if !partial {
+            return;
+        }
+        let now = Utc::now();
+        let earlier = match self.store.last_report::<Report>() {
+            Ok(Some(last)) => last.next_due.filter(|d| *d > now),
+            _ => None,
+        };
+        report.next_due = match (report.next_due, earlier) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+
     /// Stamps, logs and (outside a dry run) saves the report; prunes the audit history.
     /// A store that cannot take them is said in the report, which is returned anyway.
     async fn finish(&self, mut report: Report) -> Result<Report, PassError> {
         report.finished_at = Some(Utc::now());
         if !self.opts.dry_run {
+            self.keep_known_due(&mut report);
             let h = self.ctx.settings.history;
             let saved = match self.store.save_report(&report).await {
                 Ok(()) => {

@@ -543,3 +543,32 @@ async fn people_not_yet_joined_wait_and_the_report_says_until_when() {
         "the earliest change the clock brings"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_pass_of_one_vendor_keeps_the_earlier_due_moment_of_the_others() {
+    let (one, two) = (FakeVendor::new("one"), FakeVendor::new("two"));
+    let mut env = env(&[("one", &one), ("two", &two)], FAST, 1);
+    env.ctx.vendors[1].0.dates.provision_days_before_start = 2;
+    let start = Utc::now() + chrono::TimeDelta::days(5);
+    let mut later = person("E1", "Lee");
+    later.start_date = Some(crate::model::When::At(start));
+    env.set(vec![later, person("E2", "Ray")]);
+    let r = env.pass().await;
+    let at_two = start - chrono::TimeDelta::days(2);
+    assert_eq!(r.next_due, Some(at_two), "two provisions two days early");
+    // `reconcile --vendor one` plans only one, whose moment is later: the report (which
+    // the daemon and `status` read) keeps two's.
+    let only_one = PassOptions {
+        only: vec!["one".into()],
+        ..PassOptions::default()
+    };
+    let r = run_once(&env.ctx, &env.store, &only_one, &Shutdown::never())
+        .await
+        .expect("pass");
+    assert_eq!(r.next_due, Some(at_two));
+    let stored: Report = env.store.last_report().expect("read").expect("saved");
+    assert_eq!(stored.next_due, Some(at_two));
+    // A pass of every vendor says it afresh.
+    env.ctx.vendors[1].0.dates.provision_days_before_start = 0;
+    assert_eq!(env.pass().await.next_due, Some(start));
+}

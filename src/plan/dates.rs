@@ -111,13 +111,22 @@ impl DateRules {
         if !p.active || (p.start_date.is_none() && p.end_date.is_none()) {
             return Stage::Undated;
         }
-        if let (Some(start), Some(end)) = (p.start_date, p.end_date)
-            && self.before(end, start)
-        {
-            return Stage::Conflict(format!(
-                "end_date {end} is before start_date {start}: the person would never be \
-                 active; fix the dates in the source (nothing is changed until then)"
-            ));
+        if let (Some(start), Some(end)) = (p.start_date, p.end_date) {
+            if self.before(end, start) {
+                return Stage::Conflict(format!(
+                    "end_date {end} is before start_date {start}: the person would never be \
+                     active; fix the dates in the source (nothing is changed until then)"
+                ));
+            }
+            // The same day for both (or an instant no later): an empty window is a
+            // mistake in the source, said as one, not a person silently never created.
+            if self.ends_at(end) <= self.provision_from(start) {
+                return Stage::Conflict(format!(
+                    "end_date {end} is not after start_date {start} (with the lead and \
+                     grace days): the person would never be active; fix the dates in the \
+                     source (nothing is changed until then)"
+                ));
+            }
         }
         let until = p.end_date.map(|e| self.ends_at(e));
         if let Some(since) = until

@@ -495,6 +495,15 @@ fn create_only_names_are_checked_against_the_vendors_fields() {
             && e.contains("did you mean `role`?"),
         "{e}"
     );
+    // The keys accounts are found and matched by stay roster's.
+    for key in ["email", "username"] {
+        let e = build(&format!("create_only = [\"role\", \"{key}\"]")).expect_err(key);
+        assert!(
+            e.contains("vendors.motive.create_only")
+                && e.contains(&format!("`{key}` cannot be create-only")),
+            "{e}"
+        );
+    }
     let e = err(&format!("{MINIMAL}create_only = [\" \"]\n"));
     assert!(e.contains("vendors.motive.create_only"), "{e}");
     let chat = "[vendors.chat]\ntype = \"rocketchat\"\nbase_url = \"https://chat.example.com\"\n\
@@ -507,6 +516,22 @@ fn create_only_names_are_checked_against_the_vendors_fields() {
     )
     .map(|_| ())
     .expect("Rocket.Chat's open-ended custom fields are fields");
+    let s = load(&format!(
+        "{MINIMAL}{}",
+        chat.replace("\"name\"", "\"username\"")
+    ))
+    .expect("loads");
+    let e = crate::vendor::build(
+        &s.vendors["chat"],
+        &s.retry,
+        std::sync::Arc::new(crate::http::Quiet),
+    )
+    .map(|_| ())
+    .expect_err("a Rocket.Chat username is how accounts are found");
+    assert!(
+        e.to_string().contains("`username` cannot be create-only"),
+        "{e}"
+    );
 }
 
 #[test]

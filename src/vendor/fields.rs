@@ -3,7 +3,7 @@
 
 use super::VendorSettings;
 use crate::config::ConfigError;
-use crate::model::{Fields, MapError, Person};
+use crate::model::{Fields, KeyOf, MapError, Person, UniqueKey};
 
 /// Which vendor fields a connector manages: a name test, and how to list them in a
 /// message.
@@ -92,7 +92,29 @@ impl FieldNames {
 /// # Errors
 /// `ConfigError` naming `vendors.NAME.create_only`, the unknown name and the likely
 /// intended one.
-pub fn check_create_only(settings: &VendorSettings, names: &FieldNames) -> Result<(), ConfigError> {
+pub fn check_create_only(
+    settings: &VendorSettings,
+    names: &FieldNames,
+    unique: &[UniqueKey],
+) -> Result<(), ConfigError> {
+    // A value roster finds and matches accounts by must stay what roster last sent: left
+    // to the vendor, a lost store (or a new leader's) would look the person up by the new
+    // value, find nothing and create a second account beside the old one.
+    if let Some(key) = settings.create_only.iter().find(|f| {
+        unique
+            .iter()
+            .any(|k| matches!(k.of, KeyOf::Field(name) if name == f.as_str()))
+    }) {
+        return Err(ConfigError::invalid(
+            settings.key("create_only"),
+            format!(
+                "`{key}` cannot be create-only: {} vendors keep it unique and roster finds \
+                 and matches accounts by it (left to the vendor, a lost store would create \
+                 a second account)",
+                settings.kind.name()
+            ),
+        ));
+    }
     let Some(unknown) = settings.create_only.iter().find(|f| !names.contains(f)) else {
         return Ok(());
     };

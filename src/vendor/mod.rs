@@ -150,7 +150,7 @@ pub fn build(
         VendorKind::Telematics(o) => Arc::new(telematics::Telematics::new(settings, o, http)?),
         VendorKind::RocketChat(o) => Arc::new(rocketchat::RocketChat::new(settings, o, http)?),
     };
-    check_create_only(settings, &vendor.field_names())?;
+    check_create_only(settings, &vendor.field_names(), vendor.unique_keys())?;
     if settings.on_remove == crate::model::OnRemove::Delete && !vendor.supports_delete() {
         return Err(ConfigError::invalid(
             settings.key("on_remove"),

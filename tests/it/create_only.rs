@@ -46,6 +46,11 @@ async fn a_create_only_field_is_sent_once_and_then_left_to_the_vendor() {
     assert_eq!(counts(&r, "motive"), [0, 0, 0, 0, 1, 0, 0], "{r}");
     assert_eq!(motive.control.writes(), 0, "no write call at all");
     assert_eq!(motive.by_external_id("E1")[0]["role"], "fleet_user");
+    // explain says why the difference is left alone.
+    let (code, e) = env.json(&["explain", "E1"]).await;
+    assert_eq!(code, 0, "{e}");
+    let why = e["vendors"]["motive"]["why"].as_str().unwrap_or_default();
+    assert!(why.contains("except create-only role"), "{e}");
 
     // The role and the email change: only the email is sent.
     env.write_people(&json!([ann("admin", "ann.lee@example.com")]));

@@ -274,12 +274,12 @@ fn table() {
             next: None,
         },
         Case {
-            name: "both dates on one day: never active without lead or grace days",
+            name: "both dates on one day: never active without lead or grace days, so skipped",
             rules: utc0,
             start: Some("2026-03-10"),
             end: Some("2026-03-10"),
             now: "2026-03-10T12:00:00Z",
-            expect: "ended",
+            expect: "skip",
             next: None,
         },
         Case {
