@@ -22,6 +22,10 @@ pub struct Report {
     /// each person's entry says what reached the vendor.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped: Option<String>,
+    /// Set when roster was asked to stop (SIGTERM/SIGINT) while pushing: what was not
+    /// done is in each vendor's `errors`, and a one-shot command exits 128 + the signal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<String>,
     pub source: SourceCounts,
     pub vendors: BTreeMap<String, VendorReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -216,6 +220,9 @@ impl Report {
         }
         if let Some(why) = &self.stopped {
             let _ = writeln!(out, "PASS STOPPED: {why}");
+        }
+        if let Some(why) = &self.interrupted {
+            let _ = writeln!(out, "PASS INTERRUPTED: {why}");
         }
         if let Some(due) = self.next_due {
             let due = due.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);

@@ -385,4 +385,6 @@ fn parse_schedule(key: &str, expression: String) -> Result<Schedule, ConfigError
 }
 
 #[cfg(test)]
+mod no_panic;
+#[cfg(test)]
 mod tests;

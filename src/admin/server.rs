@@ -58,7 +58,8 @@ pub enum Requested {
 /// What the daemon lends the commands it answers.
 pub struct Shared {
     pub store: Store,
-    pub settings: Arc<Settings>,
+    /// The daemon's settings, replaced when it reloads its config (SIGHUP).
+    pub settings: watch::Receiver<Arc<Settings>>,
     /// The scheduler's queue of requested passes.
     pub passes: mpsc::Sender<PassRequest>,
     /// Whether this replica leads (always with no `[ha]`).
@@ -67,8 +68,13 @@ pub struct Shared {
 
 impl Shared {
     /// `Some("leader")` or `Some("standby")` with `[ha]`; `None` without.
+    /// The settings the daemon runs with now.
+    pub fn settings(&self) -> Arc<Settings> {
+        Arc::clone(&self.settings.borrow())
+    }
+
     pub fn role(&self) -> Option<&'static str> {
-        self.settings.ha.as_ref().map(|_| {
+        self.settings().ha.as_ref().map(|_| {
             if *self.leader.borrow() {
                 "leader"
             } else {
@@ -185,8 +191,9 @@ pub async fn serve(
     mut shutdown: Shutdown,
 ) {
     // The state directory a request must name: compared canonical, as the client sends it.
-    let ours = std::fs::canonicalize(&served.settings.state_dir)
-        .unwrap_or_else(|_| served.settings.state_dir.clone());
+    // (A reload keeps the state directory: it needs a restart.)
+    let state_dir = served.settings().state_dir.clone();
+    let ours = std::fs::canonicalize(&state_dir).unwrap_or(state_dir);
     let ours = Arc::new(ours);
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
@@ -404,7 +411,7 @@ mod tests {
         let (_leader_tx, leader) = watch::channel(true);
         let shared = Arc::new(Shared {
             store: Store::temporary().expect("store"),
-            settings: Arc::new(settings),
+            settings: watch::channel(Arc::new(settings)).1,
             passes,
             leader,
         });

@@ -14,6 +14,7 @@ mod explain;
 mod history;
 mod rebuild;
 mod served;
+mod signals;
 mod status;
 
 pub use served::AdminHandler;
@@ -27,7 +28,6 @@ use crate::pass::{Context, PassOptions, run_once};
 use crate::pass::{Hooks, NoHooks};
 use crate::report::{Report, exit};
 use crate::settings::{self, Settings};
-use crate::shutdown::Shutdown;
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, Parser)]
@@ -193,7 +193,14 @@ pub async fn run(cli: Cli, settings: Settings) -> i32 {
         }
         Command::Status(a) => status::command(&settings, a.json).await,
         Command::Check => check::command(settings).await,
-        Command::Run => crate::daemon::run(settings, Arc::new(AdminHandler)).await,
+        Command::Run => {
+            crate::daemon::run(
+                settings,
+                settings::config_path(cli.config),
+                Arc::new(AdminHandler),
+            )
+            .await
+        }
         Command::Explain(a) => explain::command(settings, &a).await,
         Command::RebuildState(a) => rebuild::command(settings, a.json).await,
         Command::History(a) => history::command(&settings, &a).await,
@@ -291,6 +298,7 @@ async fn pass(settings: Settings, opts: PassOptions, json_out: bool) -> i32 {
             return exit::CONFIG;
         }
     };
+    let grace = std::time::Duration::from_secs(settings.shutdown_grace_secs);
     let asked = admin::Command::Pass {
         dry_run: opts.dry_run,
         force: opts.force,
@@ -303,17 +311,25 @@ async fn pass(settings: Settings, opts: PassOptions, json_out: bool) -> i32 {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let report = match run_once(&ctx, &store, &opts, &Shutdown::never()).await {
+    let interrupts = match signals::Interrupts::install(grace) {
+        Ok(i) => i,
+        Err(e) => {
+            errln!("roster: cannot install signal handlers: {e}");
+            return exit::CONFIG;
+        }
+    };
+    let report = match run_once(&ctx, &store, &opts, &interrupts.shutdown).await {
         Ok(r) => r,
         Err(e) => {
             errln!("roster: {e}");
-            return exit::FAILED_OPS;
+            return interrupts.exit_code().unwrap_or(exit::FAILED_OPS);
         }
     };
     print_report(&report, json_out);
     // After the report is out; delivery problems are logged and change no exit code.
     notifier.after_pass(&store, &report).await;
-    report.exit_code()
+    // Interrupted: the partial report is printed, and the code says it was cut short.
+    interrupts.exit_code().unwrap_or_else(|| report.exit_code())
 }
 
 /// Every `--vendor` must name a configured vendor (exit 2 otherwise).

@@ -46,7 +46,7 @@ async fn run(command: Command, lent: &Arc<Lent>) -> (i32, Captured) {
     match command {
         Command::Status { json } => {
             let lent = Arc::clone(lent);
-            blocking(move || status::show(&lent.settings, &lent.store, json, lent.role())).await
+            blocking(move || status::show(&lent.settings(), &lent.store, json, lent.role())).await
         }
         Command::History {
             person,
@@ -89,7 +89,7 @@ async fn run(command: Command, lent: &Arc<Lent>) -> (i32, Captured) {
                 upcoming: upcoming_ms.map(chrono::TimeDelta::milliseconds),
             };
             capture(async {
-                if let Err(code) = known_vendors(&lent.settings, &opts) {
+                if let Err(code) = known_vendors(&lent.settings(), &opts) {
                     return code;
                 }
                 if opts.dry_run {
@@ -108,7 +108,7 @@ async fn run(command: Command, lent: &Arc<Lent>) -> (i32, Captured) {
                     "roster: rebuild-state needs the state directory {} to itself, and the \
                      running daemon (`roster run`, pid {}) holds it: stop the daemon, run \
                      rebuild-state, then start the daemon again\n",
-                    lent.settings.state_dir.display(),
+                    lent.settings().state_dir.display(),
                     std::process::id()
                 ),
             },
@@ -134,7 +134,8 @@ async fn blocking(command: impl FnOnce() -> i32 + Send + 'static) -> (i32, Captu
 
 /// A context like the one the CLI builds for itself, from the daemon's settings.
 fn own_context(lent: &Lent) -> Result<Context, i32> {
-    Context::build((*lent.settings).clone(), Arc::new(NoHooks)).map_err(|e| super::config_error(&e))
+    Context::build((*lent.settings()).clone(), Arc::new(NoHooks))
+        .map_err(|e| super::config_error(&e))
 }
 
 async fn plan(lent: &Lent, opts: &PassOptions, json: bool) -> i32 {

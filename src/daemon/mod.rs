@@ -4,7 +4,8 @@
 //! Runtime: one scheduler task runs passes one at a time (a tick or wake-up that comes
 //! while a pass runs is not queued behind it: at most one on-demand request is kept,
 //! and scheduled ticks are recomputed after each pass). A signal task turns
-//! SIGTERM/SIGINT into the shutdown trigger and SIGUSR1 into a wake-up. On shutdown the
+//! SIGTERM/SIGINT into the shutdown trigger, SIGUSR1 into a wake-up and SIGHUP into a
+//! reload of the config and its secrets at the next pass boundary (`reload.rs`). On shutdown the
 //! scheduler starts nothing new, the running pass stops launching vendor calls and lets
 //! the in-flight ones finish; `main` waits at most `shutdown_grace_secs` for that, then
 //! flushes the store.
@@ -18,6 +19,7 @@
 use crate::out::errln;
 pub mod metrics;
 mod pass;
+mod reload;
 pub mod schedule;
 pub mod server;
 
@@ -27,26 +29,30 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, watch};
 use tracing::{error, info, warn};
 
 use crate::admin::server::{Handler, PassRequest, Requested, Shared};
 use crate::ha::Leadership;
-use crate::pass::Both;
-use crate::pass::{Context, PassOptions};
-use crate::progress::LogLines;
+use crate::pass::PassOptions;
 use crate::report::exit;
 use crate::settings::Settings;
 use crate::shutdown::{self, Shutdown};
 use crate::store::Store;
 use metrics::Metrics;
-use pass::{AfterPass, run_pass};
-use schedule::{next_after, next_wake};
+use pass::run_pass;
+use reload::{Reloader, Running};
+use schedule::{Schedules, next_wake};
 use server::{ServerState, router};
 
-/// Runs the daemon until SIGTERM/SIGINT; returns the exit code. `commands` answers the
-/// CLI's commands on the admin socket (the CLI's own code: `cli::AdminHandler`).
-pub async fn run(settings: Settings, commands: Arc<dyn Handler>) -> i32 {
+/// Runs the daemon until SIGTERM/SIGINT; returns the exit code. `config_path` is read
+/// again on SIGHUP. `commands` answers the CLI's commands on the admin socket (the CLI's
+/// own code: `cli::AdminHandler`).
+pub async fn run(
+    settings: Settings,
+    config_path: std::path::PathBuf,
+    commands: Arc<dyn Handler>,
+) -> i32 {
     let Some(schedule) = settings.schedule.clone() else {
         errln!("roster: config key `schedule`: is required for `roster run`");
         return exit::CONFIG;
@@ -59,30 +65,16 @@ pub async fn run(settings: Settings, commands: Arc<dyn Handler>) -> i32 {
         }
     };
     let grace = Duration::from_secs(settings.shutdown_grace_secs);
-    let jitter = settings.schedule_jitter_secs;
     let listen = settings.server.listen;
     let trigger_token = settings.server.trigger_token.clone();
-    let full_schedule = settings.full_schedule.clone().map(|s| s.cron);
-    let progress_every = Duration::from_secs(settings.progress_log_secs);
     let ha = settings.ha.clone();
     let request_timeout = settings.retry.request_timeout();
     let metrics = Arc::new(Metrics::new());
-    metrics.vendors(settings.vendors.keys().map(String::as_str));
-    if let Some(gap) = schedule::longest_gap(&schedule.cron, chrono::Utc::now()) {
-        metrics.schedule_interval(gap);
-    }
-    let notifier = match crate::notify::Notifier::new(&settings.notify) {
-        Ok(n) => n,
-        Err(e) => {
-            eprintln!("roster: notify: {e}");
-            return exit::CONFIG;
-        }
-    };
     let admin_socket = settings.server.admin_socket.clone();
-    let lent_settings = Arc::new(settings.clone());
-    let hooks = Both(Arc::clone(&metrics), LogLines::new(progress_every));
-    let ctx = match Context::build(settings, Arc::new(hooks)) {
-        Ok(c) => c,
+    // The settings the admin socket's commands run with, replaced on each reload.
+    let (lent_settings, lent_watch) = watch::channel(Arc::new(settings.clone()));
+    let running = match reload::running(settings, &metrics) {
+        Ok(r) => r,
         Err(e) => {
             errln!("roster: {e}");
             return exit::CONFIG;
@@ -143,19 +135,31 @@ pub async fn run(settings: Settings, commands: Arc<dyn Handler>) -> i32 {
         store: store.clone(),
         ready: AtomicBool::new(true),
         wake: Arc::clone(&wake),
-        trigger_token,
+        trigger_token: std::sync::RwLock::new(trigger_token),
         leader: leadership.watch(),
     });
+    let reloader = Reloader {
+        path: config_path,
+        metrics: Arc::clone(&metrics),
+        server: Arc::clone(&state),
+    };
+    let reload = Arc::new(Notify::new());
 
-    if let Err(e) = spawn_signal_task(trigger, Arc::clone(&wake), Arc::clone(&state)) {
+    let abandon = trigger.sender();
+    if let Err(e) = spawn_signal_task(
+        trigger,
+        Arc::clone(&wake),
+        Arc::clone(&reload),
+        Arc::clone(&state),
+    ) {
         errln!("roster: cannot install signal handlers: {e}");
         return exit::CONFIG;
     }
 
     let (passes, requests) = mpsc::channel(crate::admin::server::MAX_QUEUED_PASSES);
-    let served = Arc::new(Shared {
+    let shared = Arc::new(Shared {
         store: store.clone(),
-        settings: lent_settings,
+        settings: lent_watch,
         passes,
         leader: leadership.watch(),
     });
@@ -165,7 +169,7 @@ pub async fn run(settings: Settings, commands: Arc<dyn Handler>) -> i32 {
     let admin_server = admin.map(|admin| {
         tokio::spawn(crate::admin::server::serve(
             admin,
-            served,
+            shared,
             commands,
             shutdown.clone(),
         ))
@@ -186,17 +190,12 @@ pub async fn run(settings: Settings, commands: Arc<dyn Handler>) -> i32 {
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
 
     let scheduler = tokio::spawn(scheduler_loop(
-        ctx,
+        running,
         store.clone(),
-        Schedules {
-            regular: schedule.cron,
-            full: full_schedule,
-            jitter_secs: jitter,
-        },
-        wake,
+        Wakers { wake, reload },
         requests,
         shutdown.clone(),
-        AfterPass { metrics, notifier },
+        (metrics, reloader, lent_settings),
         leadership.clone(),
     ));
 
@@ -209,8 +208,12 @@ pub async fn run(settings: Settings, commands: Arc<dyn Handler>) -> i32 {
             match tokio::time::timeout(grace, &mut scheduler).await {
                 Ok(_) => exit::OK,
                 Err(_) => {
-                    error!("In-flight vendor calls did not finish within the grace period; exiting anyway (the next pass resumes by lookup).");
-                    scheduler.abort();
+                    error!("In-flight vendor calls did not finish within the grace period; abandoning them (the next pass resumes by lookup).");
+                    // The pass drops its calls and ends with its report stored.
+                    abandon.abandon();
+                    if tokio::time::timeout(Duration::from_secs(5), &mut scheduler).await.is_err() {
+                        scheduler.abort();
+                    }
                     exit::FAILED_OPS
                 }
             }
@@ -247,18 +250,24 @@ pub async fn run(settings: Settings, commands: Arc<dyn Handler>) -> i32 {
 fn spawn_signal_task(
     trigger: shutdown::Trigger,
     wake: Arc<Notify>,
+    reload: Arc<Notify>,
     state: Arc<ServerState>,
 ) -> std::io::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut usr1 = signal(SignalKind::user_defined1())?;
+    let mut hup = signal(SignalKind::hangup())?;
     tokio::spawn(async move {
         loop {
             tokio::select! {
                 _ = term.recv() => { info!("SIGTERM received."); break; }
                 _ = int.recv() => { info!("SIGINT received."); break; }
                 _ = usr1.recv() => { info!("SIGUSR1 received: starting a pass."); wake.notify_one(); }
+                _ = hup.recv() => {
+                    info!("SIGHUP received: the config and its secrets are read again before the next pass.");
+                    reload.notify_one();
+                }
             }
         }
         state.ready.store(false, Ordering::SeqCst);
@@ -267,29 +276,26 @@ fn spawn_signal_task(
     Ok(())
 }
 
-/// The daemon's two schedules: ordinary passes and (optionally) full passes.
-struct Schedules {
-    regular: cron::Schedule,
-    full: Option<cron::Schedule>,
-    /// A random delay of up to this many seconds before each scheduled pass.
-    jitter_secs: u64,
+/// What wakes the scheduler between passes: a pass requested (SIGUSR1, `POST /trigger`)
+/// and a reload requested (SIGHUP). Each keeps one request made during a pass.
+struct Wakers {
+    wake: Arc<Notify>,
+    reload: Arc<Notify>,
 }
 
-impl Schedules {
-    /// The next tick after `now` and whether it is a full pass (a tick of both is one
-    /// full pass).
-    fn next(
-        &self,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Option<(chrono::DateTime<chrono::Utc>, Duration, bool)> {
-        let regular = next_after(&self.regular, now);
-        let full = self.full.as_ref().and_then(|f| next_after(f, now));
-        match (regular, full) {
-            (Some((r, _)), Some((f, fw))) if f <= r => Some((f, fw, true)),
-            (Some((r, rw)), _) => Some((r, rw, false)),
-            (None, Some((f, fw))) => Some((f, fw, true)),
-            (None, None) => None,
-        }
+impl Wakers {
+    /// Whether a reload was requested (and not yet applied).
+    fn reload_requested(&self) -> bool {
+        futures::FutureExt::now_or_never(self.reload.notified()).is_some()
+    }
+}
+
+/// Applies the reload that was requested: the new config, or (when it does not load) the
+/// running one. The admin socket's commands take the new settings too.
+fn apply_reload(running: &mut Running, reloader: &Reloader, lent: &watch::Sender<Arc<Settings>>) {
+    if let Some(new) = reloader.reload(&running.ctx.settings) {
+        *running = new;
+        lent.send_replace(Arc::new(running.ctx.settings.clone()));
     }
 }
 
@@ -304,17 +310,16 @@ enum Next {
     Requested(PassRequest),
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn scheduler_loop(
-    ctx: Context,
+    mut running: Running,
     store: Store,
-    schedules: Schedules,
-    wake: Arc<Notify>,
+    wakers: Wakers,
     mut requests: mpsc::Receiver<PassRequest>,
     shutdown: Shutdown,
-    after: AfterPass,
+    (metrics, reloader, lent): (Arc<Metrics>, Reloader, watch::Sender<Arc<Settings>>),
     leadership: Leadership,
 ) {
+    let wake = &wakers.wake;
     let mut stop = shutdown.clone();
     let mut leader = leadership.watch();
     // Without an election the process leads from the start and runs no extra pass.
@@ -333,11 +338,18 @@ async fn scheduler_loop(
         .flatten()
         .and_then(|r| r.next_due);
     loop {
+        // A pass boundary: a reload asked for meanwhile applies now.
+        if wakers.reload_requested() {
+            apply_reload(&mut running, &reloader, &lent);
+        }
         // A standby waits for the Lease; a new leader's store may be stale or empty, so
         // each term starts with a full pass (lookup-before-create: no duplicates).
         if !leadership.is_leader() || leadership.term() != term {
-            if !standby(&mut leader, &wake, &mut requests, &mut stop).await {
+            if !standby(&mut leader, wake, &mut requests, &mut stop).await {
                 return;
+            }
+            if wakers.reload_requested() {
+                apply_reload(&mut running, &reloader, &lent);
             }
             term = leadership.term();
             // A request made to the standby is not carried over.
@@ -348,10 +360,10 @@ async fn scheduler_loop(
                 ..PassOptions::default()
             };
             let ran = run_pass(
-                &ctx,
+                &running,
                 &store,
                 pass_stop.signal(),
-                &after,
+                &metrics,
                 "new leader",
                 &opts,
                 None,
@@ -362,7 +374,7 @@ async fn scheduler_loop(
             continue;
         }
         let now = Utc::now();
-        let tick = schedules.next(now).map(|(at, _, full)| (at, full));
+        let tick = running.schedules.next(now).map(|(at, _, full)| (at, full));
         let next = match next_wake(tick, due, now) {
             None => {
                 warn!("The schedule has no future run; waiting for on-demand passes only.");
@@ -370,12 +382,17 @@ async fn scheduler_loop(
                     _ = stop.wait() => return,
                     _ = wake.notified() => Next::OnDemand,
                     Some(r) = requests.recv() => Next::Requested(r),
+                    _ = wakers.reload.notified() => {
+                        apply_reload(&mut running, &reloader, &lent);
+                        continue;
+                    }
                     _ = leader.wait_for(|l| !*l) => continue,
                 }
             }
             Some(next) => {
-                let jitter = if schedules.jitter_secs > 0 {
-                    Duration::from_millis(rand::random_range(0..=schedules.jitter_secs * 1000))
+                let jitter_secs = running.schedules.jitter_secs;
+                let jitter = if jitter_secs > 0 {
+                    Duration::from_millis(rand::random_range(0..=jitter_secs * 1000))
                 } else {
                     Duration::ZERO
                 };
@@ -386,6 +403,11 @@ async fn scheduler_loop(
                     _ = tokio::time::sleep(next.wait + jitter) => Next::Timer(timer, next.full),
                     _ = wake.notified() => Next::OnDemand,
                     Some(r) = requests.recv() => Next::Requested(r),
+                    // Idle is a pass boundary: apply it now (a new schedule counts from here).
+                    _ = wakers.reload.notified() => {
+                        apply_reload(&mut running, &reloader, &lent);
+                        continue;
+                    }
                     _ = leader.wait_for(|l| !*l) => continue,
                 }
             }
@@ -420,10 +442,10 @@ async fn scheduler_loop(
         };
         let pass_stop = leadership.stop_on_loss(&shutdown);
         let ran = run_pass(
-            &ctx,
+            &running,
             &store,
             pass_stop.signal(),
-            &after,
+            &metrics,
             reason,
             &opts,
             reply,
@@ -465,40 +487,5 @@ async fn standby(
                 let _ = r.reply.send(Requested::Standby);
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::{TimeZone, Utc};
-    use std::str::FromStr;
-
-    #[test]
-    fn the_earlier_tick_wins_and_a_shared_tick_is_one_full_pass() {
-        let s = Schedules {
-            regular: cron::Schedule::from_str("0 */15 * * * *").expect("cron"),
-            full: Some(cron::Schedule::from_str("0 0 3 * * *").expect("cron")),
-            jitter_secs: 0,
-        };
-        let at = |h, m| {
-            Utc.with_ymd_and_hms(2026, 11, 22, h, m, 0)
-                .single()
-                .expect("date")
-        };
-        let (next, _, full) = s.next(at(2, 50)).expect("next");
-        assert_eq!(
-            (next, full),
-            (at(3, 0), true),
-            "03:00 is both: one full pass"
-        );
-        let (next, _, full) = s.next(at(3, 0)).expect("next");
-        assert_eq!((next, full), (at(3, 15), false));
-        let only_full = Schedules {
-            regular: cron::Schedule::from_str("0 0 0 1 1 * 2020").expect("cron"),
-            full: s.full.clone(),
-            jitter_secs: 0,
-        };
-        assert!(only_full.next(at(1, 0)).expect("next").2);
     }
 }

@@ -1,23 +1,17 @@
 //! One daemon pass: run it, log its summary, feed the metrics, answer whoever asked for
 //! it over the admin socket, then send the alerts.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use tracing::{error, info, warn};
 
 use super::metrics::Metrics;
+use super::reload::Running;
 use crate::admin::server::Requested;
-use crate::pass::{Context, PassOptions, run_once};
+use crate::pass::{PassOptions, run_once};
 use crate::shutdown::Shutdown;
 use crate::store::Store;
-
-/// What hears of every finished pass: the metrics and the `[[notify]]` targets.
-pub(super) struct AfterPass {
-    pub(super) metrics: Arc<Metrics>,
-    pub(super) notifier: crate::notify::Notifier,
-}
 
 /// How a daemon pass ended, for the loop's next decision.
 #[derive(Debug, Default)]
@@ -33,10 +27,10 @@ pub(super) struct Ran {
 /// the Lease). A pass asked for over the admin socket gets its report on `reply` as soon
 /// as it is known (before alerts go out, as `roster reconcile` prints before sending).
 pub(super) async fn run_pass(
-    ctx: &Context,
+    running: &Running,
     store: &Store,
     shutdown: &Shutdown,
-    after: &AfterPass,
+    metrics: &Metrics,
     reason: &str,
     opts: &PassOptions,
     reply: Option<tokio::sync::oneshot::Sender<Requested>>,
@@ -54,9 +48,9 @@ pub(super) async fn run_pass(
         return Ran::default();
     }
     let started = Instant::now();
-    match run_once(ctx, store, opts, shutdown).await {
+    match run_once(&running.ctx, store, opts, shutdown).await {
         Ok(report) => {
-            after.metrics.pass(&report, started.elapsed().as_secs_f64());
+            metrics.pass(&report, started.elapsed().as_secs_f64());
             let total = |f: fn(&crate::report::VendorReport) -> usize| -> usize {
                 report.vendors.values().map(f).sum()
             };
@@ -97,7 +91,7 @@ pub(super) async fn run_pass(
             if !shutdown.is_triggered() {
                 let mut stop = shutdown.clone();
                 tokio::select! {
-                    () = after.notifier.after_pass(store, &report) => {}
+                    () = running.notifier.after_pass(store, &report) => {}
                     _ = stop.wait() => warn!("Shutting down: alert delivery abandoned; it is tried again after the next pass."),
                 }
             }

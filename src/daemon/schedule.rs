@@ -87,6 +87,29 @@ pub fn next_wake(
     }
 }
 
+/// The daemon's two schedules: ordinary passes and (optionally) full passes.
+pub struct Schedules {
+    pub regular: cron::Schedule,
+    pub full: Option<cron::Schedule>,
+    /// A random delay of up to this many seconds before each scheduled pass.
+    pub jitter_secs: u64,
+}
+
+impl Schedules {
+    /// The next tick after `now` and whether it is a full pass (a tick of both is one
+    /// full pass).
+    pub fn next(&self, now: DateTime<Utc>) -> Option<(DateTime<Utc>, Duration, bool)> {
+        let regular = next_after(&self.regular, now);
+        let full = self.full.as_ref().and_then(|f| next_after(f, now));
+        match (regular, full) {
+            (Some((r, _)), Some((f, fw))) if f <= r => Some((f, fw, true)),
+            (Some((r, rw)), _) => Some((r, rw, false)),
+            (None, Some((f, fw))) => Some((f, fw, true)),
+            (None, None) => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,5 +209,33 @@ mod tests {
         );
         let once = cron::Schedule::from_str("0 0 0 1 1 * 2030").expect("cron");
         assert_eq!(longest_gap(&once, now), None);
+    }
+
+    #[test]
+    fn the_earlier_tick_wins_and_a_shared_tick_is_one_full_pass() {
+        let s = Schedules {
+            regular: cron::Schedule::from_str("0 */15 * * * *").expect("cron"),
+            full: Some(cron::Schedule::from_str("0 0 3 * * *").expect("cron")),
+            jitter_secs: 0,
+        };
+        let at = |h, m| {
+            Utc.with_ymd_and_hms(2026, 11, 22, h, m, 0)
+                .single()
+                .expect("date")
+        };
+        let (next, _, full) = s.next(at(2, 50)).expect("next");
+        assert_eq!(
+            (next, full),
+            (at(3, 0), true),
+            "03:00 is both: one full pass"
+        );
+        let (next, _, full) = s.next(at(3, 0)).expect("next");
+        assert_eq!((next, full), (at(3, 15), false));
+        let only_full = Schedules {
+            regular: cron::Schedule::from_str("0 0 0 1 1 * 2020").expect("cron"),
+            full: s.full.clone(),
+            jitter_secs: 0,
+        };
+        assert!(only_full.next(at(1, 0)).expect("next").2);
     }
 }

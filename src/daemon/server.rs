@@ -24,9 +24,20 @@ pub struct ServerState {
     pub ready: AtomicBool,
     /// Wakes the scheduler for an on-demand pass.
     pub wake: Arc<Notify>,
-    pub trigger_token: Option<Secret>,
+    /// Replaced when a reload (SIGHUP) reads the config again.
+    pub trigger_token: std::sync::RwLock<Option<Secret>>,
     // HA (issue 17): whether this replica leads (always true without [ha]).
     pub leader: tokio::sync::watch::Receiver<bool>,
+}
+
+impl ServerState {
+    /// The bearer token `POST /trigger` wants from now on (`None` turns it off).
+    pub fn set_trigger_token(&self, token: Option<Secret>) {
+        *self
+            .trigger_token
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = token;
+    }
 }
 
 pub fn router(state: Arc<ServerState>) -> Router {
@@ -66,7 +77,12 @@ async fn metrics(State(s): State<Arc<ServerState>>) -> Response {
 }
 
 async fn trigger(State(s): State<Arc<ServerState>>, headers: HeaderMap) -> Response {
-    let Some(token) = &s.trigger_token else {
+    let token = s
+        .trigger_token
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let Some(token) = token else {
         return (
             StatusCode::NOT_FOUND,
             "on-demand passes over HTTP are off (no server.trigger_token)\n",

@@ -146,6 +146,9 @@ impl Leadership {
                 _ = leader.wait_for(|l| !*l) => {}
             }
             trigger.trigger();
+            // The daemon's grace period ran out: the pass drops what is in flight.
+            global.abandoned().await;
+            trigger.abandon();
         });
         PassStop {
             signal,

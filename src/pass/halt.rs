@@ -30,6 +30,8 @@ impl Halt {
             tokio::spawn(async move {
                 outer.wait().await;
                 to.trigger();
+                outer.abandoned().await;
+                to.abandon();
             })
         };
         (

@@ -132,6 +132,8 @@ struct Pass<'a> {
     budget: Budget,
     /// Stops the pass at its first failed store write (fires `budget`'s shutdown).
     halt: Arc<halt::Halt>,
+    /// The caller's shutdown (a signal, the daemon stopping).
+    shutdown: Shutdown,
     report: Report,
     /// The moment the plan is made for (start and end dates are compared with it).
     now: DateTime<Utc>,
@@ -161,6 +163,7 @@ impl<'a> Pass<'a> {
             vendors,
             budget: ctx.budget(&stop),
             halt: Arc::new(halt),
+            shutdown: shutdown.clone(),
             report: Report {
                 dry_run: opts.dry_run,
                 started_at: Some(now),
@@ -174,7 +177,20 @@ impl<'a> Pass<'a> {
     /// holds nobody.
     async fn read_source(&self) -> Result<Snapshot, Report> {
         let mut refused = self.report.clone();
-        let snapshot = match self.ctx.source.fetch(&self.budget).await {
+        // A read has nothing to finish: a signal ends it at once.
+        let mut stop = self.budget.shutdown().clone();
+        let fetched = tokio::select! {
+            biased;
+            r = self.ctx.source.fetch(&self.budget) => r,
+            () = stop.wait() => {
+                warn!("Stopping: the source read is dropped; nothing will be pushed.");
+                refused.refused = Some(
+                    "the source read was interrupted (roster is stopping); nothing was pushed".into(),
+                );
+                return Err(refused);
+            }
+        };
+        let snapshot = match fetched {
             Ok(s) => s,
             Err(e) => {
                 error!(error = %e, "Source read failed; nothing will be pushed.");
@@ -394,6 +410,14 @@ impl<'a> Pass<'a> {
     /// A store that cannot take them is said in the report, which is returned anyway.
     async fn finish(&self, mut report: Report) -> Result<Report, PassError> {
         report.finished_at = Some(Utc::now());
+        if self.shutdown.is_triggered() {
+            report.interrupted = Some(
+                "roster was asked to stop during the pass: no vendor call started after that, \
+                 calls in flight were let finish (up to shutdown_grace_secs), reads in \
+                 progress were dropped; each person's entry says what was not done"
+                    .into(),
+            );
+        }
         if !self.opts.dry_run {
             self.keep_known_due(&mut report);
             let h = self.ctx.settings.history;

@@ -163,7 +163,20 @@ pub async fn check_drift(
     create_only: &BTreeSet<String>,
     budget: &Budget,
 ) -> DriftReport {
-    match vendor.list(budget).await {
+    // A listing has nothing to finish: a signal ends it at once.
+    let mut stop = budget.shutdown().clone();
+    let listed = tokio::select! {
+        biased;
+        r = vendor.list(budget) => r,
+        () = stop.wait() => {
+            warn!("Stopping: the account listing is dropped; drift not checked at this vendor.");
+            return DriftReport {
+                unavailable: Some("not checked: roster is stopping".into()),
+                ..DriftReport::default()
+            };
+        }
+    };
+    match listed {
         Ok(accounts) => {
             let details = plan::drift::reconcile_records(known, &accounts, create_only);
             for d in &details {

@@ -50,6 +50,8 @@ pub(super) enum Failure {
     Unrecorded(StoreError),
     /// Not attempted: the pass stopped at its first failed store write.
     Halted,
+    /// Still in flight when the shutdown grace period ran out: dropped where it stood.
+    Abandoned,
     /// Not attempted: the vendor refused roster's credentials earlier in this pass.
     CredentialsRefused,
     /// A create collided with an account no lookup finds.
@@ -110,6 +112,7 @@ impl Failure {
             Self::Vendor(e) => e.kind(),
             Self::Store(_) | Self::Unrecorded(_) => "store",
             Self::Halted => "not_sent",
+            Self::Abandoned => "interrupted",
             Self::CredentialsRefused => "auth",
             Self::Unmatched(_) | Self::Conflict(_) => "conflict",
         }
@@ -134,6 +137,9 @@ impl Failure {
             Self::Halted => {
                 "not attempted: the pass stopped at the first failed store write".into()
             }
+            Self::Abandoned => "interrupted: still in flight when shutdown_grace_secs ran out; \
+                                the next pass looks the person up and finishes it"
+                .into(),
             Self::CredentialsRefused => {
                 "not attempted: the vendor rejected roster's credentials earlier in this pass"
                     .into()
@@ -291,7 +297,12 @@ impl Pusher {
             return Err(Failure::Vendor(VendorError::NotSent(NotSent::Shutdown)));
         }
         debug!("Starting operation.");
-        let mut result = self.dispatch(&op.person, &op.kind, claims).await;
+        let mut abandon = self.budget.shutdown().clone();
+        let mut result = tokio::select! {
+            biased;
+            r = self.dispatch(&op.person, &op.kind, claims) => r,
+            () = abandon.abandoned() => Err(Failure::Abandoned),
+        };
         match &result {
             Err(Failure::Store(e) | Failure::Unrecorded(e)) => {
                 if let Some(halt) = &self.halt {

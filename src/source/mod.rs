@@ -10,6 +10,8 @@ mod config;
 pub mod file;
 pub mod hr;
 pub mod ldap;
+#[cfg(test)]
+pub(crate) mod no_panic;
 mod record;
 mod remote;
 pub mod scim;

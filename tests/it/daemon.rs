@@ -11,16 +11,16 @@ use tokio::process::Child;
 
 use crate::common::{Env, MOTIVE_KEY, motive_vendor, person};
 
-const TOKEN: &str = "trigger-token-for-tests-0001";
+pub(crate) const TOKEN: &str = "trigger-token-for-tests-0001";
 
 pub(crate) struct Daemon {
-    pub(crate) child: Child,
-    pub(crate) addr: String,
-    pub(crate) logs: Arc<Mutex<Vec<Value>>>,
+    pub child: Child,
+    addr: String,
+    pub logs: Arc<Mutex<Vec<Value>>>,
 }
 
 impl Daemon {
-    pub(crate) async fn start(env: &Env) -> Self {
+    pub async fn start(env: &Env) -> Self {
         let mut child = env
             .command(&["run"])
             .stderr(Stdio::piped())
@@ -51,17 +51,17 @@ impl Daemon {
         Self { child, addr, logs }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
-    async fn get(&self, path: &str) -> (u16, String) {
+    pub async fn get(&self, path: &str) -> (u16, String) {
         let r = reqwest::get(self.url(path)).await.expect("GET");
         let status = r.status().as_u16();
         (status, r.text().await.expect("body"))
     }
 
-    pub(crate) fn signal(&self, sig: &str) {
+    pub fn signal(&self, sig: &str) {
         let pid = self.child.id().expect("pid").to_string();
         let ok = std::process::Command::new("kill")
             .args([format!("-{sig}"), pid])
@@ -71,7 +71,7 @@ impl Daemon {
         assert!(ok);
     }
 
-    pub(crate) fn passes(&self) -> usize {
+    pub fn passes(&self) -> usize {
         self.logs
             .lock()
             .expect("logs")

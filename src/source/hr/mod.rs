@@ -17,6 +17,8 @@
 //! (reading every page), `mapping.rs` (a record into a person).
 
 mod mapping;
+#[cfg(test)]
+mod no_panic;
 mod options;
 mod pages;
 #[cfg(test)]

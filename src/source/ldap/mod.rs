@@ -20,6 +20,8 @@
 
 mod conn;
 mod mapping;
+#[cfg(test)]
+mod no_panic;
 mod options;
 #[cfg(test)]
 mod tests;

@@ -34,6 +34,8 @@
 mod groups;
 mod mapping;
 #[cfg(test)]
+mod no_panic;
+#[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
