@@ -20,11 +20,14 @@
 //! - `settings` — the whole config, typed per kind.
 //! - `pass`     — one pass: read, plan, safety gate, push, report; hooks for listeners.
 //! - `progress` — progress bars (terminal) or log lines (daemon), as pass hooks.
+//! - `admin`    — the admin socket: the CLI asks a running daemon to run its commands
+//!   (protocol, daemon side, client side).
 //! - `daemon`   — `roster run`: schedule, signals, `/healthz` `/readyz` `/metrics`
 //!   `/trigger`, metrics.
 //! - `cli`      — the commands (used by the thin `main.rs`), `explain` and
 //!   `rebuild-state` among them.
 
+pub mod admin;
 pub mod budget;
 pub mod cli;
 pub mod config;

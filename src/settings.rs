@@ -71,6 +71,8 @@ pub struct ServerSettings {
     pub listen: SocketAddr,
     /// Bearer token for `POST /trigger`; `None` disables the endpoint.
     pub trigger_token: Option<Secret>,
+    /// The daemon's admin socket (`server.admin_socket`, default `STATE_DIR/admin.sock`).
+    pub admin_socket: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -117,6 +119,7 @@ struct RawServer {
     listen: Option<String>,
     trigger_token: Option<Secret>,
     trigger_token_file: Option<PathBuf>,
+    admin_socket: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Default)]
@@ -320,7 +323,7 @@ fn validate(
         .transpose()?;
 
     Ok(Settings {
-        state_dir: base_dir.join(state_dir),
+        state_dir: base_dir.join(&state_dir),
         state_cache_mb,
         schedule,
         schedule_jitter_secs,
@@ -330,6 +333,23 @@ fn validate(
         server: ServerSettings {
             listen,
             trigger_token,
+            admin_socket: match raw.server.admin_socket {
+                Some(p) if p.as_os_str().is_empty() => {
+                    return Err(ConfigError::invalid(
+                        "server.admin_socket",
+                        "must not be empty",
+                    ));
+                }
+                // A Unix socket's path is at most 107 bytes (`sun_path`).
+                Some(p) if base_dir.join(&p).as_os_str().len() > 107 => {
+                    return Err(ConfigError::invalid(
+                        "server.admin_socket",
+                        "is longer than the 107 bytes a Unix socket's path may have",
+                    ));
+                }
+                Some(p) => base_dir.join(p),
+                None => base_dir.join(&state_dir).join("admin.sock"),
+            },
         },
         log: LogSettings {
             format: raw.log_format.unwrap_or(LogFormat::Text),

@@ -23,6 +23,7 @@ use crate::plan::{self, DateRules, Desired, OpKind, Stage, Target};
 use crate::report::exit;
 use crate::settings::Settings;
 use crate::shutdown::Shutdown;
+use crate::store::Store;
 
 #[derive(Debug, Serialize)]
 pub struct Explanation {
@@ -381,10 +382,19 @@ fn reason(
 
 /// The command: reads the source and the store, prints the explanation.
 pub(super) async fn command(settings: Settings, args: &ExplainArgs) -> i32 {
-    let (store, ctx) = match prepare(settings, true, Arc::new(NoHooks)) {
+    let asked = crate::admin::Command::Explain {
+        person: args.person.clone(),
+        json: args.json,
+    };
+    let (store, ctx) = match prepare(settings, true, Arc::new(NoHooks), asked).await {
         Ok(p) => p,
         Err(code) => return code,
     };
+    answer(&ctx, &store, args).await
+}
+
+/// Reads the source and `store`, prints the explanation.
+pub(crate) async fn answer(ctx: &Context, store: &Store, args: &ExplainArgs) -> i32 {
     let snapshot = match ctx.source.fetch(&ctx.budget(&Shutdown::never())).await {
         Ok(s) => s,
         Err(e) => {
@@ -405,7 +415,7 @@ pub(super) async fn command(settings: Settings, args: &ExplainArgs) -> i32 {
             }
         }
     }
-    let e = explain(&ctx, &id, &snapshot, &stored, chrono::Utc::now());
+    let e = explain(ctx, &id, &snapshot, &stored, chrono::Utc::now());
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&e).unwrap_or_default());
         return exit::OK;

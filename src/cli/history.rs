@@ -1,6 +1,7 @@
 //! `roster history`: the audit history of write calls.
 
-use super::{HistoryArgs, open_store};
+use super::{HistoryArgs, open_or_ask};
+use crate::admin::Command;
 use crate::out::{errln, outln};
 use crate::report::exit;
 use crate::settings::Settings;
@@ -44,15 +45,26 @@ pub(super) fn parse_since(s: &str) -> Result<chrono::DateTime<chrono::Utc>, Stri
     Ok(since)
 }
 
-pub(super) fn command(settings: &Settings, args: &HistoryArgs) -> i32 {
+pub(super) async fn command(settings: &Settings, args: &HistoryArgs) -> i32 {
     if !settings.state_dir.exists() {
         outln!("{}", if args.json { "[]" } else { "no history yet" });
         return exit::OK;
     }
-    let store = match open_store(settings, false) {
+    let asked = Command::History {
+        person: args.person.clone(),
+        vendor: args.vendor.clone(),
+        since: args.since,
+        json: args.json,
+    };
+    let store = match open_or_ask(settings, false, asked).await {
         Ok(s) => s,
         Err(code) => return code,
     };
+    show(&store, args)
+}
+
+/// Prints the entries of `store`'s history that `args` selects.
+pub(crate) fn show(store: &crate::store::Store, args: &HistoryArgs) -> i32 {
     let filter = crate::store::HistoryFilter {
         person: args.person.clone(),
         vendor: args.vendor.clone(),

@@ -13,18 +13,22 @@ mod check;
 mod explain;
 mod history;
 mod rebuild;
+mod served;
 mod signals;
 mod status;
 
+pub use served::AdminHandler;
+
 use history::parse_since;
 
+use crate::admin::{self, Answer};
 use crate::config::ConfigError;
 use crate::out::{errln, outln, outp};
 use crate::pass::{Context, PassOptions, run_once};
 use crate::pass::{Hooks, NoHooks};
 use crate::report::{Report, exit};
 use crate::settings::{self, Settings};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -70,7 +74,7 @@ pub struct ExplainArgs {
     pub json: bool,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct HistoryArgs {
     /// Only this person.
     #[arg(long)]
@@ -187,12 +191,19 @@ pub async fn run(cli: Cli, settings: Settings) -> i32 {
             };
             pass(settings, opts, a.json).await
         }
-        Command::Status(a) => status::command(&settings, a.json),
+        Command::Status(a) => status::command(&settings, a.json).await,
         Command::Check => check::command(settings).await,
-        Command::Run => crate::daemon::run(settings, settings::config_path(cli.config)).await,
+        Command::Run => {
+            crate::daemon::run(
+                settings,
+                settings::config_path(cli.config),
+                Arc::new(AdminHandler),
+            )
+            .await
+        }
         Command::Explain(a) => explain::command(settings, &a).await,
         Command::RebuildState(a) => rebuild::command(settings, a.json).await,
-        Command::History(a) => history::command(&settings, &a),
+        Command::History(a) => history::command(&settings, &a).await,
     }
 }
 
@@ -203,46 +214,76 @@ pub(super) fn config_error(e: &ConfigError) -> i32 {
 
 /// Opens the store; a read-only command on a state dir that does not exist yet uses an
 /// empty one in memory rather than creating the directory.
-pub(super) fn open_store(settings: &Settings, read_only: bool) -> Result<Store, i32> {
-    let result = if read_only && !settings.state_dir.exists() {
+fn open_store(settings: &Settings, read_only: bool) -> Result<Store, StoreError> {
+    if read_only && !settings.state_dir.exists() {
         Store::temporary()
     } else {
         Store::open_with_cache(&settings.state_dir, settings.state_cache_mb)
-    };
-    result.map_err(|e| {
-        errln!("roster: {e}");
-        exit::CONFIG
-    })
+    }
 }
 
-/// The store and the built connectors a command works with, or the exit code.
-pub(super) fn prepare(
+/// Opens the store, or, when a daemon holds it, has the daemon run `asked` and prints
+/// its answer: `Err` is then the command's exit code. With no daemon answering, the
+/// store's own error (exit 2), as without an admin socket.
+pub(super) async fn open_or_ask(
+    settings: &Settings,
+    read_only: bool,
+    asked: admin::Command,
+) -> Result<Store, i32> {
+    let locked = match open_store(settings, read_only) {
+        Ok(store) => return Ok(store),
+        Err(e @ StoreError::Locked { .. }) => e,
+        Err(e) => {
+            errln!("roster: {e}");
+            return Err(exit::CONFIG);
+        }
+    };
+    match admin::client::ask(settings, asked).await {
+        Ok(Answer::Done {
+            stdout,
+            stderr,
+            exit_code,
+        }) => {
+            outp!("{stdout}");
+            crate::out::err(format_args!("{stderr}"));
+            Err(exit_code)
+        }
+        Ok(Answer::Refused { message }) => {
+            errln!("roster: {locked}");
+            errln!(
+                "roster: the daemon on {} refused: {message}",
+                settings.server.admin_socket.display()
+            );
+            Err(exit::CONFIG)
+        }
+        Err(admin::client::AskError::NoDaemon { .. }) => {
+            errln!("roster: {locked}");
+            Err(exit::CONFIG)
+        }
+        Err(e) => {
+            errln!("roster: {locked}");
+            errln!("roster: {e}");
+            Err(exit::CONFIG)
+        }
+    }
+}
+
+/// The store (or the daemon's answer to `asked`, see `open_or_ask`) and the built
+/// connectors a command works with, or the exit code.
+pub(super) async fn prepare(
     settings: Settings,
     read_only: bool,
     hooks: Arc<dyn Hooks>,
+    asked: admin::Command,
 ) -> Result<(Store, Context), i32> {
-    let store = open_store(&settings, read_only)?;
+    let store = open_or_ask(&settings, read_only, asked).await?;
     let ctx = Context::build(settings, hooks).map_err(|e| config_error(&e))?;
     Ok((store, ctx))
 }
 
 async fn pass(settings: Settings, opts: PassOptions, json_out: bool) -> i32 {
-    if let Some(unknown) = opts
-        .only
-        .iter()
-        .find(|v| !settings.vendors.contains_key(*v))
-    {
-        // A flag, not a config key: said as the flag (exit 2, a usage error).
-        errln!(
-            "roster: --vendor {unknown}: no vendor named `{unknown}` in the config (have: {})",
-            settings
-                .vendors
-                .keys()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        return exit::CONFIG;
+    if let Err(code) = known_vendors(&settings, &opts) {
+        return code;
     }
     let hooks: Arc<dyn Hooks> =
         if !opts.dry_run && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
@@ -253,12 +294,20 @@ async fn pass(settings: Settings, opts: PassOptions, json_out: bool) -> i32 {
     let notifier = match crate::notify::Notifier::new(&settings.notify) {
         Ok(n) => n,
         Err(e) => {
-            eprintln!("roster: notify: {e}");
+            errln!("roster: notify: {e}");
             return exit::CONFIG;
         }
     };
     let grace = std::time::Duration::from_secs(settings.shutdown_grace_secs);
-    let (store, ctx) = match prepare(settings, opts.dry_run, hooks) {
+    let asked = admin::Command::Pass {
+        dry_run: opts.dry_run,
+        force: opts.force,
+        full: opts.full,
+        vendors: opts.only.clone(),
+        json: json_out,
+        upcoming_ms: opts.upcoming.map(|t| t.num_milliseconds()),
+    };
+    let (store, ctx) = match prepare(settings, opts.dry_run, hooks, asked).await {
         Ok(p) => p,
         Err(code) => return code,
     };
@@ -281,6 +330,30 @@ async fn pass(settings: Settings, opts: PassOptions, json_out: bool) -> i32 {
     notifier.after_pass(&store, &report).await;
     // Interrupted: the partial report is printed, and the code says it was cut short.
     interrupts.exit_code().unwrap_or_else(|| report.exit_code())
+}
+
+/// Every `--vendor` must name a configured vendor (exit 2 otherwise).
+fn known_vendors(settings: &Settings, opts: &PassOptions) -> Result<(), i32> {
+    match opts
+        .only
+        .iter()
+        .find(|v| !settings.vendors.contains_key(*v))
+    {
+        None => Ok(()),
+        Some(unknown) => {
+            // A flag, not a config key: said as the flag (exit 2, a usage error).
+            errln!(
+                "roster: --vendor {unknown}: no vendor named `{unknown}` in the config (have: {})",
+                settings
+                    .vendors
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            Err(exit::CONFIG)
+        }
+    }
 }
 
 fn print_report(report: &Report, json_out: bool) {

@@ -181,7 +181,8 @@ pub async fn rebuild(
 
 /// The command: reads the source, relinks by lookup, prints what it found.
 pub(super) async fn command(settings: Settings, json_out: bool) -> i32 {
-    let (store, ctx) = match prepare(settings, false, Arc::new(NoHooks)) {
+    let asked = crate::admin::Command::RebuildState;
+    let (store, ctx) = match prepare(settings, false, Arc::new(NoHooks), asked).await {
         Ok(p) => p,
         Err(code) => return code,
     };

@@ -3,12 +3,13 @@
 use crate::out::{errln, outln};
 use serde_json::json;
 
-use super::open_store;
+use super::open_or_ask;
+use crate::admin::Command;
 use crate::model::RecordState;
 use crate::report::{Report, exit};
 use crate::settings::Settings;
 
-pub(super) fn command(settings: &Settings, json_out: bool) -> i32 {
+pub(super) async fn command(settings: &Settings, json_out: bool) -> i32 {
     if !settings.state_dir.exists() {
         if json_out {
             outln!(
@@ -23,10 +24,21 @@ pub(super) fn command(settings: &Settings, json_out: bool) -> i32 {
         }
         return exit::OK;
     }
-    let store = match open_store(settings, false) {
+    let store = match open_or_ask(settings, false, Command::Status { json: json_out }).await {
         Ok(s) => s,
         Err(code) => return code,
     };
+    show(settings, &store, json_out, None)
+}
+
+/// Prints what `store` knows. `role` is the replica's role with `[ha]` when a daemon
+/// answers (`leader` or `standby`); the CLI on its own has none to show.
+pub(crate) fn show(
+    settings: &Settings,
+    store: &crate::store::Store,
+    json_out: bool,
+    role: Option<&str>,
+) -> i32 {
     let mut names: Vec<String> = settings.vendors.keys().cloned().collect();
     for n in store.vendors() {
         if !names.contains(&n) {
@@ -86,9 +98,19 @@ pub(super) fn command(settings: &Settings, json_out: bool) -> i32 {
         if !unlinked.is_empty() {
             out["unlinked"] = json!(unlinked);
         }
+        if let Some(role) = role {
+            out["replica"] = json!(role);
+        }
         outln!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
     } else {
         outln!("state: {}", settings.state_dir.display());
+        match role {
+            Some("standby") => {
+                outln!("replica: standby (only the lease holder runs passes)");
+            }
+            Some(role) => outln!("replica: {role}"),
+            None => {}
+        }
         outln!(
             "{:<14} {:>8} {:>8} {:>12} {:>15}",
             "vendor",

@@ -18,33 +18,41 @@
 
 use crate::out::errln;
 pub mod metrics;
+mod pass;
 mod reload;
 pub mod schedule;
 pub mod server;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc, watch};
 use tracing::{error, info, warn};
 
+use crate::admin::server::{Handler, PassRequest, Requested, Shared};
 use crate::ha::Leadership;
-use crate::pass::{PassOptions, run_once};
+use crate::pass::PassOptions;
 use crate::report::exit;
 use crate::settings::Settings;
 use crate::shutdown::{self, Shutdown};
 use crate::store::Store;
 use metrics::Metrics;
+use pass::run_pass;
 use reload::{Reloader, Running};
 use schedule::{Schedules, next_wake};
 use server::{ServerState, router};
 
 /// Runs the daemon until SIGTERM/SIGINT; returns the exit code. `config_path` is read
-/// again on SIGHUP.
-pub async fn run(settings: Settings, config_path: std::path::PathBuf) -> i32 {
+/// again on SIGHUP. `commands` answers the CLI's commands on the admin socket (the CLI's
+/// own code: `cli::AdminHandler`).
+pub async fn run(
+    settings: Settings,
+    config_path: std::path::PathBuf,
+    commands: Arc<dyn Handler>,
+) -> i32 {
     let Some(schedule) = settings.schedule.clone() else {
         errln!("roster: config key `schedule`: is required for `roster run`");
         return exit::CONFIG;
@@ -62,6 +70,9 @@ pub async fn run(settings: Settings, config_path: std::path::PathBuf) -> i32 {
     let ha = settings.ha.clone();
     let request_timeout = settings.retry.request_timeout();
     let metrics = Arc::new(Metrics::new());
+    let admin_socket = settings.server.admin_socket.clone();
+    // The settings the admin socket's commands run with, replaced on each reload.
+    let (lent_settings, lent_watch) = watch::channel(Arc::new(settings.clone()));
     let running = match reload::running(settings, &metrics) {
         Ok(r) => r,
         Err(e) => {
@@ -80,6 +91,20 @@ pub async fn run(settings: Settings, config_path: std::path::PathBuf) -> i32 {
     let addr = listener
         .local_addr()
         .map_or_else(|_| listen.to_string(), |a| a.to_string());
+    // A state directory too deep for the default socket path keeps the daemon running
+    // without one (the CLI then says the store is in use, as before); a configured path
+    // that long is refused at load.
+    let admin = match crate::admin::server::bind(&admin_socket).await {
+        Ok(s) => Some(s),
+        Err(e @ crate::admin::server::BindError::TooLong(_)) => {
+            warn!(error = %e, "No admin socket: commands run beside this daemon cannot reach it.");
+            None
+        }
+        Err(e) => {
+            errln!("roster: {e}");
+            return exit::CONFIG;
+        }
+    };
 
     // Leader election when [ha] is set; otherwise this process leads.
     let leadership = match &ha {
@@ -131,6 +156,25 @@ pub async fn run(settings: Settings, config_path: std::path::PathBuf) -> i32 {
         return exit::CONFIG;
     }
 
+    let (passes, requests) = mpsc::channel(crate::admin::server::MAX_QUEUED_PASSES);
+    let shared = Arc::new(Shared {
+        store: store.clone(),
+        settings: lent_watch,
+        passes,
+        leader: leadership.watch(),
+    });
+    let admin_path = admin
+        .as_ref()
+        .map_or_else(|| "-".into(), |a| a.path().display().to_string());
+    let admin_server = admin.map(|admin| {
+        tokio::spawn(crate::admin::server::serve(
+            admin,
+            shared,
+            commands,
+            shutdown.clone(),
+        ))
+    });
+
     let mut server_shutdown = shutdown.clone();
     let server = tokio::spawn(async move {
         let app = router(state);
@@ -142,15 +186,16 @@ pub async fn run(settings: Settings, config_path: std::path::PathBuf) -> i32 {
         }
     });
     let identity = ha.as_ref().map_or("-", |h| h.identity.as_str());
-    info!(addr = %addr, schedule = %schedule.expression, ha_identity = %identity, "Daemon started; serving /healthz /readyz /metrics.");
+    info!(addr = %addr, admin_socket = %admin_path, schedule = %schedule.expression, ha_identity = %identity, "Daemon started; serving /healthz /readyz /metrics.");
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
 
     let scheduler = tokio::spawn(scheduler_loop(
         running,
         store.clone(),
         Wakers { wake, reload },
+        requests,
         shutdown.clone(),
-        (metrics, reloader),
+        (metrics, reloader, lent_settings),
         leadership.clone(),
     ));
 
@@ -195,6 +240,9 @@ pub async fn run(settings: Settings, config_path: std::path::PathBuf) -> i32 {
         leadership.abandon();
     }
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    if let Some(admin_server) = admin_server {
+        let _ = tokio::time::timeout(Duration::from_secs(5), admin_server).await;
+    }
     info!(exit_code = code, "Stopped.");
     code
 }
@@ -243,19 +291,32 @@ impl Wakers {
 }
 
 /// Applies the reload that was requested: the new config, or (when it does not load) the
-/// running one.
-fn apply_reload(running: &mut Running, reloader: &Reloader) {
+/// running one. The admin socket's commands take the new settings too.
+fn apply_reload(running: &mut Running, reloader: &Reloader, lent: &watch::Sender<Arc<Settings>>) {
     if let Some(new) = reloader.reload(&running.ctx.settings) {
         *running = new;
+        lent.send_replace(Arc::new(running.ctx.settings.clone()));
     }
+}
+
+/// Why the scheduler runs its next pass.
+enum Next {
+    /// A tick of the schedule, or a start or end date due (`reason`, and `true` for a
+    /// full pass).
+    Timer(&'static str, bool),
+    /// SIGUSR1 or `POST /trigger`.
+    OnDemand,
+    /// `roster reconcile` over the admin socket: its options, and who waits for the report.
+    Requested(PassRequest),
 }
 
 async fn scheduler_loop(
     mut running: Running,
     store: Store,
     wakers: Wakers,
+    mut requests: mpsc::Receiver<PassRequest>,
     shutdown: Shutdown,
-    (metrics, reloader): (Arc<Metrics>, Reloader),
+    (metrics, reloader, lent): (Arc<Metrics>, Reloader, watch::Sender<Arc<Settings>>),
     leadership: Leadership,
 ) {
     let wake = &wakers.wake;
@@ -279,28 +340,33 @@ async fn scheduler_loop(
     loop {
         // A pass boundary: a reload asked for meanwhile applies now.
         if wakers.reload_requested() {
-            apply_reload(&mut running, &reloader);
+            apply_reload(&mut running, &reloader, &lent);
         }
         // A standby waits for the Lease; a new leader's store may be stale or empty, so
         // each term starts with a full pass (lookup-before-create: no duplicates).
         if !leadership.is_leader() || leadership.term() != term {
-            if !standby(&mut leader, wake, &mut stop).await {
+            if !standby(&mut leader, wake, &mut requests, &mut stop).await {
                 return;
             }
             if wakers.reload_requested() {
-                apply_reload(&mut running, &reloader);
+                apply_reload(&mut running, &reloader, &lent);
             }
             term = leadership.term();
             // A request made to the standby is not carried over.
             let _ = futures::FutureExt::now_or_never(wake.notified());
             let pass_stop = leadership.stop_on_loss(&shutdown);
+            let opts = PassOptions {
+                full: true,
+                ..PassOptions::default()
+            };
             let ran = run_pass(
                 &running,
                 &store,
                 pass_stop.signal(),
                 &metrics,
                 "new leader",
-                true,
+                &opts,
+                None,
             )
             .await;
             full_pending = !ran.completed;
@@ -309,53 +375,71 @@ async fn scheduler_loop(
         }
         let now = Utc::now();
         let tick = running.schedules.next(now).map(|(at, _, full)| (at, full));
-        let Some(next) = next_wake(tick, due, now) else {
-            warn!("The schedule has no future run; waiting for on-demand passes only.");
-            tokio::select! {
-                _ = stop.wait() => return,
-                _ = wake.notified() => {}
-                _ = wakers.reload.notified() => {
-                    apply_reload(&mut running, &reloader);
-                    continue;
+        let next = match next_wake(tick, due, now) {
+            None => {
+                warn!("The schedule has no future run; waiting for on-demand passes only.");
+                tokio::select! {
+                    _ = stop.wait() => return,
+                    _ = wake.notified() => Next::OnDemand,
+                    Some(r) = requests.recv() => Next::Requested(r),
+                    _ = wakers.reload.notified() => {
+                        apply_reload(&mut running, &reloader, &lent);
+                        continue;
+                    }
+                    _ = leader.wait_for(|l| !*l) => continue,
                 }
-                _ = leader.wait_for(|l| !*l) => continue,
             }
-            let pass_stop = leadership.stop_on_loss(&shutdown);
-            let ran = run_pass(
-                &running,
-                &store,
-                pass_stop.signal(),
-                &metrics,
-                "on demand",
-                full_pending,
-            )
-            .await;
-            full_pending &= !ran.completed;
-            due = ran.next_due;
-            continue;
-        };
-        let jitter_secs = running.schedules.jitter_secs;
-        let jitter = if jitter_secs > 0 {
-            Duration::from_millis(rand::random_range(0..=jitter_secs * 1000))
-        } else {
-            Duration::ZERO
-        };
-        let timer = if next.due { "date due" } else { "scheduled" };
-        info!(next_run = %next.at, full = next.full, reason = timer, jitter_ms = jitter.as_millis() as u64, "Next pass scheduled.");
-        let (reason, full) = tokio::select! {
-            _ = stop.wait() => return,
-            _ = tokio::time::sleep(next.wait + jitter) => (timer, next.full),
-            _ = wake.notified() => ("on demand", false),
-            // Idle is a pass boundary: apply it now (a new schedule counts from here).
-            _ = wakers.reload.notified() => {
-                apply_reload(&mut running, &reloader);
-                continue;
+            Some(next) => {
+                let jitter_secs = running.schedules.jitter_secs;
+                let jitter = if jitter_secs > 0 {
+                    Duration::from_millis(rand::random_range(0..=jitter_secs * 1000))
+                } else {
+                    Duration::ZERO
+                };
+                let timer = if next.due { "date due" } else { "scheduled" };
+                info!(next_run = %next.at, full = next.full, reason = timer, jitter_ms = jitter.as_millis() as u64, "Next pass scheduled.");
+                tokio::select! {
+                    _ = stop.wait() => return,
+                    _ = tokio::time::sleep(next.wait + jitter) => Next::Timer(timer, next.full),
+                    _ = wake.notified() => Next::OnDemand,
+                    Some(r) = requests.recv() => Next::Requested(r),
+                    // Idle is a pass boundary: apply it now (a new schedule counts from here).
+                    _ = wakers.reload.notified() => {
+                        apply_reload(&mut running, &reloader, &lent);
+                        continue;
+                    }
+                    _ = leader.wait_for(|l| !*l) => continue,
+                }
             }
-            _ = leader.wait_for(|l| !*l) => continue,
         };
         if shutdown.is_triggered() {
             return;
         }
+        let (reason, opts, reply) = match next {
+            Next::Timer(reason, full) => (
+                reason,
+                PassOptions {
+                    full: full || full_pending,
+                    ..PassOptions::default()
+                },
+                None,
+            ),
+            Next::OnDemand => (
+                "on demand",
+                PassOptions {
+                    full: full_pending,
+                    ..PassOptions::default()
+                },
+                None,
+            ),
+            Next::Requested(request) if request.reply.is_closed() => {
+                info!(
+                    "A pass asked for over the admin socket was given up by its client; not run."
+                );
+                continue;
+            }
+            Next::Requested(request) => ("admin socket", request.options, Some(request.reply)),
+        };
         let pass_stop = leadership.stop_on_loss(&shutdown);
         let ran = run_pass(
             &running,
@@ -363,19 +447,32 @@ async fn scheduler_loop(
             pass_stop.signal(),
             &metrics,
             reason,
-            full || full_pending,
+            &opts,
+            reply,
         )
         .await;
-        full_pending &= !ran.completed;
-        due = ran.next_due;
+        if opts.only.is_empty() {
+            // Only a full pass over every vendor does what a term's full pass must.
+            if opts.full {
+                full_pending &= !ran.completed;
+            }
+            due = ran.next_due;
+        } else {
+            // A pass over some vendors knows only their dates.
+            due = match (due, ran.next_due) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
     }
 }
 
 /// Waits until this replica leads (`true`) or shuts down (`false`). A pass requested
-/// meanwhile (SIGUSR1) is not run: only the leader runs passes.
+/// meanwhile (SIGUSR1, the admin socket) is not run: only the leader runs passes.
 async fn standby(
     leader: &mut tokio::sync::watch::Receiver<bool>,
     wake: &Notify,
+    requests: &mut mpsc::Receiver<PassRequest>,
     stop: &mut Shutdown,
 ) -> bool {
     loop {
@@ -385,96 +482,10 @@ async fn standby(
             _ = wake.notified() => {
                 info!("Pass requested, but this replica is a standby: only the leader runs passes.");
             }
-        }
-    }
-}
-
-/// How a daemon pass ended, for the loop's next decision.
-#[derive(Debug, Default)]
-struct Ran {
-    /// Not refused, failed or stopped part-way.
-    completed: bool,
-    /// When a start or end date next changes the plan, if ever (a pass that failed
-    /// outright knows of none: the schedule goes on).
-    next_due: Option<DateTime<Utc>>,
-}
-
-/// Runs one pass with `shutdown` as its stop signal (with `[ha]`, it also fires on losing
-/// the Lease).
-async fn run_pass(
-    running: &Running,
-    store: &Store,
-    shutdown: &Shutdown,
-    metrics: &Metrics,
-    reason: &str,
-    full: bool,
-) -> Ran {
-    info!(reason, full, "Pass starting.");
-    if shutdown.is_triggered() {
-        // Leadership was lost (or shutdown began) before it started.
-        warn!(
-            reason,
-            "Pass not started: this replica is stopping or no longer leads."
-        );
-        return Ran::default();
-    }
-    let started = Instant::now();
-    let opts = PassOptions {
-        full,
-        ..PassOptions::default()
-    };
-    match run_once(&running.ctx, store, &opts, shutdown).await {
-        Ok(report) => {
-            metrics.pass(&report, started.elapsed().as_secs_f64());
-            let total = |f: fn(&crate::report::VendorReport) -> usize| -> usize {
-                report.vendors.values().map(f).sum()
-            };
-            let summary = format!(
-                "created={} updated={} deactivated={} reactivated={} adopted={} deleted={} unchanged={} failed={} skipped={}",
-                total(|v| v.created),
-                total(|v| v.updated),
-                total(|v| v.deactivated),
-                total(|v| v.reactivated),
-                total(|v| v.adopted),
-                total(|v| v.deleted),
-                total(|v| v.unchanged),
-                total(|v| v.failed),
-                total(|v| v.skipped),
-            );
-            let completed = match &report.refused {
-                Some(why) => {
-                    error!(reason = %why, "Pass refused; nothing was pushed.");
-                    false
-                }
-                None => {
-                    info!(
-                        people = report.source.records - report.source.invalid,
-                        invalid = report.source.invalid,
-                        duration_ms = started.elapsed().as_millis() as u64,
-                        counts = %summary,
-                        "Pass complete."
-                    );
-                    // Stopped part-way (shutdown, or the Lease lost): not complete.
-                    !shutdown.is_triggered()
-                }
-            };
-            // A pass cut short by shutdown says nothing about the vendors; and delivery
-            // must not hold up a shutdown (what is not recorded is sent after a later pass).
-            if !shutdown.is_triggered() {
-                let mut stop = shutdown.clone();
-                tokio::select! {
-                    () = running.notifier.after_pass(store, &report) => {}
-                    _ = stop.wait() => warn!("Shutting down: alert delivery abandoned; it is tried again after the next pass."),
-                }
+            Some(r) = requests.recv() => {
+                info!("Pass requested over the admin socket, but this replica is a standby: only the leader runs passes.");
+                let _ = r.reply.send(Requested::Standby);
             }
-            Ran {
-                completed,
-                next_due: report.next_due,
-            }
-        }
-        Err(e) => {
-            error!(error = %e, "Pass failed.");
-            Ran::default()
         }
     }
 }

@@ -5,7 +5,7 @@
 //! that does not load (or whose connectors cannot be built) changes nothing: the error,
 //! naming the key, is logged and the running config stays. Settings bound to resources
 //! opened at start — the store (`state_dir`, `state_cache_mb`), the listening socket
-//! (`server.listen`), the Lease election (`[ha]`), logging (`log_format`, `log_level`) and
+//! (`server.listen`) and the admin socket (`server.admin_socket`), the Lease election (`[ha]`), logging (`log_format`, `log_level`) and
 //! `shutdown_grace_secs` — keep their running values; a change to them is logged as
 //! needing a restart.
 
@@ -122,6 +122,10 @@ pub(super) fn keep_fixed(running: &Settings, new: &mut Settings) -> Vec<&'static
         running.state_cache_mb != new.state_cache_mb,
     );
     keep("server.listen", running.server.listen != new.server.listen);
+    keep(
+        "server.admin_socket",
+        running.server.admin_socket != new.server.admin_socket,
+    );
     keep("ha", running.ha != new.ha);
     keep("log_format", running.log.format != new.log.format);
     keep("log_level", running.log.level != new.log.level);
@@ -132,6 +136,9 @@ pub(super) fn keep_fixed(running: &Settings, new: &mut Settings) -> Vec<&'static
     new.state_dir.clone_from(&running.state_dir);
     new.state_cache_mb = running.state_cache_mb;
     new.server.listen = running.server.listen;
+    new.server
+        .admin_socket
+        .clone_from(&running.server.admin_socket);
     new.ha.clone_from(&running.ha);
     new.log = running.log.clone();
     new.shutdown_grace_secs = running.shutdown_grace_secs;
@@ -177,6 +184,8 @@ mod tests {
             [
                 "state_dir",
                 "server.listen",
+                // Its default is in state_dir.
+                "server.admin_socket",
                 "log_level",
                 "shutdown_grace_secs"
             ]

@@ -533,3 +533,25 @@ fn create_only_names_are_checked_against_the_vendors_fields() {
         "{e}"
     );
 }
+
+#[test]
+fn the_admin_socket_defaults_to_the_state_dir_and_a_path_too_long_is_refused() {
+    let s = load(MINIMAL).expect("minimal");
+    assert_eq!(
+        s.server.admin_socket,
+        Path::new("/etc/roster/state/admin.sock")
+    );
+    let s = load(&format!(
+        "{MINIMAL}\n[server]\nadmin_socket = \"/run/roster/admin.sock\"\n"
+    ))
+    .expect("absolute");
+    assert_eq!(s.server.admin_socket, Path::new("/run/roster/admin.sock"));
+    let long = format!("/run/{}/admin.sock", "d".repeat(100));
+    let e = err(&format!("{MINIMAL}\n[server]\nadmin_socket = \"{long}\"\n"));
+    assert!(
+        e.contains("server.admin_socket") && e.contains("107 bytes"),
+        "{e}"
+    );
+    let e = err(&format!("{MINIMAL}\n[server]\nadmin_socket = \"\"\n"));
+    assert!(e.contains("server.admin_socket"), "{e}");
+}

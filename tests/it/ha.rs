@@ -327,6 +327,32 @@ async fn exactly_one_replica_leads_and_the_standby_calls_no_vendor() {
     })
     .await
     .expect("SIGUSR1 on the standby is logged and ignored");
+    // The CLI beside each replica (issue 14): status names the role; reconcile on the
+    // standby runs nothing and says why.
+    let cli = |id: &str, args: &[&str]| {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_roster"));
+        cmd.arg("--config")
+            .arg(c.env.path(&format!("{id}.toml")))
+            .args(args)
+            .env_remove("RUST_LOG");
+        cmd
+    };
+    for (replica, role) in [(standby, "standby"), (leader, "leader")] {
+        let out = cli(&replica.id, &["status", "--json"])
+            .output()
+            .await
+            .expect("status");
+        assert_eq!(out.status.code(), Some(0));
+        let status: Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(status["replica"], role, "{status}");
+    }
+    let out = cli(&standby.id, &["reconcile"])
+        .output()
+        .await
+        .expect("reconcile");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("this replica is a standby"), "{err}");
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
     assert_eq!(

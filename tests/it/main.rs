@@ -4,6 +4,7 @@
 // Test helpers fail the test by panicking; that is what they are for.
 #![allow(clippy::panic, clippy::unwrap_used)]
 
+mod admin;
 mod common;
 mod crash;
 mod create_only;
