@@ -209,8 +209,10 @@ impl Report {
         };
         let _ = writeln!(
             out,
-            "source: {} records, {} invalid{mode}",
-            self.source.records, self.source.invalid
+            "source: {} record{}, {} invalid{mode}",
+            self.source.records,
+            if self.source.records == 1 { "" } else { "s" },
+            self.source.invalid
         );
         for e in &self.source.errors {
             let _ = writeln!(out, "  invalid {}: {}", e.location, e.message);

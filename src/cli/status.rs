@@ -143,7 +143,10 @@ pub(crate) fn show(
         match &last {
             None => outln!("last run: none"),
             Some(r) => {
-                let when = r.finished_at.map(|t| t.to_rfc3339()).unwrap_or_default();
+                let secs = |t: chrono::DateTime<chrono::Utc>| {
+                    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                };
+                let when = r.finished_at.map(secs).unwrap_or_default();
                 match &r.refused {
                     Some(why) => outln!("last run: {when} refused: {why}"),
                     None => outln!(
@@ -152,9 +155,16 @@ pub(crate) fn show(
                     ),
                 }
                 if let Some(due) = r.next_due {
+                    // Past: the daemon runs its pass about now; a one-shot setup at its
+                    // next run.
+                    let overdue = if due <= chrono::Utc::now() {
+                        " (overdue: the next pass makes it)"
+                    } else {
+                        ""
+                    };
                     outln!(
-                        "next change by a start or end date due at {}",
-                        due.to_rfc3339()
+                        "next change by a start or end date due at {}{overdue}",
+                        secs(due)
                     );
                 }
             }

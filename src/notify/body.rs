@@ -140,9 +140,14 @@ pub fn summary(alert: &Alert, report: &Report) -> String {
             } else {
                 String::new()
             };
+            let operations = if total == 1 {
+                "operation"
+            } else {
+                "operations"
+            };
             format!(
-                "{total} operations failed at {vendor} after all retries (they are retried next \
-                 pass): {}{more}.{still}",
+                "{total} {operations} failed at {vendor} after all retries (they are retried \
+                 next pass): {}{more}.{still}",
                 shown.join(", ")
             )
         }

@@ -311,7 +311,7 @@ impl<'a> Pass<'a> {
                     warn!(vendor = %member.0.name, user = %person, error = %why, "Two people would share one account; both set aside at this vendor.");
                 }
             }
-            info!(vendor = %member.0.name, ops = plan.ops.len(), removals = plan.removals(), unchanged = plan.unchanged, skipped = plan.skipped.len(), reused, "Planned.");
+            info!(vendor = %member.0.name, ops = plan.ops.len(), removals = plan.removals(), unchanged = plan.unchanged, skipped = plan.skipped.len() + plan.conflicts.len(), reused, "Planned.");
             plans.push((*member, plan));
         }
         Ok((plans, drifts))
