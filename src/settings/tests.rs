@@ -487,7 +487,13 @@ fn create_only_names_are_checked_against_the_vendors_fields() {
         .map(|_| ())
         .map_err(|e| e.to_string())
     };
-    build("create_only = [\"role\", \"first_name\", \"eld_mode\"]").expect("known fields");
+    build("create_only = [\"role\", \"first_name\", \"eld_mode\", \"time_tracking_mode\"]")
+        .expect("known fields");
+    let e = build("create_only = [\"role\", \"eld_mode\"]").expect_err("half the pair");
+    assert!(
+        e.contains("vendors.motive.create_only") && e.contains("`time_tracking_mode`"),
+        "{e}"
+    );
     let e = build("create_only = [\"rol\"]").expect_err("typo");
     assert!(
         e.contains("vendors.motive.create_only")

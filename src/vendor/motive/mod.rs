@@ -169,6 +169,17 @@ impl Motive {
             }
         };
         super::check_defaults(settings, ALLOWED)?;
+        // Motive takes the two only as an allowed pair: one kept at the vendor and the
+        // other sent from the source can make a pair it refuses, on every pass.
+        let pair = ["eld_mode", "time_tracking_mode"].map(|f| settings.create_only.contains(f));
+        if pair[0] != pair[1] {
+            return Err(ConfigError::invalid(
+                settings.key("create_only"),
+                "name both `eld_mode` and `time_tracking_mode`, or neither: Motive accepts \
+                 them only as an allowed pair, so one left to the vendor and the other sent \
+                 from the source could be refused on every pass",
+            ));
+        }
         let integration = o
             .integration_name
             .clone()
