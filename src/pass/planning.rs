@@ -51,6 +51,7 @@ pub fn plan_vendor(
         ),
     };
     let mut collisions = Collisions::new(vendor.unique_keys());
+    collisions.reserve(sorted.len());
     let watch = !collisions.is_empty();
     let desired = desired_sorted(&target, sorted, &held, when.now).inspect(|(id, d)| {
         if let (true, Desired::Active(f)) = (watch, d) {

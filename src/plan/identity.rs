@@ -53,6 +53,15 @@ impl<'a> Collisions<'a> {
         }
     }
 
+    /// Room for `people` observations at once: every vendor's check runs beside the
+    /// others', so growing by doubling would hold up to twice what is needed.
+    pub fn reserve(&mut self, people: usize) {
+        if !self.keys.is_empty() {
+            self.seen
+                .reserve_exact(people.saturating_mul(self.keys.len()));
+        }
+    }
+
     /// Whether there is anything to watch.
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()

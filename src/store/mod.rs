@@ -40,9 +40,10 @@ pub use meta::PaceRecord;
 pub const SCHEMA_VERSION: u32 = 4;
 
 /// sled's page cache in MiB unless `state_cache_mb` says otherwise (sled's own default
-/// is 1 GiB). 128 MiB holds 100k people × 4 vendors, so a no-op pass reads no page from
-/// disk, and keeps a pass over a million people under 1 GiB (see the benchmark).
-pub const DEFAULT_CACHE_MB: u64 = 128;
+/// is 1 GiB). 64 MiB holds what a pass over 100k people × 4 vendors reads (no slower than
+/// 128 there), and keeps a pass planned in full over a million people under 1 GiB, which
+/// 128 did not once every vendor's shared-account check ran beside it (see the benchmark).
+pub const DEFAULT_CACHE_MB: u64 = 64;
 
 const META: &str = "meta";
 const KEY_SCHEMA: &[u8] = b"schema_version";
