@@ -3,29 +3,33 @@
 //! Owns: every use of sled. One tree per vendor (`vendor/NAME`, key = person id, value =
 //! a `VendorRecord` in the binary layout of `codec`), a `meta` tree (schema version, last
 //! report, each vendor's flow state under `pace/NAME`, each notify target's alert state
-//! under `alerts/LABEL`: `meta.rs`; each vendor's generation and plan memo: `memo.rs`)
-//! and the audit
-//! `history` with its kept size (`history.rs`). Must not: know how records are computed. Every write is flushed before it returns, because the
-//! record is what stops a second account from being created after a crash.
+//! under `alerts/LABEL`: `meta.rs`; each vendor's generation and plan memo: `memo.rs`),
+//! the account index `link/NAME` (`links.rs`) and the audit `history` with its kept size
+//! (`history.rs`); the sled handle and how a one-shot process leaves it (`db.rs`). Must
+//! not: know how records are computed. Every write is flushed before it returns, because
+//! the record is what stops a second account from being created after a crash.
 //!
 //! Secrets are never stored: records hold only the mapped fields a vendor was sent.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Deserialize;
 
 use crate::model::{PersonId, VendorRecord};
 
 mod codec;
+mod db;
 mod history;
 mod links;
 mod memo;
 mod meta;
 
 pub use codec::StoredRecord;
+use db::Db;
+pub use db::leave_to_exit;
 pub use history::{HistoryEntry, HistoryFilter};
 pub use links::Unlinked;
 pub use memo::PlanMemo;
@@ -98,47 +102,6 @@ pub struct Store {
     /// Record writes left before they fail as on a full disk (`fail_writes_after`);
     /// `u64::MAX`: never.
     writes_left: Arc<AtomicU64>,
-}
-
-/// Set by [`leave_to_exit`].
-static LEAVE_TO_EXIT: AtomicBool = AtomicBool::new(false);
-
-/// For a process that exits once its command is done (every command but the daemon):
-/// when a store's last handle goes, it is flushed and then left for the exit to reclaim,
-/// instead of sled freeing its page cache node by node and joining its threads (a tenth
-/// of a one-shot no-op pass over 100k people × 4 vendors). The directory lock goes with
-/// the process, so such a process must not open the same store again.
-pub fn leave_to_exit() {
-    LEAVE_TO_EXIT.store(true, Ordering::SeqCst);
-}
-
-/// The database, torn down on drop unless [`leave_to_exit`] was called (and it is not
-/// a temporary one, whose files only sled's teardown removes).
-struct Db {
-    db: sled::Db,
-    temporary: bool,
-}
-
-impl std::ops::Deref for Db {
-    type Target = sled::Db;
-
-    fn deref(&self) -> &sled::Db {
-        &self.db
-    }
-}
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        if LEAVE_TO_EXIT.load(Ordering::SeqCst) && !self.temporary {
-            // What sled's own drop would have made durable (audit entries recorded after
-            // the last waited-for write).
-            if let Err(e) = self.db.flush() {
-                tracing::error!(error = %e, "Could not flush the store.");
-            }
-            // A handle that is never dropped: sled's teardown never starts.
-            std::mem::forget(self.db.clone());
-        }
-    }
 }
 
 /// Group commit: every write waits until it is on disk, but writes that arrive while a
