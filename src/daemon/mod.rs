@@ -308,6 +308,8 @@ enum Next {
     OnDemand,
     /// `roster reconcile` over the admin socket: its options, and who waits for the report.
     Requested(PassRequest),
+    /// This replica has just become the leader.
+    NewLeader,
 }
 
 async fn scheduler_loop(
@@ -344,7 +346,8 @@ async fn scheduler_loop(
         }
         // A standby waits for the Lease; a new leader's store may be stale or empty, so
         // each term starts with a full pass (lookup-before-create: no duplicates).
-        if !leadership.is_leader() || leadership.term() != term {
+        let new_term = !leadership.is_leader() || leadership.term() != term;
+        if new_term {
             if !standby(&mut leader, wake, &mut requests, &mut stop).await {
                 return;
             }
@@ -354,28 +357,15 @@ async fn scheduler_loop(
             term = leadership.term();
             // A request made to the standby is not carried over.
             let _ = futures::FutureExt::now_or_never(wake.notified());
-            let pass_stop = leadership.stop_on_loss(&shutdown);
-            let opts = PassOptions {
-                full: true,
-                ..PassOptions::default()
-            };
-            let ran = run_pass(
-                &running,
-                &store,
-                pass_stop.signal(),
-                &metrics,
-                "new leader",
-                &opts,
-                None,
-            )
-            .await;
-            full_pending = !ran.completed;
-            due = ran.next_due;
-            continue;
         }
         let now = Utc::now();
         let tick = running.schedules.next(now).map(|(at, _, full)| (at, full));
         let next = match next_wake(tick, due, now) {
+            _ if new_term => {
+                // The term's first pass is full; until one completes, every pass is.
+                full_pending = true;
+                Next::NewLeader
+            }
             None => {
                 warn!("The schedule has no future run; waiting for on-demand passes only.");
                 tokio::select! {
@@ -416,6 +406,14 @@ async fn scheduler_loop(
             return;
         }
         let (reason, opts, reply) = match next {
+            Next::NewLeader => (
+                "new leader",
+                PassOptions {
+                    full: true,
+                    ..PassOptions::default()
+                },
+                None,
+            ),
             Next::Timer(reason, full) => (
                 reason,
                 PassOptions {

@@ -393,6 +393,22 @@ pub fn assert_no_secrets(text: &str) {
     }
 }
 
+/// `n` people E0, E1, … (first name P, last name L0, L1, …, email p0@example.com, …).
+pub fn numbered_people(n: usize) -> Value {
+    Value::Array(
+        (0..n)
+            .map(|i| {
+                person(
+                    &format!("E{i}"),
+                    "P",
+                    &format!("L{i}"),
+                    &format!("p{i}@example.com"),
+                )
+            })
+            .collect(),
+    )
+}
+
 pub fn person(id: &str, first: &str, last: &str, email: &str) -> Value {
     serde_json::json!({ "id": id, "first_name": first, "last_name": last, "email": email })
 }

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Child;
 
-use crate::common::{Env, MOTIVE_KEY, motive_vendor, person};
+use crate::common::{Env, MOTIVE_KEY, motive_vendor, numbered_people, person};
 
 pub(crate) const TOKEN: &str = "trigger-token-for-tests-0001";
 
@@ -273,17 +273,7 @@ async fn on_demand_passes_by_signal_and_authenticated_http() {
 async fn sigterm_during_a_slow_pass_lets_in_flight_calls_finish() {
     let env = env_with("*/1 * * * * *", "").await;
     let motive = &env.sandbox.motive;
-    let people: Vec<Value> = (0..6)
-        .map(|i| {
-            person(
-                &format!("E{i}"),
-                "P",
-                &format!("L{i}"),
-                &format!("p{i}@example.com"),
-            )
-        })
-        .collect();
-    env.write_people(&json!(people));
+    env.write_people(&numbered_people(6));
     // Each create is carried out at once but answered 2 s later.
     motive
         .control
@@ -337,17 +327,7 @@ async fn long_passes_log_progress_and_full_schedule_repairs_drift() {
     )
     .await;
     let motive = &env.sandbox.motive;
-    let people: Vec<Value> = (0..8)
-        .map(|i| {
-            person(
-                &format!("E{i}"),
-                "P",
-                &format!("L{i}"),
-                &format!("p{i}@example.com"),
-            )
-        })
-        .collect();
-    env.write_people(&json!(people));
+    env.write_people(&numbered_people(8));
     // Slow vendor: 8 creates at concurrency 2 take about 4 × 0.6 s.
     motive.control.set_latency(Duration::from_millis(300));
     let mut d = Daemon::start(&env).await;

@@ -7,9 +7,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use axum::http::Method;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::common::{Env, person};
+use crate::common::{Env, numbered_people};
 
 async fn env(grace_secs: u64) -> Env {
     let env = Env::motive().await;
@@ -22,17 +22,7 @@ async fn env(grace_secs: u64) -> Env {
         )
         .replace("request_timeout_secs = 5", "request_timeout_secs = 60");
     std::fs::write(&env.config, text).expect("config");
-    let people: Vec<Value> = (0..6)
-        .map(|i| {
-            person(
-                &format!("E{i}"),
-                "P",
-                &format!("L{i}"),
-                &format!("p{i}@example.com"),
-            )
-        })
-        .collect();
-    env.write_people(&json!(people));
+    env.write_people(&numbered_people(6));
     env
 }
 
@@ -259,17 +249,7 @@ async fn the_daemon_abandons_calls_past_its_grace_period_and_keeps_the_report() 
             .replace("request_timeout_secs = 5", "request_timeout_secs = 60"),
     )
     .expect("config");
-    let people: Vec<Value> = (0..6)
-        .map(|i| {
-            person(
-                &format!("E{i}"),
-                "P",
-                &format!("L{i}"),
-                &format!("p{i}@example.com"),
-            )
-        })
-        .collect();
-    env.write_people(&json!(people));
+    env.write_people(&numbered_people(6));
     let motive = &env.sandbox.motive;
     motive
         .control
