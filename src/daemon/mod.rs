@@ -449,19 +449,13 @@ async fn scheduler_loop(
             reply,
         )
         .await;
-        if opts.only.is_empty() {
-            // Only a full pass over every vendor does what a term's full pass must.
-            if opts.full {
-                full_pending &= !ran.completed;
-            }
-            due = ran.next_due;
-        } else {
-            // A pass over some vendors knows only their dates.
-            due = match (due, ran.next_due) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+        // Only a full pass over every vendor does what a term's full pass must.
+        if opts.only.is_empty() && opts.full {
+            full_pending &= !ran.completed;
         }
+        // A pass over some vendors keeps the earlier moments it did not plan
+        // (`pass::Pass::keep_known_due`), so its report's moment stands for all.
+        due = ran.next_due;
     }
 }
 
