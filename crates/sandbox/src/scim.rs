@@ -172,16 +172,8 @@ impl Scim {
     /// Merges top-level attributes into a user (`null` removes one).
     pub fn update(&self, id: &str, changes: Value) {
         let mut g = self.lock();
-        if let Some(u) = g.users.values_mut().find(|u| u["id"] == id)
-            && let Value::Object(changes) = changes
-        {
-            for (k, v) in changes {
-                if v.is_null() {
-                    u.remove(&k);
-                } else {
-                    u.insert(k, v);
-                }
-            }
+        if let Some(u) = g.users.values_mut().find(|u| u["id"] == id) {
+            merge(u, changes);
             touch(u);
         }
     }
@@ -272,16 +264,8 @@ impl Scim {
     /// `displayName`.
     pub fn update_group(&self, id: &str, changes: Value) {
         let mut g = self.lock();
-        if let Some(slot) = g.groups.values_mut().find(|x| x["id"] == id)
-            && let Value::Object(changes) = changes
-        {
-            for (k, v) in changes {
-                if v.is_null() {
-                    slot.remove(&k);
-                } else {
-                    slot.insert(k, v);
-                }
-            }
+        if let Some(slot) = g.groups.values_mut().find(|x| x["id"] == id) {
+            merge(slot, changes);
             touch_group(slot);
         }
     }
@@ -477,6 +461,19 @@ fn new_group(g: &mut Directory, group: Value) -> (String, Map<String, Value>) {
     r.entry("schemas").or_insert_with(|| json!([GROUP_SCHEMA]));
     touch_group(&mut r);
     (id, r)
+}
+
+/// Merges top-level attributes into a resource: `null` removes one.
+fn merge(into: &mut Map<String, Value>, changes: Value) {
+    if let Value::Object(changes) = changes {
+        for (k, v) in changes {
+            if v.is_null() {
+                into.remove(&k);
+            } else {
+                into.insert(k, v);
+            }
+        }
+    }
 }
 
 fn touch(u: &mut Map<String, Value>) {
